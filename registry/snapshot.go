@@ -1,0 +1,136 @@
+package registry
+
+import (
+	"iter"
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+)
+
+// ServiceEntry is a service with its endpoints merged from all of its
+// EndpointSlices: duplicate addresses dropped, both families kept, in a
+// stable order (slice name, then position in the slice).
+type ServiceEntry struct {
+	*Service
+	Endpoints []MergedEndpoint
+}
+
+// MergedEndpoint is an endpoint of a service with the ports of the slice(s)
+// it came from and the DNS hostname it is known by.
+type MergedEndpoint struct {
+	Endpoint
+	// DNSName is the endpoint's label under the service: its hostname, else
+	// the pod name (with Options.EndpointPodNames), else the dashed address
+	// (10-1-2-3, fd00--1). Stable for a given endpoint.
+	DNSName string
+	Ports   []EndpointPort
+}
+
+// Published reports whether the endpoint is answered in DNS: ready, or any
+// state when the service publishes not-ready addresses.
+func (e *ServiceEntry) Published(ep *MergedEndpoint) bool {
+	return ep.Ready || e.PublishNotReadyAddresses
+}
+
+// Snapshot is an immutable view of the cluster. Every lookup is a map hit;
+// a Snapshot is never modified after the Store publishes it, so readers use
+// it without locks for as long as they like.
+type Snapshot struct {
+	// Serial increases with every published change (it is the SOA serial).
+	Serial uint32
+	// Changed lists the services whose entry differs from the previous
+	// snapshot (added, updated or removed). Nil with Full set.
+	Changed []Key
+	// Full is set when consumers must rebuild everything from this snapshot
+	// (the first one, or a change of namespaces or pods).
+	Full bool
+
+	services   map[Key]*ServiceEntry
+	namespaces map[string]struct{}
+	pods       map[Key]*Pod
+	podsByIP   map[netip.Addr][]*Pod
+}
+
+// Service returns the service entry, or nil.
+func (s *Snapshot) Service(k Key) *ServiceEntry { return s.services[k] }
+
+// Services iterates over every service in no particular order.
+func (s *Snapshot) Services() iter.Seq[*ServiceEntry] { return maps.Values(s.services) }
+
+// ServiceCount returns the number of services.
+func (s *Snapshot) ServiceCount() int { return len(s.services) }
+
+// HasNamespace reports whether the namespace exists: declared as a Namespace
+// object, or holding at least one service or pod.
+func (s *Snapshot) HasNamespace(ns string) bool {
+	_, ok := s.namespaces[ns]
+	return ok
+}
+
+// Namespaces iterates over every namespace.
+func (s *Snapshot) Namespaces() iter.Seq[string] { return maps.Keys(s.namespaces) }
+
+// PodsByIP returns the pods that have this IP (several when host-network
+// pods share the node's address).
+func (s *Snapshot) PodsByIP(ip netip.Addr) []*Pod { return s.podsByIP[ip] }
+
+// Pods iterates over every pod.
+func (s *Snapshot) Pods() iter.Seq[*Pod] { return maps.Values(s.pods) }
+
+// mergeEndpoints builds a service's endpoint list from its slices.
+func mergeEndpoints(svc *Service, slicesOf map[string]*EndpointSlice, podNames bool) []MergedEndpoint {
+	if len(slicesOf) == 0 {
+		return nil
+	}
+	names := slices.Sorted(maps.Keys(slicesOf))
+	var out []MergedEndpoint
+	seen := make(map[netip.Addr]int)
+	for _, n := range names {
+		sl := slicesOf[n]
+		for _, ep := range sl.Endpoints {
+			if i, dup := seen[ep.Address]; dup {
+				m := &out[i]
+				if !m.Ready && ep.Ready { // the ready copy wins
+					m.Endpoint = ep
+					m.DNSName = dnsName(&ep, podNames)
+				}
+				for _, p := range sl.Ports {
+					if !slices.Contains(m.Ports, p) {
+						m.Ports = append(m.Ports, p)
+					}
+				}
+				continue
+			}
+			seen[ep.Address] = len(out)
+			out = append(out, MergedEndpoint{
+				Endpoint: ep,
+				DNSName:  dnsName(&ep, podNames),
+				Ports:    slices.Clip(sl.Ports),
+			})
+		}
+	}
+	return out
+}
+
+// dnsName is the stable label of an endpoint under its service.
+func dnsName(ep *Endpoint, podNames bool) string {
+	switch {
+	case ep.Hostname != "":
+		return ep.Hostname
+	case podNames && ep.PodName != "":
+		return strings.ToLower(ep.PodName)
+	default:
+		return DashedIP(ep.Address)
+	}
+}
+
+// DashedIP writes an address as a DNS label: 10.1.2.3 → 10-1-2-3,
+// fd00::1 → fd00--1.
+func DashedIP(a netip.Addr) string {
+	s := a.String()
+	if a.Is4() {
+		return strings.ReplaceAll(s, ".", "-")
+	}
+	return strings.ReplaceAll(s, ":", "-")
+}

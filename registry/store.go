@@ -1,0 +1,402 @@
+package registry
+
+import (
+	"context"
+	"log/slog"
+	"maps"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options tune how a Store builds snapshots.
+type Options struct {
+	// EndpointPodNames names endpoints without a hostname after their pod
+	// (CoreDNS endpoint_pod_names) instead of their dashed address.
+	EndpointPodNames bool
+	// Logger receives build logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Store is the one writer-side owner of the cluster model. Sources call its
+// mutation methods (any goroutine; they take a mutex and never block on
+// readers), then Flush (or let Run flush) to publish a new Snapshot.
+// Readers call Snapshot, which is a single atomic load.
+type Store struct {
+	opts Options
+	log  *slog.Logger
+
+	mu          sync.Mutex
+	services    map[Key]*Service
+	slices      map[Key]*EndpointSlice
+	slicesBySvc map[Key]map[string]*EndpointSlice
+	pods        map[Key]*Pod
+	namespaces  map[string]struct{} // declared Namespace objects
+	dirty       map[Key]struct{}    // services whose entry must be rebuilt
+	full        bool                // namespaces or pods changed
+	synced      bool
+
+	cur    atomic.Pointer[Snapshot]
+	kick   chan struct{}
+	subsMu sync.Mutex
+	subs   []func(*Snapshot)
+}
+
+// NewStore returns an empty store. Its Snapshot is nil until the first Flush.
+func NewStore(opts Options) *Store {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Store{
+		opts:        opts,
+		log:         log,
+		services:    map[Key]*Service{},
+		slices:      map[Key]*EndpointSlice{},
+		slicesBySvc: map[Key]map[string]*EndpointSlice{},
+		pods:        map[Key]*Pod{},
+		namespaces:  map[string]struct{}{},
+		dirty:       map[Key]struct{}{},
+		full:        true,
+		kick:        make(chan struct{}, 1),
+	}
+}
+
+// Snapshot returns the current snapshot, or nil before the first publish.
+// It never blocks.
+func (s *Store) Snapshot() *Snapshot { return s.cur.Load() }
+
+// Subscribe registers fn to be called, in publish order, with every snapshot
+// published from now on (and at once with the current one, if any). fn runs
+// on the publishing goroutine with the store's write lock held: keep it
+// short and never call the Store's mutation methods from it.
+func (s *Store) Subscribe(fn func(*Snapshot)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.subsMu.Lock()
+	s.subs = append(s.subs, fn)
+	s.subsMu.Unlock()
+	if cur := s.cur.Load(); cur != nil {
+		full := *cur
+		full.Full, full.Changed = true, nil
+		fn(&full)
+	}
+}
+
+// UpsertService adds or replaces a service.
+func (s *Store) UpsertService(svc *Service) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.services[svc.Key]; !ok {
+		s.full = s.full || !s.hasNamespaceLocked(svc.Namespace)
+	}
+	s.services[svc.Key] = svc
+	s.markLocked(svc.Key)
+}
+
+// DeleteService removes a service (its slices stay until deleted).
+func (s *Store) DeleteService(k Key) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.services[k]; ok {
+		delete(s.services, k)
+		s.markLocked(k)
+		s.full = true // the namespace may have gone with it
+	}
+}
+
+// UpsertEndpointSlice adds or replaces a slice.
+func (s *Store) UpsertEndpointSlice(sl *EndpointSlice) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.deleteSliceLocked(sl.Key)
+	s.slices[sl.Key] = sl
+	svc := Key{Namespace: sl.Namespace, Name: sl.Service}
+	m := s.slicesBySvc[svc]
+	if m == nil {
+		m = map[string]*EndpointSlice{}
+		s.slicesBySvc[svc] = m
+	}
+	m[sl.Name] = sl
+	s.markLocked(svc)
+}
+
+// DeleteEndpointSlice removes a slice.
+func (s *Store) DeleteEndpointSlice(k Key) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.deleteSliceLocked(k)
+}
+
+func (s *Store) deleteSliceLocked(k Key) {
+	old, ok := s.slices[k]
+	if !ok {
+		return
+	}
+	delete(s.slices, k)
+	svc := Key{Namespace: old.Namespace, Name: old.Service}
+	if m := s.slicesBySvc[svc]; m != nil {
+		delete(m, k.Name)
+		if len(m) == 0 {
+			delete(s.slicesBySvc, svc)
+		}
+	}
+	s.markLocked(svc)
+}
+
+// UpsertPod adds or replaces a pod.
+func (s *Store) UpsertPod(p *Pod) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pods[p.Key] = p
+	s.full = true
+	s.kickLocked()
+}
+
+// DeletePod removes a pod.
+func (s *Store) DeletePod(k Key) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.pods[k]; ok {
+		delete(s.pods, k)
+		s.full = true
+		s.kickLocked()
+	}
+}
+
+// UpsertNamespace declares a namespace.
+func (s *Store) UpsertNamespace(ns string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.namespaces[ns]; !ok {
+		s.namespaces[ns] = struct{}{}
+		s.full = true
+		s.kickLocked()
+	}
+}
+
+// DeleteNamespace forgets a declared namespace.
+func (s *Store) DeleteNamespace(ns string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.namespaces[ns]; ok {
+		delete(s.namespaces, ns)
+		s.full = true
+		s.kickLocked()
+	}
+}
+
+// Objects is a whole cluster as a source read it (the file source).
+type Objects struct {
+	Services   []*Service
+	Slices     []*EndpointSlice
+	Pods       []*Pod
+	Namespaces []string
+}
+
+// Replace makes the store hold exactly objs, marking only what differs as
+// changed. Call Flush to publish.
+func (s *Store) Replace(objs Objects) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next := make(map[Key]*Service, len(objs.Services))
+	for _, svc := range objs.Services {
+		next[svc.Key] = svc
+	}
+	for k, old := range s.services {
+		if n, ok := next[k]; !ok || !equalService(old, n) {
+			s.markLocked(k)
+		}
+	}
+	for k := range next {
+		if _, ok := s.services[k]; !ok {
+			s.markLocked(k)
+		}
+	}
+	s.services = next
+
+	nextSl := make(map[Key]*EndpointSlice, len(objs.Slices))
+	for _, sl := range objs.Slices {
+		nextSl[sl.Key] = sl
+	}
+	for k, old := range s.slices {
+		if n, ok := nextSl[k]; !ok || !equalSlice(old, n) {
+			s.markLocked(Key{Namespace: old.Namespace, Name: old.Service})
+			if ok {
+				s.markLocked(Key{Namespace: n.Namespace, Name: n.Service})
+			}
+		}
+	}
+	for k, n := range nextSl {
+		if _, ok := s.slices[k]; !ok {
+			s.markLocked(Key{Namespace: n.Namespace, Name: n.Service})
+		}
+	}
+	s.slices = nextSl
+	s.slicesBySvc = map[Key]map[string]*EndpointSlice{}
+	for _, sl := range nextSl {
+		svc := Key{Namespace: sl.Namespace, Name: sl.Service}
+		m := s.slicesBySvc[svc]
+		if m == nil {
+			m = map[string]*EndpointSlice{}
+			s.slicesBySvc[svc] = m
+		}
+		m[sl.Name] = sl
+	}
+
+	s.pods = make(map[Key]*Pod, len(objs.Pods))
+	for _, p := range objs.Pods {
+		s.pods[p.Key] = p
+	}
+	s.namespaces = make(map[string]struct{}, len(objs.Namespaces))
+	for _, ns := range objs.Namespaces {
+		s.namespaces[ns] = struct{}{}
+	}
+	s.full = true // cheap for files; namespaces and pods are rebuilt whole
+	s.kickLocked()
+}
+
+// MarkSynced records that the source has delivered a full view; until then
+// Flush publishes nothing, so the server answers SERVFAIL rather than an
+// incomplete cluster.
+func (s *Store) MarkSynced() {
+	s.mu.Lock()
+	s.synced = true
+	s.kickLocked()
+	s.mu.Unlock()
+}
+
+// Synced reports whether MarkSynced was called.
+func (s *Store) Synced() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.synced
+}
+
+func (s *Store) hasNamespaceLocked(ns string) bool {
+	if cur := s.cur.Load(); cur != nil {
+		return cur.HasNamespace(ns)
+	}
+	return false
+}
+
+func (s *Store) markLocked(k Key) {
+	s.dirty[k] = struct{}{}
+	s.kickLocked()
+}
+
+func (s *Store) kickLocked() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Flush publishes a new snapshot if anything changed since the last one and
+// the store is synced. It returns the current snapshot. Cost: the changed
+// services, plus the namespaces and pods when those changed.
+func (s *Store) Flush() *Snapshot {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	prev := s.cur.Load()
+	if !s.synced || (prev != nil && len(s.dirty) == 0 && !s.full) {
+		return prev
+	}
+	start := time.Now()
+	next := &Snapshot{Full: prev == nil}
+	if prev == nil {
+		next.Serial = uint32(time.Now().Unix())
+		next.services = make(map[Key]*ServiceEntry, len(s.services))
+		for k, svc := range s.services {
+			next.services[k] = s.entryLocked(k, svc)
+		}
+	} else {
+		next.Serial = max(prev.Serial+1, uint32(time.Now().Unix()))
+		next.services = maps.Clone(prev.services)
+		for k := range s.dirty {
+			if svc, ok := s.services[k]; ok {
+				next.services[k] = s.entryLocked(k, svc)
+			} else {
+				delete(next.services, k)
+			}
+			next.Changed = append(next.Changed, k)
+		}
+	}
+	if s.full || prev == nil {
+		next.Full = next.Full || prev == nil || !slices.Equal(sortedNS(prev), s.namespaceListLocked())
+		next.namespaces = map[string]struct{}{}
+		for _, ns := range s.namespaceListLocked() {
+			next.namespaces[ns] = struct{}{}
+		}
+		next.pods = maps.Clone(s.pods)
+		next.podsByIP = map[netip.Addr][]*Pod{}
+		for _, p := range s.pods {
+			for _, ip := range p.IPs {
+				next.podsByIP[ip] = append(next.podsByIP[ip], p)
+			}
+		}
+		if prev != nil && !mapsEqualPods(prev.pods, s.pods) {
+			next.Full = true
+		}
+	} else {
+		next.namespaces, next.pods, next.podsByIP = prev.namespaces, prev.pods, prev.podsByIP
+	}
+	if next.Full {
+		next.Changed = nil
+	}
+	clear(s.dirty)
+	s.full = false
+	s.cur.Store(next)
+	s.subsMu.Lock()
+	subs := slices.Clone(s.subs)
+	s.subsMu.Unlock()
+	for _, fn := range subs {
+		fn(next)
+	}
+	s.log.Debug("snapshot published", "serial", next.Serial, "services", len(next.services),
+		"changed", len(next.Changed), "full", next.Full, "took", time.Since(start))
+	return next
+}
+
+// Run publishes changes as they arrive until ctx ends: a burst of changes
+// that lands while a snapshot is being built is published together in the
+// next one. Sources that deliver single events (the Kubernetes watch) use
+// it; it blocks until ctx is done.
+func (s *Store) Run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.kick:
+			s.Flush()
+		}
+	}
+}
+
+func (s *Store) entryLocked(k Key, svc *Service) *ServiceEntry {
+	return &ServiceEntry{Service: svc, Endpoints: mergeEndpoints(svc, s.slicesBySvc[k], s.opts.EndpointPodNames)}
+}
+
+func (s *Store) namespaceListLocked() []string {
+	set := maps.Clone(s.namespaces)
+	for k := range s.services {
+		set[k.Namespace] = struct{}{}
+	}
+	for k := range s.pods {
+		set[k.Namespace] = struct{}{}
+	}
+	return slices.Sorted(maps.Keys(set))
+}
+
+func sortedNS(s *Snapshot) []string {
+	if s == nil {
+		return nil
+	}
+	return slices.Sorted(maps.Keys(s.namespaces))
+}
+
+func mapsEqualPods(a, b map[Key]*Pod) bool {
+	return maps.EqualFunc(a, b, func(x, y *Pod) bool { return x == y || equalPod(x, y) })
+}
