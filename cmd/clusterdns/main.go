@@ -1,0 +1,119 @@
+// Command clusterdns is an authoritative DNS server for cluster.local: it
+// answers Services, headless endpoints and pods by the Kubernetes DNS
+// specification, from cluster manifests in files (the embedded example by
+// default). Run `clusterdns --help` for the configuration.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/clusterdns/clusterdns/internal/dirwatch"
+	"github.com/clusterdns/clusterdns/registry"
+	"github.com/clusterdns/clusterdns/server"
+	"github.com/clusterdns/clusterdns/zones"
+)
+
+func main() {
+	cfg, err := loadConfig(os.Args[1:])
+	if errors.Is(err, pflag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "clusterdns:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "clusterdns:", err)
+		os.Exit(1)
+	}
+}
+
+func newLogger(cfg *config) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// run constructs the store, its source, the handler and the listener, and
+// serves until ctx ends.
+func run(ctx context.Context, cfg *config) error {
+	log := newLogger(cfg)
+	h, err := server.NewHandler(server.Options{
+		Domains:     cfg.Domains,
+		TTL:         cfg.TTL,
+		NegativeTTL: cfg.NegativeTTL,
+		Pods:        cfg.Pods,
+		DNSService:  cfg.DNSService,
+	}, log)
+	if err != nil {
+		return err
+	}
+	store := registry.NewStore(registry.Options{EndpointPodNames: cfg.EndpointPodNames, Logger: log})
+	store.Subscribe(func(s *registry.Snapshot) {
+		start := time.Now()
+		if err := h.Update(s); err != nil {
+			log.Error("snapshot not served", "err", err)
+			return
+		}
+		log.Debug("cluster index built", "serial", s.Serial, "took", time.Since(start))
+	})
+
+	var fsys fs.FS = zones.Default
+	where := "zones"
+	if cfg.ZonesDir != "" {
+		if st, err := os.Stat(cfg.ZonesDir); err != nil || !st.IsDir() {
+			return fmt.Errorf("zones_dir %q: not a readable folder", cfg.ZonesDir)
+		}
+		fsys, where = os.DirFS(cfg.ZonesDir), cfg.ZonesDir
+	}
+	files := registry.NewFileSource(fsys, cfg.ZonesDir, store, log)
+	if err := files.Load(); err != nil {
+		log.Error("cluster file refused", "err", err)
+	}
+	zf := server.NewZoneFiles(fsys, where)
+	if err := h.LoadZones(zf); err != nil {
+		log.Error("zone file refused", "err", err)
+	}
+
+	l, err := server.Listen(h, server.ListenOptions{Addr: cfg.Listen, UDPSockets: cfg.UDPSockets}, log)
+	if err != nil {
+		return err
+	}
+	log.Info("serving", "addr", l.Addr().String(), "domains", cfg.Domains, "zones", where)
+	if cfg.ZonesDir != "" {
+		go func() {
+			err := dirwatch.Watch(ctx, log, cfg.ZonesDir, 50*time.Millisecond, 2*time.Second, func() {
+				if err := files.Load(); err != nil {
+					log.Error("cluster file refused, last good contents kept", "err", err)
+				}
+				if err := h.LoadZones(zf); err != nil {
+					log.Error("zone file refused, last good contents kept", "err", err)
+				}
+			})
+			if err != nil {
+				log.Error("watching zones folder", "err", err)
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() { l.Serve(); close(done) }()
+	<-ctx.Done()
+	log.Info("shutting down")
+	l.Close()
+	<-done
+	return nil
+}

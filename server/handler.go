@@ -1,0 +1,404 @@
+package server
+
+import (
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+
+	"github.com/miekg/dns"
+
+	"github.com/clusterdns/clusterdns/registry"
+)
+
+// PodMode selects how a-b-c-d.<ns>.pod.<zone> names are answered.
+type PodMode string
+
+// The pod record modes (CoreDNS `pods`).
+const (
+	PodsDisabled PodMode = "disabled" // NXDOMAIN
+	PodsInsecure PodMode = "insecure" // any well-formed name answers its IP
+	PodsVerified PodMode = "verified" // only when a pod with that IP is in that namespace
+)
+
+// Options configure the answers. Domains are the cluster domains served
+// (the first one names PTR targets); TTL applies to cluster records and
+// NegativeTTL to the SOA of negative answers.
+type Options struct {
+	Domains     []string
+	TTL         uint32
+	NegativeTTL uint32
+	Pods        PodMode
+	// DNSService is the service whose ClusterIP is the glue of the zones'
+	// NS name (kube-system/kube-dns by default).
+	DNSService registry.Key
+	// Fallback answers names outside every served zone; nil answers REFUSED.
+	Fallback Fallback
+}
+
+// Fallback answers what the authoritative data does not cover (names
+// outside the served zones, unknown reverse names). Handler calls Resolve
+// on the listener's goroutine; Resolve must not block it: it returns at once
+// and calls send later, from any goroutine, with the response (or never, to
+// drop). req is the handler's copy and stays valid.
+type Fallback interface {
+	Resolve(req []byte, client netip.AddrPort, tcp bool, send func([]byte))
+}
+
+// Handler turns requests into responses from the current cluster index and
+// static zones. Respond is safe for concurrent use and never blocks; data
+// updates (from the registry's publisher goroutine and the zone file
+// watcher) swap immutable indexes atomically.
+type Handler struct {
+	opt     Options
+	iopt    indexOptions
+	log     *slog.Logger
+	cluster atomic.Pointer[clusterIndex]
+	static  atomic.Pointer[staticIndex]
+	// clusterZones lists the cluster domains in wire format, known before
+	// the first snapshot so that their names answer SERVFAIL until then.
+	clusterZones []string
+}
+
+// NewHandler validates the options and returns a handler that answers
+// SERVFAIL for cluster names until the first snapshot arrives.
+func NewHandler(opt Options, log *slog.Logger) (*Handler, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	if len(opt.Domains) == 0 {
+		return nil, fmt.Errorf("no cluster domain")
+	}
+	h := &Handler{opt: opt, log: log}
+	for _, d := range opt.Domains {
+		w, err := nameToWire(d)
+		if err != nil || d == "" || d == "." {
+			return nil, fmt.Errorf("cluster domain %q: not a domain name", d)
+		}
+		h.clusterZones = append(h.clusterZones, w)
+		h.iopt.domains = append(h.iopt.domains, dns.CanonicalName(d))
+	}
+	switch opt.Pods {
+	case "", PodsDisabled:
+	case PodsInsecure, PodsVerified:
+		h.iopt.podsEnabled = true
+	default:
+		return nil, fmt.Errorf("pods %q: want disabled, insecure or verified", opt.Pods)
+	}
+	h.iopt.ttl, h.iopt.negativeTTL, h.iopt.dnsService = opt.TTL, opt.NegativeTTL, opt.DNSService
+	h.static.Store(&staticIndex{zones: map[string]*zone{}, names: map[string]*node{}})
+	return h, nil
+}
+
+// Update rebuilds the cluster index from a snapshot and swaps it in. The
+// registry's publisher calls it (Store.Subscribe); queries in flight keep
+// the index they started with.
+func (h *Handler) Update(snap *registry.Snapshot) error {
+	idx, err := buildClusterIndex(snap, h.iopt)
+	if err != nil {
+		return fmt.Errorf("index snapshot %d: %w", snap.Serial, err)
+	}
+	h.cluster.Store(idx)
+	return nil
+}
+
+// Serial returns the cluster zones' SOA serial, 0 before the first snapshot.
+func (h *Handler) Serial() uint32 {
+	if idx := h.cluster.Load(); idx != nil {
+		return idx.snap.Serial
+	}
+	return 0
+}
+
+// Respond answers one request into out (reusing its storage) and returns
+// the response to send, or nil when nothing is to be sent now (a packet
+// too short to answer, or a question handed to the fallback, which calls
+// send itself). maxSize is the transport's limit (65535 for TCP, 0 for
+// UDP, where the client's EDNS size or 512 applies). It never blocks.
+func (h *Handler) Respond(req, out []byte, client netip.AddrPort, tcp bool, send func([]byte)) []byte {
+	var q query
+	if err := parseQuery(req, &q); err != nil {
+		if len(req) < headerLen {
+			return nil // nothing to answer to
+		}
+		return formErr(out, req)
+	}
+	var resp []byte
+	switch {
+	case q.opcode != dns.OpcodeQuery:
+		resp = writeEmpty(out, &q, req, dns.RcodeNotImplemented, false)
+	case q.edns && q.version > 0:
+		resp = writeEmpty(out, &q, req, dns.RcodeBadVers&0xF, false)
+		return appendOPT(resp, ednsSize, q.do, dns.RcodeBadVers>>4)
+	case q.qclass != dns.ClassINET && q.qclass != dns.ClassANY:
+		resp = writeEmpty(out, &q, req, dns.RcodeRefused, false)
+	case q.qtype == dns.TypeAXFR || q.qtype == dns.TypeIXFR:
+		resp = writeEmpty(out, &q, req, dns.RcodeRefused, false)
+	default:
+		resp = h.answer(out, &q, req)
+		if resp == nil {
+			if h.opt.Fallback == nil {
+				resp = writeEmpty(out, &q, req, dns.RcodeRefused, false)
+			} else {
+				h.opt.Fallback.Resolve(append([]byte(nil), req...), client, tcp, send)
+				return nil
+			}
+		}
+	}
+	return finish(resp, &q, req, tcp)
+}
+
+// ednsSize is the UDP payload size clusterdns advertises (DNS flag day 2020).
+const ednsSize = 1232
+
+// finish adds the OPT record when the client sent one, and truncates a UDP
+// response that exceeds the client's size: TC=1 with the question only.
+func finish(resp []byte, q *query, req []byte, tcp bool) []byte {
+	limit := dns.MaxMsgSize
+	if !tcp {
+		limit = 512
+		if q.edns {
+			limit = int(q.udpSize)
+		}
+	}
+	size := len(resp)
+	if q.edns {
+		size += 11
+	}
+	if size > limit {
+		rcode := int(binary.BigEndian.Uint16(resp[2:]) & 0xF)
+		aa := binary.BigEndian.Uint16(resp[2:])&flagAA != 0
+		resp = writeEmpty(resp, q, req, rcode, aa)
+		binary.BigEndian.PutUint16(resp[2:], binary.BigEndian.Uint16(resp[2:])|flagTC)
+	}
+	if q.edns {
+		resp = appendOPT(resp, ednsSize, q.do, 0)
+	}
+	return resp
+}
+
+// formErr answers a malformed request: its header with QR and FORMERR,
+// and no sections (the question may be what is broken).
+func formErr(out, req []byte) []byte {
+	out = append(out[:0], req[:headerLen]...)
+	flags := binary.BigEndian.Uint16(req[2:])
+	flags = flags&(0xF<<11|flagRD|flagCD) | flagQR | dns.RcodeFormatError
+	binary.BigEndian.PutUint16(out[2:], flags)
+	for i := 4; i < headerLen; i++ {
+		out[i] = 0
+	}
+	return out
+}
+
+// answer looks the question up in the served zones. nil means the name is
+// outside them (or an unknown reverse name): the fallback's job.
+func (h *Handler) answer(out []byte, q *query, req []byte) []byte {
+	key := q.lowerName()
+	cidx := h.cluster.Load()
+	var n *node
+	if cidx != nil {
+		n = cidx.names[string(key)]
+	}
+	if n == nil {
+		n = h.static.Load().names[string(key)]
+	}
+	if n != nil {
+		return h.answerNode(out, q, req, n)
+	}
+	// Not a known name: find the zone it falls in, if any.
+	for off := 0; off < len(key) && key[off] != 0; off += int(key[off]) + 1 {
+		suffix := key[off:]
+		if z := h.static.Load().zones[string(suffix)]; z != nil {
+			return writeNegative(out, q, req, z, dns.RcodeNameError)
+		}
+		for i, cz := range h.clusterZones {
+			if string(suffix) != cz {
+				continue
+			}
+			if cidx == nil {
+				return writeEmpty(out, q, req, dns.RcodeServerFailure, false)
+			}
+			z := cidx.zones[i]
+			if h.iopt.podsEnabled {
+				if resp := h.podRecord(out, q, req, cidx, key[:off], z); resp != nil {
+					return resp
+				}
+			}
+			return writeNegative(out, q, req, z, dns.RcodeNameError)
+		}
+	}
+	return nil
+}
+
+func (h *Handler) answerNode(out []byte, q *query, req []byte, n *node) []byte {
+	qtype := q.qtype
+	if qtype == dns.TypeANY && len(n.rrsets) > 0 {
+		// RFC 8482: one RRset, not everything.
+		qtype = n.rrsets[0].qtype
+		if n.get(dns.TypeA) != nil {
+			qtype = dns.TypeA
+		}
+	}
+	if p := n.get(qtype); p != nil {
+		return writePrepared(out, p, q, req)
+	}
+	if n.cname != nil {
+		return h.chase(out, q, req, n)
+	}
+	return writeNegative(out, q, req, n.zone, dns.RcodeSuccess)
+}
+
+// chase answers a name that is an alias: the CNAME, then, while the target
+// is in a served zone, the target's records (at most 8 links). It packs a
+// message with miekg/dns: aliases are the slow path.
+func (h *Handler) chase(out []byte, q *query, req []byte, n *node) []byte {
+	m := new(dns.Msg)
+	m.Id = q.id
+	m.Response, m.Authoritative = true, true
+	m.RecursionDesired = q.flags&flagRD != 0
+	m.CheckingDisabled = q.flags&flagCD != 0
+	m.Compress = true
+	name, _, err := dns.UnpackDomainName(req, headerLen)
+	if err != nil {
+		return formErr(out, req)
+	}
+	m.Question = []dns.Question{{Name: name, Qtype: q.qtype, Qclass: q.qclass}}
+	cur := n
+	owner := name
+	for hops := 0; hops < 8 && cur != nil && cur.cname != nil; hops++ {
+		c := *cur.cname
+		c.Hdr.Name = owner
+		m.Answer = append(m.Answer, &c)
+		owner = c.Target
+		key, err := nameToWire(c.Target)
+		if err != nil {
+			break
+		}
+		cur = h.lookupWire(key)
+		if cur == nil {
+			if z := h.zoneOf(key); z != nil {
+				m.Rcode = dns.RcodeNameError
+				m.Ns = append(m.Ns, negSOA(z))
+			}
+			break
+		}
+		if p := cur.get(q.qtype); p != nil && q.qtype != dns.TypeCNAME {
+			var t dns.Msg
+			if err := t.Unpack(p.wire); err == nil {
+				m.Answer = append(m.Answer, t.Answer...)
+				m.Extra = append(m.Extra, t.Extra...)
+			}
+			break
+		}
+		if cur.cname == nil {
+			m.Ns = append(m.Ns, negSOA(cur.zone))
+		}
+	}
+	wire, err := m.PackBuffer(out[:0])
+	if err != nil {
+		h.log.Error("pack alias answer", "name", name, "err", err)
+		return writeEmpty(out, q, req, dns.RcodeServerFailure, false)
+	}
+	return wire
+}
+
+func negSOA(z *zone) dns.RR {
+	s := *z.soa
+	s.Hdr.Ttl = min(s.Hdr.Ttl, s.Minttl)
+	return &s
+}
+
+func (h *Handler) lookupWire(key string) *node {
+	if idx := h.cluster.Load(); idx != nil {
+		if n := idx.names[key]; n != nil {
+			return n
+		}
+	}
+	return h.static.Load().names[key]
+}
+
+// zoneOf returns the served zone (cluster or static) that holds the name.
+func (h *Handler) zoneOf(key string) *zone {
+	cidx := h.cluster.Load()
+	for off := 0; off < len(key) && key[off] != 0; off += int(key[off]) + 1 {
+		if z := h.static.Load().zones[key[off:]]; z != nil {
+			return z
+		}
+		for i, cz := range h.clusterZones {
+			if key[off:] == cz && cidx != nil {
+				return cidx.zones[i]
+			}
+		}
+	}
+	return nil
+}
+
+// podRecord answers a-b-c-d.<ns>.pod.<zone> (or the dashed IPv6 form) when
+// pod records are on; nil when the name is not of that shape.
+func (h *Handler) podRecord(out []byte, q *query, req []byte, idx *clusterIndex, rel []byte, z *zone) []byte {
+	// rel is "<ip>.<ns>.pod." in wire form (labels before the zone).
+	labels := splitWire(rel)
+	if len(labels) != 3 || labels[2] != "pod" {
+		return nil
+	}
+	ipLabel, ns := labels[0], labels[1]
+	var ip netip.Addr
+	var err error
+	if strings.Count(ipLabel, "-") == 3 {
+		ip, err = netip.ParseAddr(strings.ReplaceAll(ipLabel, "-", "."))
+	} else {
+		ip, err = netip.ParseAddr(strings.ReplaceAll(ipLabel, "-", ":"))
+	}
+	if err != nil {
+		return nil
+	}
+	if h.opt.Pods == PodsVerified {
+		found := false
+		for _, p := range idx.snap.PodsByIP(ip) {
+			if p.Namespace == ns {
+				found = true
+			}
+		}
+		if !found {
+			return nil
+		}
+	} else if !idx.snap.HasNamespace(ns) {
+		return nil
+	}
+	want := uint16(dns.TypeA)
+	if ip.Is6() {
+		want = dns.TypeAAAA
+	}
+	if q.qtype != want && q.qtype != dns.TypeANY {
+		return writeNegative(out, q, req, z, dns.RcodeSuccess)
+	}
+	name, _, err := dns.UnpackDomainName(req, headerLen)
+	if err != nil {
+		return nil
+	}
+	hdr := dns.RR_Header{Name: name, Rrtype: want, Class: dns.ClassINET, Ttl: h.opt.TTL}
+	var rr dns.RR = &dns.A{Hdr: hdr, A: ip.AsSlice()}
+	if ip.Is6() {
+		rr = &dns.AAAA{Hdr: hdr, AAAA: ip.AsSlice()}
+	}
+	p, err := prepare(name, q.qtype, []dns.RR{rr}, nil, dns.RcodeSuccess)
+	if err != nil {
+		return nil
+	}
+	return writePrepared(out, &p, q, req)
+}
+
+// splitWire returns the labels of a wire-format name fragment.
+func splitWire(b []byte) []string {
+	var out []string
+	for off := 0; off < len(b) && b[off] != 0; off += int(b[off]) + 1 {
+		end := off + 1 + int(b[off])
+		if end > len(b) {
+			return nil
+		}
+		out = append(out, string(b[off+1:end]))
+	}
+	return out
+}

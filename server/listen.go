@@ -1,0 +1,238 @@
+package server
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ListenOptions tune the transports.
+type ListenOptions struct {
+	// Addr is host:port for both UDP and TCP.
+	Addr string
+	// UDPSockets is the number of SO_REUSEPORT sockets, each read by one
+	// goroutine; 0 means GOMAXPROCS.
+	UDPSockets int
+	// MaxTCPConns bounds concurrent TCP connections (0: 1024); more are
+	// closed at once.
+	MaxTCPConns int
+	// TCPIdleTimeout closes a TCP connection that sends nothing (0: 10 s).
+	TCPIdleTimeout time.Duration
+}
+
+// Listener serves a Handler over UDP and TCP on one address.
+type Listener struct {
+	h    *Handler
+	opt  ListenOptions
+	log  *slog.Logger
+	udp  []*net.UDPConn
+	tcp  *net.TCPListener
+	wg   sync.WaitGroup
+	sem  chan struct{}
+	mu   sync.Mutex
+	open map[net.Conn]struct{}
+}
+
+// Listen binds the UDP sockets and the TCP listener. It fails when the
+// address cannot be bound; nothing is served until Serve.
+func Listen(h *Handler, opt ListenOptions, log *slog.Logger) (*Listener, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	if opt.UDPSockets <= 0 {
+		opt.UDPSockets = runtime.GOMAXPROCS(0)
+	}
+	if opt.MaxTCPConns <= 0 {
+		opt.MaxTCPConns = 1024
+	}
+	if opt.TCPIdleTimeout <= 0 {
+		opt.TCPIdleTimeout = 10 * time.Second
+	}
+	l := &Listener{h: h, opt: opt, log: log, sem: make(chan struct{}, opt.MaxTCPConns), open: map[net.Conn]struct{}{}}
+	lc := net.ListenConfig{Control: reusePort}
+	ctx := context.Background()
+	pc, err := lc.ListenPacket(ctx, "udp", opt.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen udp %s: %w", opt.Addr, err)
+	}
+	l.udp = append(l.udp, pc.(*net.UDPConn))
+	addr := pc.LocalAddr().String() // the real port when opt.Addr asked for 0
+	for i := 1; i < opt.UDPSockets; i++ {
+		pc, err := lc.ListenPacket(ctx, "udp", addr)
+		if err != nil {
+			l.Close()
+			return nil, fmt.Errorf("listen udp %s (socket %d): %w", addr, i+1, err)
+		}
+		l.udp = append(l.udp, pc.(*net.UDPConn))
+	}
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("listen tcp %s: %w", addr, err)
+	}
+	l.tcp = ln.(*net.TCPListener)
+	return l, nil
+}
+
+func reusePort(network, address string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// Addr returns the bound address (with the real port when 0 was asked).
+func (l *Listener) Addr() netip.AddrPort {
+	return l.udp[0].LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
+// Serve answers until Close; it blocks.
+func (l *Listener) Serve() {
+	for _, c := range l.udp {
+		l.wg.Add(1)
+		go l.serveUDP(c)
+	}
+	l.wg.Add(1)
+	go l.serveTCP()
+	l.wg.Wait()
+}
+
+// CloseListeners stops taking new queries and connections; TCP connections
+// already open finish the query they are answering, then close. Close waits.
+func (l *Listener) Close() {
+	for _, c := range l.udp {
+		c.Close()
+	}
+	if l.tcp != nil {
+		l.tcp.Close()
+	}
+	l.mu.Lock()
+	for c := range l.open {
+		// Wake idle readers; a response being written still completes.
+		c.SetReadDeadline(time.Now())
+	}
+	l.mu.Unlock()
+}
+
+func (l *Listener) serveUDP(c *net.UDPConn) {
+	defer l.wg.Done()
+	buf := make([]byte, 65535)
+	out := make([]byte, 0, 65535)
+	for {
+		n, src, err := c.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			l.log.Warn("udp read", "err", err)
+			continue
+		}
+		resp := l.respond(buf[:n], out, src, false, func(b []byte) { c.WriteToUDPAddrPort(b, src) })
+		if resp != nil {
+			if _, err := c.WriteToUDPAddrPort(resp, src); err != nil && !errors.Is(err, net.ErrClosed) {
+				l.log.Debug("udp write", "client", src, "err", err)
+			}
+		}
+	}
+}
+
+// respond runs the handler and turns a panic into a dropped query: one bad
+// query never takes the server down.
+func (l *Listener) respond(req, out []byte, src netip.AddrPort, tcp bool, send func([]byte)) (resp []byte) {
+	defer func() {
+		if r := recover(); r != nil {
+			l.log.Error("panic answering a query", "client", src, "panic", r, "query", fmt.Sprintf("%x", req))
+			resp = nil
+		}
+	}()
+	return l.h.Respond(req, out, src, tcp, send)
+}
+
+func (l *Listener) serveTCP() {
+	defer l.wg.Done()
+	for {
+		c, err := l.tcp.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			l.log.Warn("tcp accept", "err", err)
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		select {
+		case l.sem <- struct{}{}:
+		default:
+			l.log.Warn("tcp connection limit reached, closing", "client", c.RemoteAddr(), "limit", l.opt.MaxTCPConns)
+			c.Close()
+			continue
+		}
+		l.mu.Lock()
+		l.open[c] = struct{}{}
+		l.mu.Unlock()
+		l.wg.Add(1)
+		go l.serveConn(c)
+	}
+}
+
+func (l *Listener) serveConn(c net.Conn) {
+	defer func() {
+		l.mu.Lock()
+		delete(l.open, c)
+		l.mu.Unlock()
+		c.Close()
+		<-l.sem
+		l.wg.Done()
+	}()
+	src := c.RemoteAddr().(*net.TCPAddr).AddrPort()
+	var wmu sync.Mutex
+	write := func(b []byte) {
+		wmu.Lock()
+		defer wmu.Unlock()
+		frame := make([]byte, 2+len(b))
+		binary.BigEndian.PutUint16(frame, uint16(len(b)))
+		copy(frame[2:], b)
+		c.SetWriteDeadline(time.Now().Add(l.opt.TCPIdleTimeout))
+		c.Write(frame)
+	}
+	buf := make([]byte, 65535)
+	out := make([]byte, 2, 65537)
+	for {
+		c.SetReadDeadline(time.Now().Add(l.opt.TCPIdleTimeout))
+		if _, err := io.ReadFull(c, buf[:2]); err != nil {
+			return
+		}
+		n := int(binary.BigEndian.Uint16(buf))
+		if _, err := io.ReadFull(c, buf[:n]); err != nil {
+			return
+		}
+		resp := l.respond(buf[:n], out[2:2], src, true, write)
+		if resp == nil {
+			continue
+		}
+		wmu.Lock()
+		frame := append(out[:2], resp...) // resp was built in out[2:]
+		binary.BigEndian.PutUint16(frame, uint16(len(resp)))
+		c.SetWriteDeadline(time.Now().Add(l.opt.TCPIdleTimeout))
+		_, err := c.Write(frame)
+		wmu.Unlock()
+		if err != nil {
+			return
+		}
+	}
+}

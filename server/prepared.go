@@ -1,0 +1,137 @@
+package server
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/miekg/dns"
+)
+
+// prepared is a whole response packed once, when the data changes: the
+// question is the owner name in lower case, and every copy of that name in
+// the records is a compression pointer to it. Answering patches the ID,
+// flags and the question's spelling in a copy, so the client's case is
+// echoed everywhere the name appears.
+type prepared struct {
+	wire []byte
+}
+
+// rrset is the prepared answer for one type at a name.
+type rrset struct {
+	qtype uint16
+	ans   prepared
+}
+
+// node is a name in a served zone. A node without rrsets is an empty
+// non-terminal (NODATA for every type). A node with a cname answers it for
+// every type but CNAME's own.
+type node struct {
+	zone   *zone
+	rrsets []rrset
+	cname  *dns.CNAME // also prepared in rrsets under TypeCNAME
+}
+
+// get returns the prepared answer for qtype, or nil.
+func (n *node) get(qtype uint16) *prepared {
+	for i := range n.rrsets {
+		if n.rrsets[i].qtype == qtype {
+			return &n.rrsets[i].ans
+		}
+	}
+	return nil
+}
+
+// zone is one served zone's apex data: what negative answers carry.
+type zone struct {
+	origin  string // lower-case, absolute ("cluster.local.")
+	wire    string // origin in wire format
+	soa     *dns.SOA
+	soaTail []byte // SOA RR from type to the end of rdata, for negative answers
+}
+
+func newZone(soa *dns.SOA) (*zone, error) {
+	w, err := nameToWire(soa.Hdr.Name)
+	if err != nil {
+		return nil, fmt.Errorf("zone %s: %w", soa.Hdr.Name, err)
+	}
+	z := &zone{origin: dns.CanonicalName(soa.Hdr.Name), wire: w, soa: soa}
+	// Pack the SOA alone with a root owner, and keep everything after it.
+	buf := make([]byte, 512)
+	neg := *soa
+	neg.Hdr.Name = "."
+	neg.Hdr.Ttl = min(soa.Hdr.Ttl, soa.Minttl) // RFC 2308 §3
+	n, err := dns.PackRR(&neg, buf, 0, nil, false)
+	if err != nil {
+		return nil, fmt.Errorf("zone %s SOA: %w", soa.Hdr.Name, err)
+	}
+	z.soaTail = append([]byte(nil), buf[1:n]...)
+	return z, nil
+}
+
+// prepare packs rrs as the answer to (name, qtype) with extra records in
+// additional. The name must be lower-case.
+func prepare(name string, qtype uint16, answer, additional []dns.RR, rcode int) (prepared, error) {
+	m := &dns.Msg{
+		MsgHdr:   dns.MsgHdr{Response: true, Authoritative: true, Rcode: rcode},
+		Question: []dns.Question{{Name: name, Qtype: qtype, Qclass: dns.ClassINET}},
+		Answer:   answer,
+		Extra:    additional,
+		Compress: true,
+	}
+	wire, err := m.Pack()
+	if err != nil {
+		return prepared{}, fmt.Errorf("pack %s %s: %w", name, dns.TypeToString[qtype], err)
+	}
+	if len(wire) > dns.MaxMsgSize {
+		// Even TCP cannot carry it: keep the records that fit.
+		m.Truncate(dns.MaxMsgSize)
+		m.Truncated = false
+		if wire, err = m.Pack(); err != nil {
+			return prepared{}, fmt.Errorf("pack %s: %w", name, err)
+		}
+	}
+	return prepared{wire: wire}, nil
+}
+
+// writePrepared copies p into out as the answer to q. The question in p
+// has the same length as q's (same name, other case), so only bytes move.
+func writePrepared(out []byte, p *prepared, q *query, req []byte) []byte {
+	out = append(out[:0], p.wire...)
+	binary.BigEndian.PutUint16(out[0:], q.id)
+	flags := binary.BigEndian.Uint16(out[2:])&0x000F | flagQR | flagAA | q.flags&(flagRD|flagCD)
+	binary.BigEndian.PutUint16(out[2:], flags)
+	copy(out[headerLen:], req[headerLen:q.qend]) // name, type and class as asked
+	return out
+}
+
+// writeNegative builds NXDOMAIN or NODATA for q in zone z: the question as
+// asked and the zone's SOA in authority, its owner a pointer into the
+// question name (which ends with the zone's origin).
+func writeNegative(out []byte, q *query, req []byte, z *zone, rcode int) []byte {
+	out = append(out[:0], req[:q.qend]...)
+	flags := q.flags&(flagRD|flagCD) | flagQR | flagAA | uint16(rcode&0xF)
+	binary.BigEndian.PutUint16(out[2:], flags)
+	binary.BigEndian.PutUint16(out[4:], 1)
+	binary.BigEndian.PutUint16(out[6:], 0)
+	binary.BigEndian.PutUint16(out[8:], 1)
+	binary.BigEndian.PutUint16(out[10:], 0)
+	ptr := headerLen + len(q.qname) - len(z.wire)
+	out = append(out, 0xC0|byte(ptr>>8), byte(ptr))
+	return append(out, z.soaTail...)
+}
+
+// writeEmpty builds a response with the question and no records: rcode is
+// SERVFAIL, REFUSED, NOTIMP or FORMERR; tc marks truncation.
+func writeEmpty(out []byte, q *query, req []byte, rcode int, aa bool) []byte {
+	out = append(out[:0], req[:q.qend]...)
+	flags := q.flags&(flagRD|flagCD) | flagQR | uint16(rcode&0xF) | uint16(q.opcode)<<11
+	if aa {
+		flags |= flagAA
+	}
+	binary.BigEndian.PutUint16(out[2:], flags)
+	binary.BigEndian.PutUint16(out[4:], 1)
+	binary.BigEndian.PutUint16(out[6:], 0)
+	binary.BigEndian.PutUint16(out[8:], 0)
+	binary.BigEndian.PutUint16(out[10:], 0)
+	return out
+}
