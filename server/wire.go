@@ -30,18 +30,18 @@ var errFormat = errors.New("malformed query")
 // spelling, and a lower-cased copy for lookups) and the EDNS0 parameters.
 // It lives on the listener's stack; parsing allocates nothing.
 type query struct {
-	id      uint16
-	flags   uint16
-	qname   []byte // slice of the request: the question name as sent
-	lower   [maxNameWire]byte
-	qtype   uint16
-	qclass  uint16
-	opcode  int
-	qend    int // offset just past the question in the request
-	edns    bool
-	udpSize uint16
-	do      bool
-	version uint8
+	id           uint16
+	flags        uint16
+	qname        []byte // slice of the request: the question name as sent
+	lower        [maxNameWire]byte
+	qtype        uint16
+	qclass       uint16
+	opcode       int
+	qend         int // offset just past the question in the request
+	edns         bool
+	udpSize      uint16
+	do           bool
+	version      uint8
 	ecsOrOptions bool // the OPT carried options (ignored, never echoed)
 }
 
