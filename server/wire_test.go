@@ -120,14 +120,14 @@ func TestMalformedGetsFormErr(t *testing.T) {
 	h := exampleHandler(t, nil)
 	good, _ := (&dns.Msg{MsgHdr: dns.MsgHdr{Id: 7}, Question: []dns.Question{{Name: "a.cluster.local.", Qtype: 1, Qclass: 1}}}).Pack()
 	cases := map[string][]byte{
-		"two questions":     append(append([]byte{0, 7, 1, 0, 0, 2, 0, 0, 0, 0, 0, 0}, good[12:]...), good[12:]...),
-		"truncated name":    good[:15],
-		"label past end":    append(append([]byte(nil), good[:12]...), 60, 'a'),
-		"pointer in qname":  append(append([]byte(nil), good[:12]...), 0xC0, 12, 0, 1, 0, 1),
-		"trailing garbage":  append(append([]byte(nil), good...), 1, 2, 3),
-		"response bit set":  append([]byte{0, 7, 0x80, 0}, good[4:]...),
-		"no question":       {0, 7, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0},
-		"bad opt rdlength":  append(append([]byte{0, 7, 1, 0, 0, 1, 0, 0, 0, 0, 0, 1}, good[12:]...), 0, 0, 41, 4, 0, 0, 0, 0, 0, 0, 9),
+		"two questions":    append(append([]byte{0, 7, 1, 0, 0, 2, 0, 0, 0, 0, 0, 0}, good[12:]...), good[12:]...),
+		"truncated name":   good[:15],
+		"label past end":   append(append([]byte(nil), good[:12]...), 60, 'a'),
+		"pointer in qname": append(append([]byte(nil), good[:12]...), 0xC0, 12, 0, 1, 0, 1),
+		"trailing garbage": append(append([]byte(nil), good...), 1, 2, 3),
+		"response bit set": append([]byte{0, 7, 0x80, 0}, good[4:]...),
+		"no question":      {0, 7, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+		"bad opt rdlength": append(append([]byte{0, 7, 1, 0, 0, 1, 0, 0, 0, 0, 0, 1}, good[12:]...), 0, 0, 41, 4, 0, 0, 0, 0, 0, 0, 9),
 	}
 	for name, req := range cases {
 		out := h.Respond(req, nil, client, false, nil)
