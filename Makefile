@@ -1,0 +1,37 @@
+# clusterdns — see README.md. `make test` installs what the tests need
+# (Debian packages, the test kube-apiserver) and runs the whole suite.
+GO ?= go
+export PATH := /usr/local/go/bin:$(PATH)
+
+.PHONY: all build test test-deps apiserver bench vet fmt clean
+
+all: build
+
+build:
+	$(GO) build -o bin/clusterdns ./cmd/clusterdns
+	@[ ! -d cmd/nodeproxy ] || $(GO) build -o bin/nodeproxy ./cmd/nodeproxy
+
+test-deps:
+	bash hack/install-test-deps.sh
+
+# kube-apiserver and etcd, built once into a cache folder keyed by go.sum.
+apiserver:
+	bash test/apiserver/build.sh
+
+test: test-deps
+	@bin="$$(bash test/apiserver/build.sh | tail -n 1)" && \
+	export CLUSTERDNS_APISERVER_BIN="$$bin" && \
+	$(GO) vet ./... && \
+	$(GO) test -count=1 -p 2 -timeout 25m ./...
+
+bench: test-deps
+	bash bench/run.sh
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin
