@@ -165,9 +165,10 @@ func ParseManifests(file string, data []byte) (Objects, error) {
 			msg := err.Error()
 			if m := yamlLine.FindStringSubmatchIndex(msg); m != nil {
 				n, _ := strconv.Atoi(msg[m[2]:m[3]])
+				msg = strings.Replace(msg[:m[0]]+msg[m[1]:], ": : ", ": ", 1)
 				return fmt.Errorf("%s:%d: %s", file, doc.line+n-1, strings.TrimPrefix(msg, "error converting YAML to JSON: "))
 			}
-			return fmt.Errorf("%s:%d: %w", file, doc.line, err)
+			return fmt.Errorf("%s:%d: %w", file, doc.line+lineOfQuoted(doc.body, msg), err)
 		}
 		js, err := yaml.YAMLToJSON(doc.body)
 		if err != nil {
@@ -178,6 +179,20 @@ func ParseManifests(file string, data []byte) (Objects, error) {
 		}
 	}
 	return out, nil
+}
+
+var quoted = regexp.MustCompile(`"([^"]+)"`)
+
+// lineOfQuoted finds the first quoted value of an error message in the
+// document and returns its line offset (0 when it is not there), so that
+// "clusterIP \"x\": ..." points at the line holding x.
+func lineOfQuoted(body []byte, msg string) int {
+	for _, m := range quoted.FindAllStringSubmatch(msg, -1) {
+		if i := bytes.Index(body, []byte(m[1])); i >= 0 {
+			return bytes.Count(body[:i], []byte("\n"))
+		}
+	}
+	return 0
 }
 
 type document struct {
