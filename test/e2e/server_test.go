@@ -1,0 +1,337 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// The TTLs the tests start the server with. They differ so that a server
+// that mixes them up is caught.
+const (
+	clusterTTL  = 5
+	negativeTTL = 7
+)
+
+const (
+	// readyTimeout bounds how long a started server may take to answer.
+	readyTimeout = 30 * time.Second
+	// stopTimeout bounds the wait for a killed server to be reaped.
+	stopTimeout = 10 * time.Second
+)
+
+// server is one running clusterdns process.
+type server struct {
+	host  string
+	port  int
+	dir   string // its zones folder ("" when it serves the embedded example)
+	netns string // the network namespace it runs in ("" for the test's own)
+	args  []string
+
+	cmd     *exec.Cmd
+	out     *syncBuffer // stderr and stdout
+	done    chan struct{}
+	waitErr error
+	stopped sync.Once
+}
+
+func (s *server) addr() string { return net.JoinHostPort(s.host, strconv.Itoa(s.port)) }
+
+// stderr returns everything the server logged so far.
+func (s *server) stderr() string { return s.out.String() }
+
+// logOffset marks the current end of the log, for logSince.
+func (s *server) logOffset() int { return s.out.Len() }
+
+// logSince returns what the server logged after off.
+func (s *server) logSince(off int) string { return s.out.Since(off) }
+
+// launchOpts says how to start a server.
+type launchOpts struct {
+	dir   string // zones folder, for bookkeeping
+	netns string // start inside this network namespace, listening on 127.0.0.1:53
+	// args returns the command line (without the binary) and extra
+	// environment for a server that must listen on 127.0.0.1:port.
+	args func(port int) (args, env []string)
+}
+
+// copyZones copies the repository's example cluster (zones/*.yaml and
+// *.zone) into a new temporary folder and returns it.
+func copyZones(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	src := filepath.Join(repoRoot, "zones")
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range entries {
+		ext := filepath.Ext(e.Name())
+		if e.IsDir() || (ext != ".yaml" && ext != ".zone") {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, e.Name()), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if n == 0 {
+		t.Fatalf("no *.yaml or *.zone files in %s", src)
+	}
+	return dir
+}
+
+// standardArgs is the command line of a test server on 127.0.0.1:port
+// serving dir.
+func standardArgs(dir string, port int) []string {
+	return []string{
+		"--listen", fmt.Sprintf("127.0.0.1:%d", port),
+		"--zones-dir", dir,
+		"--domains", "cluster.local",
+		"--ttl", strconv.Itoa(clusterTTL),
+		"--negative-ttl", strconv.Itoa(negativeTTL),
+		"--log-level", "debug",
+		"--log-format", "text",
+	}
+}
+
+// startServer starts the server on a free loopback port serving dir, with
+// standardArgs plus extra, and waits until it answers over UDP and TCP.
+// It is killed when the test ends.
+func startServer(t *testing.T, dir string, extra ...string) *server {
+	t.Helper()
+	return launch(t, launchOpts{dir: dir, args: func(port int) ([]string, []string) {
+		return append(standardArgs(dir, port), extra...), nil
+	}})
+}
+
+// launch starts a server as o says and waits until it answers. A port taken
+// by someone else between freePort and the server's bind is retried with
+// another port.
+func launch(t *testing.T, o launchOpts) *server {
+	t.Helper()
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		port := 53
+		if o.netns == "" {
+			port = freePort(t)
+		}
+		args, env := o.args(port)
+		s := &server{host: "127.0.0.1", port: port, dir: o.dir, netns: o.netns, args: args}
+		if err := s.start(t, env); err != nil {
+			t.Fatalf("start clusterdns: %v", err)
+		}
+		err := s.waitReady(readyTimeout)
+		if err == nil {
+			return s
+		}
+		s.stop()
+		lastErr = err
+		if o.netns != "" || !strings.Contains(strings.ToLower(s.stderr()), "address already in use") {
+			break
+		}
+		t.Logf("port %d was taken meanwhile, retrying with another one", port)
+	}
+	t.Fatalf("clusterdns did not come up: %v", lastErr)
+	return nil
+}
+
+// freePort returns a port that was free on 127.0.0.1 for both UDP and TCP.
+func freePort(t *testing.T) int {
+	t.Helper()
+	for i := 0; i < 50; i++ {
+		u, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := u.LocalAddr().(*net.UDPAddr).Port
+		l, err := net.Listen("tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		u.Close()
+		if err == nil {
+			l.Close()
+			return port
+		}
+	}
+	t.Fatal("no port free for both UDP and TCP on 127.0.0.1")
+	return 0
+}
+
+// cleanEnv is the test's environment without CLUSTERDNS_* variables, so
+// that the runner's environment cannot configure the server under test.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "CLUSTERDNS_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+func (s *server) start(t *testing.T, env []string) error {
+	name, argv := serverBin, s.args
+	if s.netns != "" {
+		// ip netns exec execs the binary itself (no fork), so the
+		// process we start is the server.
+		name, argv = "ip", append([]string{"netns", "exec", s.netns, serverBin}, s.args...)
+	}
+	s.cmd = exec.Command(name, argv...)
+	s.cmd.Env = append(cleanEnv(), env...)
+	s.out = &syncBuffer{}
+	s.cmd.Stdout = s.out
+	s.cmd.Stderr = s.out
+	s.done = make(chan struct{})
+	if err := s.cmd.Start(); err != nil {
+		return err
+	}
+	t.Logf("started clusterdns pid %d: %s %s", s.cmd.Process.Pid, name, strings.Join(argv, " "))
+	go func() {
+		s.waitErr = s.cmd.Wait()
+		close(s.done)
+	}()
+	t.Cleanup(func() {
+		s.stop()
+		if t.Failed() {
+			t.Logf("clusterdns %s stderr:\n%s", strings.Join(s.args, " "), tail(s.stderr(), 64<<10))
+		}
+	})
+	return nil
+}
+
+// stop kills the server (only the process this test started) and reaps it.
+func (s *server) stop() {
+	s.stopped.Do(func() {
+		select {
+		case <-s.done:
+			return
+		default:
+		}
+		_ = s.cmd.Process.Kill()
+		select {
+		case <-s.done:
+		case <-time.After(stopTimeout):
+		}
+	})
+}
+
+// exited reports whether the server process has ended.
+func (s *server) exited() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// waitReady polls the server with an SOA query for cluster.local over UDP
+// and TCP until both answer NOERROR, the process exits, or timeout passes.
+func (s *server) waitReady(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var last error
+	for {
+		select {
+		case <-s.done:
+			return fmt.Errorf("clusterdns exited before answering (%v); output:\n%s", s.waitErr, tail(s.stderr(), 16<<10))
+		default:
+		}
+		last = s.probe()
+		if last == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no answer after %v: %v; output:\n%s", timeout, last, tail(s.stderr(), 16<<10))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (s *server) probe() error {
+	if s.netns != "" {
+		// Only a process inside the namespace can reach it.
+		for _, tr := range []string{"+notcp", "+tcp"} {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			out, err := exec.CommandContext(ctx, "ip", "netns", "exec", s.netns,
+				"dig", "@"+s.host, "-p", strconv.Itoa(s.port), "+time=1", "+tries=1", "+short", tr,
+				"cluster.local", "SOA").CombinedOutput()
+			cancel()
+			if err != nil || len(strings.TrimSpace(string(out))) == 0 {
+				return fmt.Errorf("dig %s in %s: %v: %s", tr, s.netns, err, out)
+			}
+		}
+		return nil
+	}
+	for _, proto := range []string{"udp", "tcp"} {
+		c := &dns.Client{Net: proto, Timeout: time.Second}
+		m := new(dns.Msg).SetQuestion("cluster.local.", dns.TypeSOA)
+		r, _, err := c.Exchange(m, s.addr())
+		if err != nil {
+			return fmt.Errorf("%s: %w", proto, err)
+		}
+		if r.Rcode != dns.RcodeSuccess {
+			return fmt.Errorf("%s: SOA cluster.local: %s", proto, dns.RcodeToString[r.Rcode])
+		}
+	}
+	return nil
+}
+
+// eventually calls f until it reports done or timeout passes, and fails the
+// test with f's last description of the state then. It returns how long it
+// took.
+func eventually(t *testing.T, timeout time.Duration, what string, f func() (done bool, state string)) time.Duration {
+	t.Helper()
+	start := time.Now()
+	deadline := start.Add(timeout)
+	for {
+		done, state := f()
+		if done {
+			return time.Since(start)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not reached within %v; last state: %s", what, timeout, state)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// runCmd runs a command with a deadline and returns its combined output and
+// exit code (-1 when it did not run or was killed).
+func runCmd(timeout time.Duration, name string, args ...string) (string, int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	var out syncBuffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		return out.String(), -1, fmt.Errorf("%s %s: timed out after %v", name, strings.Join(args, " "), timeout)
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return out.String(), ee.ExitCode(), nil
+	}
+	if err != nil {
+		return out.String(), -1, err
+	}
+	return out.String(), 0, nil
+}
+
+var _ io.Writer = (*syncBuffer)(nil)
