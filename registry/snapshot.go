@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+
+	"github.com/clusterdns/clusterdns/internal/cow"
 )
 
 // ServiceEntry is a service with its endpoints merged from all of its
@@ -46,20 +48,23 @@ type Snapshot struct {
 	// (the first one, or a change of namespaces or pods).
 	Full bool
 
-	services   map[Key]*ServiceEntry
+	services   *cow.Map[*ServiceEntry] // key: Key.String()
 	namespaces map[string]struct{}
 	pods       map[Key]*Pod
 	podsByIP   map[netip.Addr][]*Pod
 }
 
 // Service returns the service entry, or nil.
-func (s *Snapshot) Service(k Key) *ServiceEntry { return s.services[k] }
+func (s *Snapshot) Service(k Key) *ServiceEntry {
+	e, _ := s.services.Get(k.String())
+	return e
+}
 
 // Services iterates over every service in no particular order.
-func (s *Snapshot) Services() iter.Seq[*ServiceEntry] { return maps.Values(s.services) }
+func (s *Snapshot) Services() iter.Seq[*ServiceEntry] { return s.services.Values() }
 
 // ServiceCount returns the number of services.
-func (s *Snapshot) ServiceCount() int { return len(s.services) }
+func (s *Snapshot) ServiceCount() int { return s.services.Len() }
 
 // HasNamespace reports whether the namespace exists: declared as a Namespace
 // object, or holding at least one service or pod.

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/clusterdns/clusterdns/internal/cow"
 )
 
 // Options tune how a Store builds snapshots.
@@ -308,21 +310,23 @@ func (s *Store) Flush() *Snapshot {
 	next := &Snapshot{Full: prev == nil}
 	if prev == nil {
 		next.Serial = uint32(time.Now().Unix())
-		next.services = make(map[Key]*ServiceEntry, len(s.services))
+		ed := cow.New[*ServiceEntry]().Edit()
 		for k, svc := range s.services {
-			next.services[k] = s.entryLocked(k, svc)
+			ed.Set(k.String(), s.entryLocked(k, svc))
 		}
+		next.services = ed.Done()
 	} else {
 		next.Serial = max(prev.Serial+1, uint32(time.Now().Unix()))
-		next.services = maps.Clone(prev.services)
+		ed := prev.services.Edit()
 		for k := range s.dirty {
 			if svc, ok := s.services[k]; ok {
-				next.services[k] = s.entryLocked(k, svc)
+				ed.Set(k.String(), s.entryLocked(k, svc))
 			} else {
-				delete(next.services, k)
+				ed.Delete(k.String())
 			}
 			next.Changed = append(next.Changed, k)
 		}
+		next.services = ed.Done()
 	}
 	if s.full || prev == nil {
 		next.Full = next.Full || prev == nil || !slices.Equal(sortedNS(prev), s.namespaceListLocked())
@@ -355,7 +359,7 @@ func (s *Store) Flush() *Snapshot {
 	for _, fn := range subs {
 		fn(next)
 	}
-	s.log.Debug("snapshot published", "serial", next.Serial, "services", len(next.services),
+	s.log.Debug("snapshot published", "serial", next.Serial, "services", next.services.Len(),
 		"changed", len(next.Changed), "full", next.Full, "took", time.Since(start))
 	return next
 }

@@ -96,7 +96,7 @@ func NewHandler(opt Options, log *slog.Logger) (*Handler, error) {
 // registry's publisher calls it (Store.Subscribe); queries in flight keep
 // the index they started with.
 func (h *Handler) Update(snap *registry.Snapshot) error {
-	idx, err := buildClusterIndex(snap, h.iopt)
+	idx, err := buildClusterIndex(h.cluster.Load(), snap, &h.iopt)
 	if err != nil {
 		return fmt.Errorf("index snapshot %d: %w", snap.Serial, err)
 	}
@@ -197,15 +197,14 @@ func formErr(out, req []byte) []byte {
 func (h *Handler) answer(out []byte, q *query, req []byte) []byte {
 	key := q.lowerName()
 	cidx := h.cluster.Load()
-	var n *node
 	if cidx != nil {
-		n = cidx.names[string(key)]
+		if n, ok := cidx.names.GetBytes(key); ok {
+			return h.answerNode(out, q, req, n, cidx.zones)
+		}
 	}
-	if n == nil {
-		n = h.static.Load().names[string(key)]
-	}
-	if n != nil {
-		return h.answerNode(out, q, req, n)
+	sidx := h.static.Load()
+	if n := sidx.names[string(key)]; n != nil {
+		return h.answerNode(out, q, req, n, sidx.list)
 	}
 	// Not a known name: find the zone it falls in, if any.
 	for off := 0; off < len(key) && key[off] != 0; off += int(key[off]) + 1 {
@@ -232,7 +231,7 @@ func (h *Handler) answer(out []byte, q *query, req []byte) []byte {
 	return nil
 }
 
-func (h *Handler) answerNode(out []byte, q *query, req []byte, n *node) []byte {
+func (h *Handler) answerNode(out []byte, q *query, req []byte, n *node, zones []*zone) []byte {
 	qtype := q.qtype
 	if qtype == dns.TypeANY && len(n.rrsets) > 0 {
 		// RFC 8482: one RRset, not everything.
@@ -247,7 +246,7 @@ func (h *Handler) answerNode(out []byte, q *query, req []byte, n *node) []byte {
 	if n.cname != nil {
 		return h.chase(out, q, req, n)
 	}
-	return writeNegative(out, q, req, n.zone, dns.RcodeSuccess)
+	return writeNegative(out, q, req, zones[n.zone], dns.RcodeSuccess)
 }
 
 // chase answers a name that is an alias: the CNAME, then, while the target
@@ -276,7 +275,8 @@ func (h *Handler) chase(out []byte, q *query, req []byte, n *node) []byte {
 		if err != nil {
 			break
 		}
-		cur = h.lookupWire(key)
+		var zones []*zone
+		cur, zones = h.lookupWire(key)
 		if cur == nil {
 			if z := h.zoneOf(key); z != nil {
 				m.Rcode = dns.RcodeNameError
@@ -293,7 +293,7 @@ func (h *Handler) chase(out []byte, q *query, req []byte, n *node) []byte {
 			break
 		}
 		if cur.cname == nil {
-			m.Ns = append(m.Ns, negSOA(cur.zone))
+			m.Ns = append(m.Ns, negSOA(zones[cur.zone]))
 		}
 	}
 	wire, err := m.PackBuffer(out[:0])
@@ -310,13 +310,15 @@ func negSOA(z *zone) dns.RR {
 	return &s
 }
 
-func (h *Handler) lookupWire(key string) *node {
+// lookupWire finds a node by wire name, with the zone list it refers to.
+func (h *Handler) lookupWire(key string) (*node, []*zone) {
 	if idx := h.cluster.Load(); idx != nil {
-		if n := idx.names[key]; n != nil {
-			return n
+		if n, ok := idx.names.Get(key); ok {
+			return n, idx.zones
 		}
 	}
-	return h.static.Load().names[key]
+	s := h.static.Load()
+	return s.names[key], s.list
 }
 
 // zoneOf returns the served zone (cluster or static) that holds the name.

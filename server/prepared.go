@@ -26,7 +26,7 @@ type rrset struct {
 // non-terminal (NODATA for every type). A node with a cname answers it for
 // every type but CNAME's own.
 type node struct {
-	zone   *zone
+	zone   uint8 // position of its zone in the owning index's zone list
 	rrsets []rrset
 	cname  *dns.CNAME // also prepared in rrsets under TypeCNAME
 }

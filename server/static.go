@@ -22,6 +22,7 @@ func IsZoneFile(name string) bool { return strings.EqualFold(path.Ext(name), ".z
 // staticIndex is every name of the zones read from master files.
 type staticIndex struct {
 	zones map[string]*zone // key: origin in wire format
+	list  []*zone          // nodes refer to their zone by position here
 	names map[string]*node
 }
 
@@ -158,7 +159,11 @@ func (zf *ZoneFiles) index() (*staticIndex, error) {
 		if _, dup := idx.zones[z.wire]; dup {
 			return nil, fmt.Errorf("%s: zone %s is already served by another file", file, z.origin)
 		}
+		if len(idx.list) == 256 {
+			return nil, fmt.Errorf("%s: more than 256 zone files", file)
+		}
 		idx.zones[z.wire] = z
+		idx.list = append(idx.list, z)
 		// Empty non-terminals between the apex and each name.
 		for _, name := range order {
 			labels := dns.SplitDomainName(name)
@@ -178,7 +183,7 @@ func (zf *ZoneFiles) index() (*staticIndex, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", file, err)
 			}
-			n := &node{zone: z}
+			n := &node{zone: uint8(len(idx.list) - 1)}
 			types := slices.Sorted(maps.Keys(byName[name]))
 			for _, t := range types {
 				rrs := byName[name][t]

@@ -1,0 +1,107 @@
+package server
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+
+	"github.com/clusterdns/clusterdns/registry"
+)
+
+func testOptions() *indexOptions {
+	return &indexOptions{domains: []string{"cluster.local.", "other.zone."}, ttl: 5, negativeTTL: 5,
+		dnsService: registry.Key{Namespace: "kube-system", Name: "kube-dns"}}
+}
+
+// sameIndex compares two indexes name by name, byte by byte.
+func sameIndex(t *testing.T, step string, a, b *clusterIndex) {
+	t.Helper()
+	if a.names.Len() != b.names.Len() {
+		t.Fatalf("%s: %d names incrementally, %d rebuilt", step, a.names.Len(), b.names.Len())
+	}
+	for key, nb := range b.names.All() {
+		na, ok := a.names.Get(key)
+		if !ok {
+			t.Fatalf("%s: name %q missing from the incremental index", step, key)
+		}
+		if na.zone != nb.zone || len(na.rrsets) != len(nb.rrsets) {
+			t.Fatalf("%s: name %q differs", step, key)
+		}
+		for i := range nb.rrsets {
+			if na.rrsets[i].qtype != nb.rrsets[i].qtype || !bytes.Equal(na.rrsets[i].ans.wire, nb.rrsets[i].ans.wire) {
+				t.Fatalf("%s: name %q type %d differs", step, key, nb.rrsets[i].qtype)
+			}
+		}
+	}
+}
+
+// An index updated change by change equals one rebuilt from scratch, through
+// random service, slice and readiness changes (shared endpoint addresses
+// included, so PTR names with several owners are covered).
+func TestIncrementalIndexEqualsRebuild(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	st := registry.NewStore(registry.Options{})
+	opt := testOptions()
+	var idx *clusterIndex
+	incremental := 0
+	st.Subscribe(func(s *registry.Snapshot) {
+		if idx != nil && !s.Full {
+			incremental++
+		}
+		next, err := buildClusterIndex(idx, s, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idx = next
+	})
+	for i := range 5 {
+		st.UpsertNamespace(fmt.Sprintf("ns%d", i))
+	}
+	st.MarkSynced()
+	st.Flush()
+	svcKey := func() registry.Key {
+		return registry.Key{Namespace: fmt.Sprintf("ns%d", rng.IntN(5)), Name: fmt.Sprintf("s%d", rng.IntN(20))}
+	}
+	for step := range 400 {
+		k := svcKey()
+		switch rng.IntN(5) {
+		case 0:
+			st.DeleteService(k)
+		case 1, 2:
+			svc := &registry.Service{Key: k, Kind: registry.ServiceKind(rng.IntN(3)),
+				Ports: []registry.ServicePort{{Name: "http", Protocol: registry.TCP, Port: int32(80 + rng.IntN(2))}}}
+			switch svc.Kind {
+			case registry.KindClusterIP:
+				svc.ClusterIPs = []netip.Addr{netip.AddrFrom4([4]byte{10, 96, byte(rng.IntN(3)), byte(rng.IntN(250))})}
+			case registry.KindExternalName:
+				svc.ExternalName = "x.example.test"
+			}
+			st.UpsertService(svc)
+		case 3:
+			sl := &registry.EndpointSlice{Key: registry.Key{Namespace: k.Namespace, Name: k.Name + "-a"}, Service: k.Name,
+				Ports: []registry.EndpointPort{{Name: "http", Protocol: registry.TCP, Port: 8080}}}
+			for range rng.IntN(4) {
+				sl.Endpoints = append(sl.Endpoints, registry.Endpoint{
+					Address: netip.AddrFrom4([4]byte{10, 244, 0, byte(rng.IntN(8))}), // shared across services
+					Ready:   rng.IntN(3) > 0})
+			}
+			st.UpsertEndpointSlice(sl)
+		case 4:
+			st.DeleteEndpointSlice(registry.Key{Namespace: k.Namespace, Name: k.Name + "-a"})
+		}
+		if k2 := svcKey(); rng.IntN(3) == 0 {
+			st.DeleteService(k2) // two changes in one snapshot
+		}
+		snap := st.Flush()
+		full, err := buildClusterIndex(nil, snap, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameIndex(t, fmt.Sprintf("step %d (full=%v, changed=%v)", step, snap.Full, snap.Changed), idx, full)
+	}
+	if incremental < 300 {
+		t.Fatalf("only %d of 400 updates were incremental", incremental)
+	}
+}
