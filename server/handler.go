@@ -11,6 +11,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/clusterdns/clusterdns/registry"
+	"github.com/clusterdns/clusterdns/resolver"
 )
 
 // PodMode selects how a-b-c-d.<ns>.pod.<zone> names are answered.
@@ -36,15 +37,23 @@ type Options struct {
 	DNSService registry.Key
 	// Fallback answers names outside every served zone; nil answers REFUSED.
 	Fallback Fallback
+	// RecursionFrom lists the client networks whose questions outside the
+	// served zones go to Fallback; others get REFUSED (not an open resolver).
+	RecursionFrom []netip.Prefix
+	// Autopath completes a pod's search path on the server (CoreDNS
+	// autopath): needs pods known by IP (pods: verified, or pods in files).
+	Autopath bool
 }
 
 // Fallback answers what the authoritative data does not cover (names
-// outside the served zones, unknown reverse names). Handler calls Resolve
-// on the listener's goroutine; Resolve must not block it: it returns at once
-// and calls send later, from any goroutine, with the response (or never, to
-// drop). req is the handler's copy and stays valid.
+// outside the served zones, unknown reverse names): the resolver's
+// Forwarder. Handler calls both methods on the listener's goroutine;
+// neither may block. Cached copies a cached response into out or returns
+// nil; Resolve answers later by calling done once, from any goroutine, with
+// a response packed without OPT (nil for SERVFAIL).
 type Fallback interface {
-	Resolve(req []byte, client netip.AddrPort, tcp bool, send func([]byte))
+	Cached(q *resolver.Question, out []byte) []byte
+	Resolve(q resolver.Question, done func(resp []byte))
 }
 
 // Handler turns requests into responses from the current cluster index and
@@ -138,16 +147,103 @@ func (h *Handler) Respond(req, out []byte, client netip.AddrPort, tcp bool, send
 		resp = writeEmpty(out, &q, req, dns.RcodeRefused, false)
 	default:
 		resp = h.answer(out, &q, req)
-		if resp == nil {
-			if h.opt.Fallback == nil {
-				resp = writeEmpty(out, &q, req, dns.RcodeRefused, false)
-			} else {
-				h.opt.Fallback.Resolve(append([]byte(nil), req...), client, tcp, send)
+		if resp != nil && h.opt.Autopath && resp[3]&0xF == dns.RcodeNameError {
+			if r, deferred := h.autopath(out, &q, req, client, tcp, send, resp); deferred {
 				return nil
+			} else if r != nil {
+				resp = r
 			}
+		}
+		if resp == nil {
+			if h.opt.Fallback == nil || !h.recursionAllowed(client.Addr()) {
+				resp = writeEmpty(out, &q, req, dns.RcodeRefused, false)
+				break
+			}
+			rq := h.fallbackQuestion(&q)
+			if r := h.opt.Fallback.Cached(&rq, out); r != nil {
+				resp = patchForwarded(r, &q, req)
+				break
+			}
+			h.forward(rq, &q, req, tcp, send, nil)
+			return nil
 		}
 	}
 	return finish(resp, &q, req, tcp)
+}
+
+// recursionAllowed reports whether a client may ask for names outside the
+// served zones.
+func (h *Handler) recursionAllowed(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range h.opt.RecursionFrom {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *Handler) fallbackQuestion(q *query) resolver.Question {
+	rq := resolver.Question{Wire: q.qname, Key: q.lowerName(), Type: q.qtype, Class: q.qclass, DO: q.do, CD: q.flags&flagCD != 0}
+	if q.edns {
+		rq.UDPSize = q.udpSize
+	}
+	return rq
+}
+
+// forward hands a question to the fallback; its answer is patched for the
+// client (and passed through wrap, when given) and sent.
+func (h *Handler) forward(rq resolver.Question, q *query, req []byte, tcp bool, send func([]byte), wrap func(resp []byte) []byte) {
+	qc := *q
+	reqc := append([]byte(nil), req...)
+	qc.qname = reqc[headerLen : headerLen+len(q.qname)]
+	rq.Wire = qc.qname
+	rq.Key = append([]byte(nil), rq.Key...)
+	h.opt.Fallback.Resolve(rq, func(r []byte) {
+		var resp []byte
+		if wrap != nil && r != nil {
+			r = wrap(r)
+		}
+		if r == nil {
+			resp = writeEmpty(nil, &qc, reqc, dns.RcodeServerFailure, false)
+		} else {
+			resp = patchForwarded(r, &qc, reqc)
+		}
+		send(finish(resp, &qc, reqc, tcp))
+	})
+}
+
+// patchForwarded makes a forwarded or cached response the answer to q: the
+// client's ID, flags and question spelling.
+func patchForwarded(resp []byte, q *query, req []byte) []byte {
+	if len(resp) < q.qend || !bytesEqualFold(resp[headerLen:q.qend], req[headerLen:q.qend]) {
+		return writeEmpty(resp, q, req, dns.RcodeServerFailure, false)
+	}
+	binary.BigEndian.PutUint16(resp[0:], q.id)
+	flags := binary.BigEndian.Uint16(resp[2:])
+	flags = flags&(0xF|1<<5) | flagQR | flagRA | q.flags&(flagRD|flagCD) // keep rcode and AD
+	binary.BigEndian.PutUint16(resp[2:], flags)
+	copy(resp[headerLen:], req[headerLen:q.qend])
+	return resp
+}
+
+func bytesEqualFold(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 // ednsSize is the UDP payload size clusterdns advertises (DNS flag day 2020).
@@ -253,55 +349,76 @@ func (h *Handler) answerNode(out []byte, q *query, req []byte, n *node, zones []
 // is in a served zone, the target's records (at most 8 links). It packs a
 // message with miekg/dns: aliases are the slow path.
 func (h *Handler) chase(out []byte, q *query, req []byte, n *node) []byte {
+	m, name, err := newReply(q, req)
+	if err != nil {
+		return formErr(out, req)
+	}
+	h.follow(m, name, n, nil, q.qtype)
+	return h.pack(out, m, q, req)
+}
+
+// newReply starts an authoritative reply to q with its question as asked.
+func newReply(q *query, req []byte) (*dns.Msg, string, error) {
+	name, _, err := dns.UnpackDomainName(req, headerLen)
+	if err != nil {
+		return nil, "", err
+	}
 	m := new(dns.Msg)
 	m.Id = q.id
 	m.Response, m.Authoritative = true, true
 	m.RecursionDesired = q.flags&flagRD != 0
 	m.CheckingDisabled = q.flags&flagCD != 0
 	m.Compress = true
-	name, _, err := dns.UnpackDomainName(req, headerLen)
-	if err != nil {
-		return formErr(out, req)
-	}
 	m.Question = []dns.Question{{Name: name, Qtype: q.qtype, Qclass: q.qclass}}
-	cur := n
-	owner := name
-	for hops := 0; hops < 8 && cur != nil && cur.cname != nil; hops++ {
+	return m, name, nil
+}
+
+func (h *Handler) pack(out []byte, m *dns.Msg, q *query, req []byte) []byte {
+	wire, err := m.PackBuffer(out[:0])
+	if err != nil {
+		h.log.Error("pack answer", "name", m.Question[0].Name, "err", err)
+		return writeEmpty(out, q, req, dns.RcodeServerFailure, false)
+	}
+	return wire
+}
+
+// follow appends to m what a resolver finds at owner (node cur, in zones):
+// its records of qtype, or its CNAME and then its target's, and NXDOMAIN or
+// NODATA with the SOA where the chain ends in a served zone.
+func (h *Handler) follow(m *dns.Msg, owner string, cur *node, zones []*zone, qtype uint16) {
+	for hops := 0; hops < 8 && cur != nil; hops++ {
+		if p := cur.get(qtype); p != nil && (qtype != dns.TypeCNAME || cur.cname != nil) {
+			var t dns.Msg
+			if err := t.Unpack(p.wire); err == nil {
+				for _, rr := range t.Answer {
+					rr.Header().Name = owner
+				}
+				m.Answer = append(m.Answer, t.Answer...)
+				m.Extra = append(m.Extra, t.Extra...)
+			}
+			return
+		}
+		if cur.cname == nil {
+			m.Ns = append(m.Ns, negSOA(zones[cur.zone]))
+			return
+		}
 		c := *cur.cname
 		c.Hdr.Name = owner
 		m.Answer = append(m.Answer, &c)
 		owner = c.Target
 		key, err := nameToWire(c.Target)
 		if err != nil {
-			break
+			return
 		}
-		var zones []*zone
 		cur, zones = h.lookupWire(key)
 		if cur == nil {
 			if z := h.zoneOf(key); z != nil {
 				m.Rcode = dns.RcodeNameError
 				m.Ns = append(m.Ns, negSOA(z))
 			}
-			break
-		}
-		if p := cur.get(q.qtype); p != nil && q.qtype != dns.TypeCNAME {
-			var t dns.Msg
-			if err := t.Unpack(p.wire); err == nil {
-				m.Answer = append(m.Answer, t.Answer...)
-				m.Extra = append(m.Extra, t.Extra...)
-			}
-			break
-		}
-		if cur.cname == nil {
-			m.Ns = append(m.Ns, negSOA(zones[cur.zone]))
+			return
 		}
 	}
-	wire, err := m.PackBuffer(out[:0])
-	if err != nil {
-		h.log.Error("pack alias answer", "name", name, "err", err)
-		return writeEmpty(out, q, req, dns.RcodeServerFailure, false)
-	}
-	return wire
 }
 
 func negSOA(z *zone) dns.RR {

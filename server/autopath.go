@@ -1,0 +1,94 @@
+package server
+
+import (
+	"net/netip"
+	"strings"
+
+	"github.com/miekg/dns"
+)
+
+// autopath completes a pod's DNS search on the server (CoreDNS autopath).
+// A pod in namespace ns searches <ns>.svc.<zone>, svc.<zone>, <zone>, then
+// the bare name; its first question is X.<ns>.svc.<zone>. When that does
+// not exist, the server walks the rest of the search itself and answers
+// the first hit as a CNAME from the asked name, so `api.example.com` costs
+// one round trip instead of four. Clients that are not known pods (unknown
+// IPs, host-network pods) keep the normal answer. deferred means the bare
+// name went upstream and the answer will be sent later.
+func (h *Handler) autopath(out []byte, q *query, req []byte, client netip.AddrPort, tcp bool, send func([]byte), nxdomain []byte) (resp []byte, deferred bool) {
+	idx := h.cluster.Load()
+	if idx == nil {
+		return nil, false
+	}
+	ns := ""
+	for _, p := range idx.snap.PodsByIP(client.Addr().Unmap()) {
+		if !p.HostNetwork {
+			ns = p.Namespace
+			break
+		}
+	}
+	if ns == "" {
+		return nil, false
+	}
+	key := string(q.lowerName())
+	for _, zw := range h.clusterZones {
+		suffix := string([]byte{byte(len(ns))}) + ns + "\x03svc" + zw
+		if !strings.HasSuffix(key, suffix) || len(key) == len(suffix) {
+			continue
+		}
+		prefix := key[:len(key)-len(suffix)] // X's labels, without the root
+		for _, cand := range []string{prefix + "\x03svc" + zw, prefix + zw, prefix + "\x00"} {
+			n, zones := h.lookupWire(cand)
+			if n == nil {
+				continue
+			}
+			m, name, err := newReply(q, req)
+			if err != nil {
+				return nil, false
+			}
+			target := wireToName(cand)
+			m.Answer = append(m.Answer, &dns.CNAME{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: h.opt.TTL}, Target: target})
+			h.follow(m, target, n, zones, q.qtype)
+			return h.pack(out, m, q, req), false
+		}
+		bare := prefix + "\x00"
+		if h.zoneOf(bare) != nil || h.opt.Fallback == nil || !h.recursionAllowed(client.Addr()) {
+			return nil, false // not found in our zones: the normal NXDOMAIN
+		}
+		nx := append([]byte(nil), nxdomain...) // the answer if the bare name fails too
+		rq := h.fallbackQuestion(q)
+		rq.Wire = []byte(bare)
+		rq.Key = []byte(bare)
+		target := wireToName(bare)
+		qname, _, _ := dns.UnpackDomainName(req, headerLen)
+		wrap := func(r []byte) []byte {
+			var up dns.Msg
+			if err := up.Unpack(r); err != nil || up.Rcode != dns.RcodeSuccess {
+				return nx
+			}
+			m := new(dns.Msg)
+			m.Response, m.Compress = true, true
+			m.Rcode = up.Rcode
+			m.Question = []dns.Question{{Name: qname, Qtype: q.qtype, Qclass: q.qclass}}
+			m.Answer = append([]dns.RR{&dns.CNAME{Hdr: dns.RR_Header{Name: qname, Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: h.opt.TTL}, Target: target}}, up.Answer...)
+			m.Ns, m.Extra = up.Ns, up.Extra
+			w, err := m.Pack()
+			if err != nil {
+				return nil
+			}
+			return w
+		}
+		h.forward(rq, q, req, tcp, send, wrap)
+		return nil, true
+	}
+	return nil, false
+}
+
+// wireToName turns a wire-format name into presentation form.
+func wireToName(w string) string {
+	name, _, err := dns.UnpackDomainName([]byte(w), 0)
+	if err != nil {
+		return "."
+	}
+	return name
+}
