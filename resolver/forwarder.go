@@ -396,7 +396,6 @@ func (f *Forwarder) Run(ctx context.Context) {
 	}
 }
 
-
 // nameOf is a wire name in presentation form, for logs.
 func nameOf(wire []byte) string {
 	name, _, err := dns.UnpackDomainName(wire, 0)
