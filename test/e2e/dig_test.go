@@ -74,25 +74,6 @@ func (s *server) dig(t *testing.T, args ...string) *digResult {
 	return r
 }
 
-// digShort runs dig +short and returns its non-empty lines.
-func (s *server) digShort(args ...string) ([]string, error) {
-	name, argv := s.digCmd(append([]string{"+time=2", "+tries=3", "+short"}, args...))
-	out, code, err := runCmd(digTimeout, name, argv...)
-	if err != nil {
-		return nil, err
-	}
-	if code != 0 {
-		return nil, fmt.Errorf("%s %s: exit status %d: %s", name, strings.Join(argv, " "), code, out)
-	}
-	var lines []string
-	for _, l := range strings.Split(out, "\n") {
-		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, ";") {
-			lines = append(lines, l)
-		}
-	}
-	return lines, nil
-}
-
 var (
 	reStatus = regexp.MustCompile(`status: ([A-Z0-9]+)`)
 	reFlags  = regexp.MustCompile(`^;; flags:([^;]*);(.*)$`)

@@ -69,33 +69,42 @@ func writeInPlace(t *testing.T, path, data string) {
 	}
 }
 
-// short returns dig +short's answer lines for a name and type.
-func (s *server) short(name, qtype string) ([]string, error) {
-	return s.digShort(name, qtype)
+// short returns the answer's records as dig +short prints them (rdata
+// only), with the full reply for messages.
+func (s *server) short(name, qtype string) ([]string, *digResult, error) {
+	r, err := s.digTry(name, qtype)
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []string
+	for _, a := range r.answer {
+		out = append(out, strings.TrimSpace(strings.TrimPrefix(a.String(), a.Header().String())))
+	}
+	return out, r, nil
 }
 
-// waitAnswer polls until dig +short name qtype gives exactly want.
+// waitAnswer polls until the answer to name qtype is exactly want.
 func (s *server) waitAnswer(t *testing.T, name, qtype string, want ...string) {
 	t.Helper()
 	took := eventually(t, reloadDeadline, fmt.Sprintf("%s %s answers %q", name, qtype, want), func() (bool, string) {
-		got, err := s.short(name, qtype)
+		got, r, err := s.short(name, qtype)
 		if err != nil {
 			return false, err.Error()
 		}
-		return slices.Equal(got, want), fmt.Sprintf("%q", got)
+		return slices.Equal(got, want), fmt.Sprintf("%q\n%s", got, r)
 	})
 	t.Logf("%s %s answered %q after %v", name, qtype, want, took.Round(time.Millisecond))
 }
 
-// wantAnswer checks once that dig +short name qtype gives exactly want.
+// wantAnswer checks once that the answer to name qtype is exactly want.
 func (s *server) wantAnswer(t *testing.T, name, qtype string, want ...string) {
 	t.Helper()
-	got, err := s.short(name, qtype)
+	got, r, err := s.short(name, qtype)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(got, want) {
-		t.Errorf("%s %s: got %q, want %q", name, qtype, got, want)
+		t.Errorf("%s %s: got %q, want %q (at %s)\n%s", name, qtype, got, want, time.Now().UTC().Format("15:04:05.000"), r)
 	}
 }
 

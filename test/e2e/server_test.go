@@ -139,6 +139,20 @@ func launch(t *testing.T, o launchOpts) *server {
 			t.Fatalf("start clusterdns: %v", err)
 		}
 		err := s.waitReady(readyTimeout)
+		if err == nil && o.netns == "" {
+			// The server binds with SO_REUSEPORT, so a second process of
+			// the same user can bind the same port without an error and
+			// take part of the queries: make sure nobody else is there.
+			if n, perr := s.foreignSockets(); perr != nil {
+				t.Logf("cannot check that port %d is the server's alone: %v", port, perr)
+			} else if n > 0 {
+				err = fmt.Errorf("%d socket(s) of another process are bound to 127.0.0.1:%d too (SO_REUSEPORT)", n, port)
+				s.stop()
+				lastErr = err
+				t.Logf("%v; retrying with another port", err)
+				continue
+			}
+		}
 		if err == nil {
 			return s
 		}
@@ -229,6 +243,46 @@ func (s *server) stop() {
 		case <-time.After(stopTimeout):
 		}
 	})
+}
+
+// foreignSockets counts the UDP sockets and TCP listeners bound to the
+// server's address that belong to another process (Linux /proc).
+func (s *server) foreignSockets() (int, error) {
+	ours := map[string]bool{}
+	fdDir := fmt.Sprintf("/proc/%d/fd", s.cmd.Process.Pid)
+	fds, err := os.ReadDir(fdDir)
+	if err != nil {
+		return 0, err
+	}
+	for _, fd := range fds {
+		link, err := os.Readlink(filepath.Join(fdDir, fd.Name()))
+		if err == nil && strings.HasPrefix(link, "socket:[") {
+			ours[strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]")] = true
+		}
+	}
+	ip := net.ParseIP(s.host).To4()
+	if ip == nil {
+		return 0, fmt.Errorf("not an IPv4 address: %s", s.host)
+	}
+	// /proc/net/{udp,tcp} print the address as a little-endian hex word.
+	local := fmt.Sprintf("%02X%02X%02X%02X:%04X", ip[3], ip[2], ip[1], ip[0], s.port)
+	foreign := 0
+	for _, f := range []struct{ file, state string }{{"/proc/net/udp", ""}, {"/proc/net/tcp", "0A"}} {
+		data, err := os.ReadFile(f.file)
+		if err != nil {
+			return 0, err
+		}
+		for _, l := range strings.Split(string(data), "\n")[1:] {
+			fl := strings.Fields(l)
+			if len(fl) < 10 || fl[1] != local || (f.state != "" && fl[3] != f.state) || fl[9] == "0" {
+				continue
+			}
+			if !ours[fl[9]] {
+				foreign++
+			}
+		}
+	}
+	return foreign, nil
 }
 
 // exited reports whether the server process has ended.
