@@ -5,13 +5,16 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
 	"github.com/clusterdns/clusterdns/registry"
+	"github.com/clusterdns/clusterdns/resolver"
 	"github.com/clusterdns/clusterdns/server"
 )
 
@@ -29,6 +32,19 @@ type config struct {
 	UDPSockets       int
 	LogLevel         slog.Level
 	LogFormat        string
+
+	// Forwarding (names outside the served zones).
+	Upstreams      []string            // empty: no forwarding (REFUSED)
+	StubDomains    map[string][]string // domain → servers
+	UpstreamPolicy resolver.Policy
+	ForwardTimeout time.Duration
+	RecursionFrom  []netip.Prefix
+	CacheSize      int
+	CacheMaxTTL    time.Duration
+	CacheMaxNegTTL time.Duration
+	ServeStale     time.Duration
+	Prefetch       int
+	Autopath       bool
 }
 
 // setting is one configuration key: its flag, default and help.
@@ -47,6 +63,17 @@ var settings = []setting{
 	{"endpoint_pod_names", "name endpoints without a hostname after their pod instead of their address", false},
 	{"dns_service", "namespace/name of the service whose ClusterIP is the zones' NS address", "kube-system/kube-dns"},
 	{"udp_sockets", "UDP sockets (SO_REUSEPORT), one reader each; 0 = one per CPU", 0},
+	{"upstreams", "servers for names outside the served zones: ip, ip:port, tcp://ip:port, or a resolv.conf path; empty turns forwarding off (REFUSED)", []string{"/etc/resolv.conf"}},
+	{"stub_domains", "per-domain servers, domain=ip[;ip...] (in the file: a map of domain to a list)", []string{}},
+	{"upstream_policy", "order of upstreams: random, round_robin or sequential", "random"},
+	{"forward_timeout", "timeout of one upstream exchange", "2s"},
+	{"recursion_from", "client networks allowed to ask names outside the served zones", []string{"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "fc00::/7", "fe80::/10"}},
+	{"cache_size", "forwarded answers cached at most", 10000},
+	{"cache_max_ttl", "longest time a forwarded answer is cached", "1h"},
+	{"cache_max_negative_ttl", "longest time a forwarded NXDOMAIN/NODATA is cached", "30m"},
+	{"serve_stale", "how long an expired answer may be served when every upstream fails (RFC 8767); 0 turns it off", "1h"},
+	{"prefetch", "refresh a popular cached answer in the last N percent of its TTL; 0 turns it off", 10},
+	{"autopath", "complete pods' search paths on the server (needs pods known by IP)", false},
 	{"log_level", "debug, info, warn or error", "info"},
 	{"log_format", "text or json", "text"},
 }
@@ -150,6 +177,9 @@ func parseConfig(v *viper.Viper) (*config, error) {
 	if err := c.LogLevel.UnmarshalText([]byte(v.GetString("log_level"))); err != nil {
 		return nil, fmt.Errorf("log_level %q: want debug, info, warn or error", v.GetString("log_level"))
 	}
+	if err := parseForwarding(v, c); err != nil {
+		return nil, err
+	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return nil, fmt.Errorf("log_format %q: want text or json", c.LogFormat)
 	}
@@ -190,4 +220,94 @@ func toInt(x any) (int, error) {
 		return n, nil
 	}
 	return 0, fmt.Errorf("not a number")
+}
+
+func parseForwarding(v *viper.Viper, c *config) error {
+	for _, u := range v.GetStringSlice("upstreams") {
+		for _, part := range strings.Split(u, ",") {
+			if part = strings.TrimSpace(part); part != "" {
+				c.Upstreams = append(c.Upstreams, part)
+			}
+		}
+	}
+	c.StubDomains = map[string][]string{}
+	switch raw := v.Get("stub_domains").(type) {
+	case map[string]any:
+		// viper splits keys at dots: corp.example arrives as corp → example.
+		var walk func(prefix string, m map[string]any) error
+		walk = func(prefix string, m map[string]any) error {
+			for k, val := range m {
+				name := strings.TrimPrefix(prefix+"."+k, ".")
+				switch t := val.(type) {
+				case map[string]any:
+					if err := walk(name, t); err != nil {
+						return err
+					}
+				case []any:
+					for _, s := range t {
+						c.StubDomains[name] = append(c.StubDomains[name], fmt.Sprint(s))
+					}
+				case string:
+					c.StubDomains[name] = append(c.StubDomains[name], t)
+				default:
+					return fmt.Errorf("stub_domains %s: want a list of servers", name)
+				}
+			}
+			return nil
+		}
+		if err := walk("", raw); err != nil {
+			return err
+		}
+	default:
+		for _, e := range v.GetStringSlice("stub_domains") {
+			d, servers, ok := strings.Cut(e, "=")
+			if !ok || d == "" || servers == "" {
+				return fmt.Errorf("stub_domains %q: want domain=ip[;ip...]", e)
+			}
+			c.StubDomains[d] = append(c.StubDomains[d], strings.Split(servers, ";")...)
+		}
+	}
+	c.UpstreamPolicy = resolver.Policy(v.GetString("upstream_policy"))
+	switch c.UpstreamPolicy {
+	case resolver.Random, resolver.RoundRobin, resolver.Sequential:
+	default:
+		return fmt.Errorf("upstream_policy %q: want random, round_robin or sequential", c.UpstreamPolicy)
+	}
+	var err error
+	durations := []struct {
+		key string
+		dst *time.Duration
+		min time.Duration
+	}{
+		{"forward_timeout", &c.ForwardTimeout, time.Millisecond},
+		{"cache_max_ttl", &c.CacheMaxTTL, 0},
+		{"cache_max_negative_ttl", &c.CacheMaxNegTTL, 0},
+		{"serve_stale", &c.ServeStale, 0},
+	}
+	for _, d := range durations {
+		s := v.GetString(d.key)
+		if *d.dst, err = time.ParseDuration(s); err != nil || *d.dst < d.min {
+			return fmt.Errorf("%s %q: want a duration such as 2s, 5m or 1h", d.key, s)
+		}
+	}
+	for _, cidr := range v.GetStringSlice("recursion_from") {
+		for _, part := range strings.Split(cidr, ",") {
+			if part = strings.TrimSpace(part); part == "" {
+				continue
+			}
+			p, err := netip.ParsePrefix(part)
+			if err != nil {
+				return fmt.Errorf("recursion_from %q: want a network such as 10.0.0.0/8", part)
+			}
+			c.RecursionFrom = append(c.RecursionFrom, p)
+		}
+	}
+	if c.CacheSize, err = intValue(v, "cache_size", 0, 10_000_000); err != nil {
+		return err
+	}
+	if c.Prefetch, err = intValue(v, "prefetch", 0, 100); err != nil {
+		return err
+	}
+	c.Autopath = v.GetBool("autopath")
+	return nil
 }

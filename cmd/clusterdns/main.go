@@ -10,15 +10,20 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
+	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/miekg/dns"
 	"github.com/spf13/pflag"
 
 	"github.com/clusterdns/clusterdns/internal/dirwatch"
 	"github.com/clusterdns/clusterdns/registry"
+	"github.com/clusterdns/clusterdns/resolver"
 	"github.com/clusterdns/clusterdns/server"
 	"github.com/clusterdns/clusterdns/zones"
 )
@@ -52,13 +57,24 @@ func newLogger(cfg *config) *slog.Logger {
 // serves until ctx ends.
 func run(ctx context.Context, cfg *config) error {
 	log := newLogger(cfg)
-	h, err := server.NewHandler(server.Options{
-		Domains:     cfg.Domains,
-		TTL:         cfg.TTL,
-		NegativeTTL: cfg.NegativeTTL,
-		Pods:        cfg.Pods,
-		DNSService:  cfg.DNSService,
-	}, log)
+	fwd, err := newForwarder(cfg, log)
+	if err != nil {
+		return err
+	}
+	opts := server.Options{
+		Domains:       cfg.Domains,
+		TTL:           cfg.TTL,
+		NegativeTTL:   cfg.NegativeTTL,
+		Pods:          cfg.Pods,
+		DNSService:    cfg.DNSService,
+		RecursionFrom: cfg.RecursionFrom,
+		Autopath:      cfg.Autopath,
+	}
+	if fwd != nil {
+		opts.Fallback = fwd
+		go fwd.Run(ctx)
+	}
+	h, err := server.NewHandler(opts, log)
 	if err != nil {
 		return err
 	}
@@ -116,4 +132,53 @@ func run(ctx context.Context, cfg *config) error {
 	l.Close()
 	<-done
 	return nil
+}
+
+// newForwarder builds the resolver for names outside the served zones, or
+// nil when no upstream is configured. resolv.conf paths are expanded; the
+// server's own address is dropped (it would loop).
+func newForwarder(cfg *config, log *slog.Logger) (*resolver.Forwarder, error) {
+	self, _ := netip.ParseAddrPort(cfg.Listen)
+	var ups []string
+	for _, u := range cfg.Upstreams {
+		if !strings.HasPrefix(u, "/") {
+			ups = append(ups, u)
+			continue
+		}
+		rc, err := dns.ClientConfigFromFile(u)
+		if err != nil {
+			return nil, fmt.Errorf("upstreams: %s: %w", u, err)
+		}
+		for _, s := range rc.Servers {
+			ap, err := netip.ParseAddrPort(net.JoinHostPort(s, rc.Port))
+			if err != nil || ap == self {
+				log.Warn("upstream from resolv.conf skipped", "file", u, "server", s)
+				continue
+			}
+			ups = append(ups, ap.String())
+		}
+	}
+	if len(ups) == 0 {
+		log.Info("no upstream: names outside the served zones are refused")
+		return nil, nil
+	}
+	f, err := resolver.New(resolver.Options{
+		Upstreams:   ups,
+		StubDomains: cfg.StubDomains,
+		Policy:      cfg.UpstreamPolicy,
+		Timeout:     cfg.ForwardTimeout,
+		Cache: resolver.CacheOptions{
+			MaxEntries:  cfg.CacheSize,
+			MaxTTL:      cfg.CacheMaxTTL,
+			MaxNegTTL:   cfg.CacheMaxNegTTL,
+			StaleFor:    cfg.ServeStale,
+			PrefetchPct: cfg.Prefetch,
+		},
+		Logger: log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("forwarding: %w", err)
+	}
+	log.Info("forwarding", "upstreams", ups, "stub_domains", cfg.StubDomains, "policy", cfg.UpstreamPolicy)
+	return f, nil
 }
