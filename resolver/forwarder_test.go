@@ -1,76 +1,26 @@
 package resolver
 
 import (
-	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/clusterdns/clusterdns/internal/testdns"
 )
 
-// upstreamServer is a real DNS server on a loopback port (UDP and TCP).
-type upstreamServer struct {
-	addr    string
-	queries atomic.Int64
-	udp     *dns.Server
-	tcp     *dns.Server
+func startUpstream(t *testing.T, h func(w dns.ResponseWriter, r *dns.Msg)) *testdns.Server {
+	return testdns.Start(t, h)
 }
 
-func startUpstream(t *testing.T, h func(w dns.ResponseWriter, r *dns.Msg)) *upstreamServer {
-	t.Helper()
-	u := &upstreamServer{}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.addr = pc.LocalAddr().String()
-	handler := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-		u.queries.Add(1)
-		h(w, r)
-	})
-	var started sync.WaitGroup
-	started.Add(2)
-	u.udp = &dns.Server{PacketConn: pc, Handler: handler, NotifyStartedFunc: started.Done}
-	u.tcp = &dns.Server{Listener: ln, Handler: handler, NotifyStartedFunc: started.Done}
-	go u.udp.ActivateAndServe()
-	go u.tcp.ActivateAndServe()
-	started.Wait()
-	t.Cleanup(u.stop)
-	return u
-}
-
-func (u *upstreamServer) stop() {
-	u.udp.Shutdown()
-	u.tcp.Shutdown()
-}
-
-// answerA answers every A question with ip and the given TTL.
 func answerA(ip string, ttl uint32) func(w dns.ResponseWriter, r *dns.Msg) {
-	return func(w dns.ResponseWriter, r *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(r)
-		rr, _ := dns.NewRR(r.Question[0].Name + " " + itoa(ttl) + " IN A " + ip)
-		m.Answer = append(m.Answer, rr)
-		w.WriteMsg(m)
-	}
+	return testdns.AnswerA(ip, ttl)
 }
 
-func itoa(n uint32) string {
-	b := []byte{}
-	for {
-		b = append([]byte{byte('0' + n%10)}, b...)
-		n /= 10
-		if n == 0 {
-			return string(b)
-		}
-	}
-}
+func itoa(n uint32) string { return strconv.Itoa(int(n)) }
 
 func question(t *testing.T, name string, qtype uint16) Question {
 	t.Helper()
@@ -122,14 +72,14 @@ func newForwarder(t *testing.T, opt Options) *Forwarder {
 
 func TestForwardsAndCaches(t *testing.T) {
 	up := startUpstream(t, answerA("192.0.2.1", 60))
-	f := newForwarder(t, Options{Upstreams: []string{up.addr}})
+	f := newForwarder(t, Options{Upstreams: []string{up.Addr}})
 	for range 3 {
 		r := resolveSync(t, f, question(t, "www.example.com", dns.TypeA))
 		if r == nil || len(r.Answer) != 1 || r.Answer[0].(*dns.A).A.String() != "192.0.2.1" {
 			t.Fatalf("answer: %v", r)
 		}
 	}
-	if n := up.queries.Load(); n != 1 {
+	if n := up.Queries.Load(); n != 1 {
 		t.Fatalf("upstream asked %d times, want 1 (then cached)", n)
 	}
 }
@@ -137,15 +87,15 @@ func TestForwardsAndCaches(t *testing.T) {
 func TestStubDomains(t *testing.T) {
 	def := startUpstream(t, answerA("192.0.2.1", 60))
 	corp := startUpstream(t, answerA("10.0.0.7", 60))
-	f := newForwarder(t, Options{Upstreams: []string{def.addr}, StubDomains: map[string][]string{"corp.example": {corp.addr}}})
+	f := newForwarder(t, Options{Upstreams: []string{def.Addr}, StubDomains: map[string][]string{"corp.example": {corp.Addr}}})
 	if r := resolveSync(t, f, question(t, "db.corp.example", dns.TypeA)); r.Answer[0].(*dns.A).A.String() != "10.0.0.7" {
 		t.Fatalf("stub domain not used: %v", r)
 	}
 	if r := resolveSync(t, f, question(t, "www.example.com", dns.TypeA)); r.Answer[0].(*dns.A).A.String() != "192.0.2.1" {
 		t.Fatalf("default upstream not used: %v", r)
 	}
-	if corp.queries.Load() != 1 || def.queries.Load() != 1 {
-		t.Fatalf("queries: corp %d default %d", corp.queries.Load(), def.queries.Load())
+	if corp.Queries.Load() != 1 || def.Queries.Load() != 1 {
+		t.Fatalf("queries: corp %d default %d", corp.Queries.Load(), def.Queries.Load())
 	}
 }
 
@@ -165,12 +115,12 @@ func TestTruncatedRetriesOverTCP(t *testing.T) {
 		}
 		w.WriteMsg(m)
 	})
-	f := newForwarder(t, Options{Upstreams: []string{up.addr}})
+	f := newForwarder(t, Options{Upstreams: []string{up.Addr}})
 	r := resolveSync(t, f, question(t, "big.example.com", dns.TypeA))
 	if r == nil || len(r.Answer) != 100 || tcpQueries.Load() != 1 {
 		t.Fatalf("want 100 records over TCP, got %v (tcp queries %d)", r, tcpQueries.Load())
 	}
-	onlyTCP := newForwarder(t, Options{Upstreams: []string{"tcp://" + up.addr}})
+	onlyTCP := newForwarder(t, Options{Upstreams: []string{"tcp://" + up.Addr}})
 	if r := resolveSync(t, onlyTCP, question(t, "big2.example.com", dns.TypeA)); len(r.Answer) != 100 || tcpQueries.Load() != 2 {
 		t.Fatalf("tcp-only upstream: %d records, tcp queries %d", len(r.Answer), tcpQueries.Load())
 	}
@@ -180,7 +130,7 @@ func TestFailoverToLiveUpstream(t *testing.T) {
 	// A server that never answers: its queries time out.
 	dead := startUpstream(t, func(w dns.ResponseWriter, r *dns.Msg) {})
 	live := startUpstream(t, answerA("192.0.2.9", 60))
-	f := newForwarder(t, Options{Upstreams: []string{dead.addr, live.addr}, Policy: Sequential, Timeout: 300 * time.Millisecond})
+	f := newForwarder(t, Options{Upstreams: []string{dead.Addr, live.Addr}, Policy: Sequential, Timeout: 300 * time.Millisecond})
 	start := time.Now()
 	r := resolveSync(t, f, question(t, "a.example.com", dns.TypeA))
 	if r == nil || r.Answer[0].(*dns.A).A.String() != "192.0.2.9" {
@@ -191,30 +141,30 @@ func TestFailoverToLiveUpstream(t *testing.T) {
 	}
 	// After MaxFails the dead one is skipped: no new query reaches it.
 	resolveSync(t, f, question(t, "b.example.com", dns.TypeA))
-	before := dead.queries.Load()
+	before := dead.Queries.Load()
 	for _, n := range []string{"c", "d", "e"} {
 		resolveSync(t, f, question(t, n+".example.com", dns.TypeA))
 	}
-	if dead.queries.Load() != before {
-		t.Fatalf("a down upstream kept receiving queries (%d → %d)", before, dead.queries.Load())
+	if dead.Queries.Load() != before {
+		t.Fatalf("a down upstream kept receiving queries (%d → %d)", before, dead.Queries.Load())
 	}
 }
 
 func TestServeStaleWhenAllUpstreamsFail(t *testing.T) {
 	up := startUpstream(t, answerA("192.0.2.5", 1))
-	f := newForwarder(t, Options{Upstreams: []string{up.addr}, Timeout: 200 * time.Millisecond,
+	f := newForwarder(t, Options{Upstreams: []string{up.Addr}, Timeout: 200 * time.Millisecond,
 		Cache: CacheOptions{StaleFor: time.Hour, StaleTTL: 30}})
 	now := time.Now()
 	f.cache.now = func() time.Time { return now }
 	resolveSync(t, f, question(t, "s.example.com", dns.TypeA))
-	up.stop()
+	up.Stop()
 	now = now.Add(5 * time.Second) // expired
 	r := resolveSync(t, f, question(t, "s.example.com", dns.TypeA))
 	if r == nil || len(r.Answer) != 1 || r.Answer[0].Header().Ttl != 30 {
 		t.Fatalf("want the stale answer with TTL 30, got %v", r)
 	}
 	// Without serve-stale, SERVFAIL (nil).
-	g := newForwarder(t, Options{Upstreams: []string{up.addr}, Timeout: 200 * time.Millisecond})
+	g := newForwarder(t, Options{Upstreams: []string{up.Addr}, Timeout: 200 * time.Millisecond})
 	if r := resolveSync(t, g, question(t, "s.example.com", dns.TypeA)); r != nil {
 		t.Fatalf("want SERVFAIL, got %v", r)
 	}
@@ -228,7 +178,7 @@ func TestNegativeCachingUsesSOA(t *testing.T) {
 		m.Ns = append(m.Ns, soa)
 		w.WriteMsg(m)
 	})
-	f := newForwarder(t, Options{Upstreams: []string{up.addr}})
+	f := newForwarder(t, Options{Upstreams: []string{up.Addr}})
 	now := time.Now()
 	f.cache.now = func() time.Time { return now }
 	q := question(t, "nope.example.com", dns.TypeA)
@@ -250,7 +200,7 @@ func TestIdenticalConcurrentQuestionsAskOnce(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 		answerA("192.0.2.3", 60)(w, r)
 	})
-	f := newForwarder(t, Options{Upstreams: []string{up.addr}})
+	f := newForwarder(t, Options{Upstreams: []string{up.Addr}})
 	var wg sync.WaitGroup
 	var answered atomic.Int64
 	for range 20 {
@@ -263,14 +213,14 @@ func TestIdenticalConcurrentQuestionsAskOnce(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if answered.Load() != 20 || up.queries.Load() != 1 {
-		t.Fatalf("answered %d, upstream queries %d (want 20, 1)", answered.Load(), up.queries.Load())
+	if answered.Load() != 20 || up.Queries.Load() != 1 {
+		t.Fatalf("answered %d, upstream queries %d (want 20, 1)", answered.Load(), up.Queries.Load())
 	}
 }
 
 func TestTTLCountsDown(t *testing.T) {
 	up := startUpstream(t, answerA("192.0.2.4", 100))
-	f := newForwarder(t, Options{Upstreams: []string{up.addr}})
+	f := newForwarder(t, Options{Upstreams: []string{up.Addr}})
 	now := time.Now()
 	f.cache.now = func() time.Time { return now }
 	q := question(t, "ttl.example.com", dns.TypeA)
@@ -284,7 +234,7 @@ func TestTTLCountsDown(t *testing.T) {
 
 func TestMaxTTLClamp(t *testing.T) {
 	up := startUpstream(t, answerA("192.0.2.4", 86400))
-	f := newForwarder(t, Options{Upstreams: []string{up.addr}, Cache: CacheOptions{MaxTTL: 10 * time.Second}})
+	f := newForwarder(t, Options{Upstreams: []string{up.Addr}, Cache: CacheOptions{MaxTTL: 10 * time.Second}})
 	q := question(t, "long.example.com", dns.TypeA)
 	resolveSync(t, f, q)
 	if r := f.Cached(&q, nil); r == nil || unpack(t, r).Answer[0].Header().Ttl > 10 {
@@ -294,7 +244,7 @@ func TestMaxTTLClamp(t *testing.T) {
 
 func TestBoundedCache(t *testing.T) {
 	up := startUpstream(t, answerA("192.0.2.4", 300))
-	f := newForwarder(t, Options{Upstreams: []string{up.addr}, Cache: CacheOptions{MaxEntries: 5}})
+	f := newForwarder(t, Options{Upstreams: []string{up.Addr}, Cache: CacheOptions{MaxEntries: 5}})
 	for i := range 20 {
 		resolveSync(t, f, question(t, "n"+itoa(uint32(i))+".example.com", dns.TypeA))
 	}
@@ -305,14 +255,14 @@ func TestBoundedCache(t *testing.T) {
 
 func TestPrefetchRefreshesPopularEntries(t *testing.T) {
 	up := startUpstream(t, answerA("192.0.2.4", 10))
-	f := newForwarder(t, Options{Upstreams: []string{up.addr}, Cache: CacheOptions{PrefetchPct: 20, PrefetchMin: 2}})
+	f := newForwarder(t, Options{Upstreams: []string{up.Addr}, Cache: CacheOptions{PrefetchPct: 20, PrefetchMin: 2}})
 	now := time.Now()
 	f.cache.now = func() time.Time { return now }
 	q := question(t, "hot.example.com", dns.TypeA)
 	resolveSync(t, f, q)
 	f.Cached(&q, nil)
 	f.Cached(&q, nil)
-	if up.queries.Load() != 1 {
+	if up.Queries.Load() != 1 {
 		t.Fatalf("no prefetch expected yet")
 	}
 	now = now.Add(9 * time.Second) // last 10 % of the TTL
@@ -320,10 +270,10 @@ func TestPrefetchRefreshesPopularEntries(t *testing.T) {
 		t.Fatal("the entry is still fresh")
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for up.queries.Load() < 2 && time.Now().Before(deadline) {
+	for up.Queries.Load() < 2 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if up.queries.Load() != 2 {
-		t.Fatalf("popular entry not refreshed before expiry (upstream queries %d)", up.queries.Load())
+	if up.Queries.Load() != 2 {
+		t.Fatalf("popular entry not refreshed before expiry (upstream queries %d)", up.Queries.Load())
 	}
 }
