@@ -1,0 +1,167 @@
+// Command nodeproxy makes Service virtual IPs routable on the node it runs
+// on: it watches the same cluster model as clusterdns (the cluster files,
+// the embedded example by default) and writes nftables rules that DNAT
+// ClusterIPs and NodePorts to endpoints. `nodeproxy --cleanup` removes its
+// table and exits. Run `nodeproxy --help` for the flags; it needs
+// CAP_NET_ADMIN and the nft (and conntrack) tools.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"sigs.k8s.io/knftables"
+
+	"github.com/clusterdns/clusterdns/nodeproxy"
+	"github.com/clusterdns/clusterdns/registry"
+	"github.com/clusterdns/clusterdns/zones"
+)
+
+type config struct {
+	ZonesDir      string
+	Table         string
+	NodeName      string
+	MasqueradeBit int
+	MinInterval   time.Duration
+	FullInterval  time.Duration
+	MetricsAddr   string
+	Conntrack     string
+	Cleanup       bool
+	LogLevel      slog.Level
+}
+
+func parseFlags(args []string) (*config, error) {
+	cfg := &config{}
+	host, _ := os.Hostname()
+	fl := flag.NewFlagSet("nodeproxy", flag.ContinueOnError)
+	fl.StringVar(&cfg.ZonesDir, "zones-dir", "", "folder of cluster manifests to watch (default: the embedded example cluster)")
+	fl.StringVar(&cfg.Table, "table", nodeproxy.DefaultTable, "name of the node proxy's nftables table (family inet)")
+	fl.StringVar(&cfg.NodeName, "node-name", host, "this node's name, for externalTrafficPolicy: Local")
+	fl.IntVar(&cfg.MasqueradeBit, "masquerade-bit", 14, "packet mark bit that asks for masquerading (0-31)")
+	fl.DurationVar(&cfg.MinInterval, "min-sync-interval", 10*time.Millisecond, "minimum time between two rule syncs; changes in between are batched")
+	fl.DurationVar(&cfg.FullInterval, "full-sync-interval", time.Hour, "rewrite the whole table this often (0: never)")
+	fl.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address (/metrics); empty: off")
+	fl.StringVar(&cfg.Conntrack, "conntrack", "conntrack", "the conntrack tool, used to delete stale UDP flows; empty: never")
+	fl.BoolVar(&cfg.Cleanup, "cleanup", false, "remove everything the node proxy wrote and exit")
+	level := fl.String("log-level", "info", "debug, info, warn or error")
+	if err := fl.Parse(args); err != nil {
+		return nil, err
+	}
+	if fl.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fl.Args())
+	}
+	if err := cfg.LogLevel.UnmarshalText([]byte(*level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	if cfg.MasqueradeBit < 0 || cfg.MasqueradeBit > 31 {
+		return nil, fmt.Errorf("--masquerade-bit %d: not in 0-31", cfg.MasqueradeBit)
+	}
+	return cfg, nil
+}
+
+func main() {
+	cfg, err := parseFlags(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "nodeproxy:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	if err := run(ctx, cfg, log); err != nil {
+		log.Error("nodeproxy failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+// run builds the store, its source, the tracker, the proxier and the
+// metrics server, and syncs rules until ctx ends. The rules stay in place
+// when it returns (a restart resyncs them); --cleanup removes them.
+func run(ctx context.Context, cfg *config, log *slog.Logger) error {
+	nft, err := knftables.New(knftables.InetFamily, cfg.Table)
+	if err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	if cfg.Cleanup {
+		if err := nodeproxy.Cleanup(ctx, nft); err != nil {
+			return err
+		}
+		log.Info("nftables table removed", "table", cfg.Table)
+		return nil
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics, err := nodeproxy.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	if cfg.MetricsAddr != "" {
+		ln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics server", "err", err)
+			}
+		}()
+		defer srv.Close()
+		log.Info("serving metrics", "addr", ln.Addr().String())
+	}
+
+	store := registry.NewStore(registry.Options{Logger: log})
+	tracker := nodeproxy.NewTracker(metrics)
+	store.Subscribe(tracker.OnSnapshot)
+	var ct nodeproxy.Conntrack
+	if cfg.Conntrack != "" {
+		ct = nodeproxy.ConntrackTool{Path: cfg.Conntrack}
+	}
+	proxier := nodeproxy.NewProxier(nodeproxy.ProxierConfig{
+		NFT: nft, Conntrack: ct, NodeName: cfg.NodeName,
+		MasqueradeBit: cfg.MasqueradeBit, Metrics: metrics, Logger: log,
+	})
+
+	var fsys fs.FS = zones.Default
+	if cfg.ZonesDir != "" {
+		if st, err := os.Stat(cfg.ZonesDir); err != nil || !st.IsDir() {
+			return fmt.Errorf("--zones-dir %q: not a readable folder", cfg.ZonesDir)
+		}
+		fsys = os.DirFS(cfg.ZonesDir)
+	}
+	files := registry.NewFileSource(fsys, cfg.ZonesDir, store, log)
+	if err := files.Load(); err != nil {
+		log.Error("cluster file refused", "err", err)
+	}
+	go func() {
+		if err := files.Watch(ctx); err != nil {
+			log.Error("watching cluster files", "err", err)
+		}
+	}()
+
+	runner := &nodeproxy.Runner{
+		Tracker: tracker, Proxier: proxier, Logger: log,
+		MinInterval: cfg.MinInterval, FullInterval: cfg.FullInterval,
+	}
+	log.Info("node proxy running", "table", cfg.Table, "node", cfg.NodeName, "zones", cfg.ZonesDir)
+	return runner.Run(ctx)
+}
