@@ -26,7 +26,7 @@ func TestConfigFile(t *testing.T) {
 	dir := copyZones(t)
 	cfg := filepath.Join(t.TempDir(), "clusterdns.yaml")
 	s := launch(t, launchOpts{dir: dir, args: func(port int) ([]string, []string) {
-		text := fmt.Sprintf("listen: 127.0.0.1:%d\nzones_dir: %s\ndomains: [cluster.local]\nttl: 9\nnegative_ttl: 11\nlog_level: debug\n", port, dir)
+		text := fmt.Sprintf("listen: 127.0.0.1:%d\nzones_dir: %s\ndomains: [cluster.local]\nttl: 9\nnegative_ttl: 11\nlog_level: debug\nupstreams: []\n", port, dir)
 		if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -40,6 +40,8 @@ func TestConfigFile(t *testing.T) {
 	if len(r.authority) != 1 || r.authority[0].Header().Ttl != 11 {
 		t.Errorf("negative answer's SOA TTL: want 11 from the config file\n%s", r)
 	}
+	// upstreams: [] in the file turns forwarding off.
+	s.dig(t, "www.example.org", "A").wantStatus(t, "REFUSED")
 	// The zones folder of the file is the one served (not the embedded
 	// example): a service only it has.
 	big := bigServiceYAML(3)
@@ -55,7 +57,7 @@ func TestEnvironment(t *testing.T) {
 	requireTools(t, "dig")
 	dir := copyZones(t)
 	s := launch(t, launchOpts{dir: dir, args: func(port int) ([]string, []string) {
-		return []string{"--ttl", "17"}, []string{
+		return []string{"--ttl", "17", noForwarding}, []string{
 			fmt.Sprintf("CLUSTERDNS_LISTEN=127.0.0.1:%d", port),
 			"CLUSTERDNS_ZONES_DIR=" + dir,
 			"CLUSTERDNS_TTL=13",
@@ -67,6 +69,7 @@ func TestEnvironment(t *testing.T) {
 	}
 	r := s.dig(t, "nothere.default.svc.cluster.local", "A")
 	r.wantNegative(t, "NXDOMAIN", "cluster.local")
+	s.dig(t, "www.example.org", "A").wantStatus(t, "REFUSED")
 }
 
 // TestEmbeddedExampleAndJSONLogs starts the server without --zones-dir: it
@@ -75,7 +78,7 @@ func TestEnvironment(t *testing.T) {
 func TestEmbeddedExampleAndJSONLogs(t *testing.T) {
 	requireTools(t, "dig")
 	s := launch(t, launchOpts{args: func(port int) ([]string, []string) {
-		return []string{"--listen", fmt.Sprintf("127.0.0.1:%d", port), "--log-format", "json", "--log-level", "debug"}, nil
+		return []string{"--listen", fmt.Sprintf("127.0.0.1:%d", port), "--log-format", "json", "--log-level", "debug", noForwarding}, nil
 	}})
 	s.wantAnswer(t, webName, "A", "10.96.0.100")
 	s.wantAnswer(t, "cassandra-0.cassandra.data.svc.cluster.local", "A", "10.244.1.20")

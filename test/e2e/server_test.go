@@ -98,11 +98,18 @@ func copyZones(t *testing.T) string {
 	return dir
 }
 
+// noForwarding turns forwarding off: without it the server forwards names
+// outside its zones to the nameservers of /etc/resolv.conf, and the tests
+// must not send anything beyond loopback (nor, inside a namespace whose
+// resolv.conf names the server itself, loop back to it).
+const noForwarding = "--upstreams="
+
 // standardArgs is the command line of a test server on 127.0.0.1:port
-// serving dir.
+// serving dir, forwarding nothing.
 func standardArgs(dir string, port int) []string {
 	return []string{
 		"--listen", fmt.Sprintf("127.0.0.1:%d", port),
+		noForwarding,
 		"--zones-dir", dir,
 		"--domains", "cluster.local",
 		"--ttl", strconv.Itoa(clusterTTL),
