@@ -43,6 +43,11 @@ type Options struct {
 	// Autopath completes a pod's search path on the server (CoreDNS
 	// autopath): needs pods known by IP (pods: verified, or pods in files).
 	Autopath bool
+	// QueryLog, when set, receives one line per query received (client,
+	// name, type, transport); QueryLogSample logs one query in N (0 or 1:
+	// every query).
+	QueryLog       *slog.Logger
+	QueryLogSample uint32
 }
 
 // Fallback answers what the authoritative data does not cover (names
@@ -69,6 +74,7 @@ type Handler struct {
 	// clusterZones lists the cluster domains in wire format, known before
 	// the first snapshot so that their names answer SERVFAIL until then.
 	clusterZones []string
+	logged       atomic.Uint32 // queries seen by the sampling query log
 }
 
 // NewHandler validates the options and returns a handler that answers
@@ -134,6 +140,9 @@ func (h *Handler) Respond(req, out []byte, client netip.AddrPort, tcp bool, send
 		}
 		return formErr(out, req)
 	}
+	if h.opt.QueryLog != nil {
+		h.logQuery(&q, req, client, tcp)
+	}
 	var resp []byte
 	switch {
 	case q.opcode != dns.OpcodeQuery:
@@ -169,6 +178,18 @@ func (h *Handler) Respond(req, out []byte, client netip.AddrPort, tcp bool, send
 		}
 	}
 	return finish(resp, &q, req, tcp)
+}
+
+func (h *Handler) logQuery(q *query, req []byte, client netip.AddrPort, tcp bool) {
+	if n := h.opt.QueryLogSample; n > 1 && h.logged.Add(1)%n != 0 {
+		return
+	}
+	name, _, _ := dns.UnpackDomainName(req, headerLen)
+	proto := "udp"
+	if tcp {
+		proto = "tcp"
+	}
+	h.opt.QueryLog.Info("query", "client", client.String(), "name", name, "type", dns.Type(q.qtype).String(), "proto", proto)
 }
 
 // recursionAllowed reports whether a client may ask for names outside the

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/clusterdns/clusterdns/registry"
 	"github.com/clusterdns/clusterdns/resolver"
@@ -33,6 +34,13 @@ type config struct {
 	LogLevel         slog.Level
 	LogFormat        string
 
+	// The Kubernetes source and the health endpoints.
+	Source       string // sourceAuto, sourceKubernetes or sourceFiles
+	Kubeconfig   string
+	Namespaces   []string // empty: all
+	SyncTimeout  time.Duration
+	HealthListen string // "" disables the health endpoints
+
 	// Forwarding (names outside the served zones).
 	Upstreams      []string            // empty: no forwarding (REFUSED)
 	StubDomains    map[string][]string // domain → servers
@@ -45,7 +53,21 @@ type config struct {
 	ServeStale     time.Duration
 	Prefetch       int
 	Autopath       bool
+	QueryLog       bool
+	QueryLogSample int
 }
+
+// Where the cluster comes from (key source).
+const (
+	sourceAuto       = "auto"
+	sourceKubernetes = "kubernetes"
+	sourceFiles      = "files"
+)
+
+// defaultHealthListen is the default of health_listen. When this default
+// cannot be bound the server runs without the endpoints (and says so); an
+// address set by the user must bind.
+const defaultHealthListen = "127.0.0.1:8080"
 
 // setting is one configuration key: its flag, default and help.
 type setting struct {
@@ -74,8 +96,15 @@ var settings = []setting{
 	{"serve_stale", "how long an expired answer may be served when every upstream fails (RFC 8767); 0 turns it off", "1h"},
 	{"prefetch", "refresh a popular cached answer in the last N percent of its TTL; 0 turns it off", 10},
 	{"autopath", "complete pods' search paths on the server (needs pods known by IP)", false},
+	{"query_log", "log every query received (client, name, type)", false},
+	{"query_log_sample", "with query_log, log one query in N", 1},
 	{"log_level", "debug, info, warn or error", "info"},
 	{"log_format", "text or json", "text"},
+	{"source", "where the cluster comes from: auto (the Kubernetes API when a kubeconfig is given, $KUBECONFIG is set or clusterdns runs in a pod; else files), kubernetes or files", sourceAuto},
+	{"kubeconfig", "kubeconfig file for the Kubernetes API; empty uses $KUBECONFIG, else the in-cluster service account", ""},
+	{"namespaces", "serve only these namespaces (comma-separated; Kubernetes source); empty serves all", []string{}},
+	{"sync_timeout", "longest wait for the first full view of the cluster (Kubernetes source), during which cluster names answer SERVFAIL; then what is loaded is served; 0 waits for ever", 30 * time.Second},
+	{"health_listen", "address of the HTTP endpoints /healthz and /ready (host:port); empty disables them", defaultHealthListen},
 }
 
 func flagName(key string) string { return strings.ReplaceAll(key, "_", "-") }
@@ -98,6 +127,8 @@ func loadConfig(args []string) (*config, error) {
 			fs.Bool(flagName(s.key), d, help)
 		case []string:
 			fs.StringSlice(flagName(s.key), d, help)
+		case time.Duration:
+			fs.Duration(flagName(s.key), d, help)
 		}
 	}
 	if err := fs.Parse(args); err != nil {
@@ -140,6 +171,9 @@ func parseConfig(v *viper.Viper) (*config, error) {
 		Pods:             server.PodMode(v.GetString("pods")),
 		EndpointPodNames: v.GetBool("endpoint_pod_names"),
 		LogFormat:        v.GetString("log_format"),
+		Source:           v.GetString("source"),
+		Kubeconfig:       v.GetString("kubeconfig"),
+		HealthListen:     v.GetString("health_listen"),
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return nil, fmt.Errorf("listen %q: want host:port: %w", c.Listen, err)
@@ -183,7 +217,53 @@ func parseConfig(v *viper.Viper) (*config, error) {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return nil, fmt.Errorf("log_format %q: want text or json", c.LogFormat)
 	}
+	switch c.Source {
+	case sourceAuto, sourceKubernetes, sourceFiles:
+	default:
+		return nil, fmt.Errorf("source %q: want auto, kubernetes or files", c.Source)
+	}
+	for _, n := range v.GetStringSlice("namespaces") {
+		for _, part := range strings.Split(n, ",") {
+			if part = strings.TrimSpace(part); part == "" {
+				continue
+			}
+			if errs := validation.IsDNS1123Label(part); len(errs) > 0 {
+				return nil, fmt.Errorf("namespaces: %q is not a namespace name: %s", part, strings.Join(errs, "; "))
+			}
+			if !slices.Contains(c.Namespaces, part) {
+				c.Namespaces = append(c.Namespaces, part)
+			}
+		}
+	}
+	if c.SyncTimeout, err = durationValue(v, "sync_timeout", 0, time.Hour); err != nil {
+		return nil, err
+	}
+	if c.HealthListen != "" {
+		if _, _, err := net.SplitHostPort(c.HealthListen); err != nil {
+			return nil, fmt.Errorf("health_listen %q: want host:port, or empty to disable: %w", c.HealthListen, err)
+		}
+	}
 	return c, nil
+}
+
+// durationValue reads a duration written with its unit ("30s", "1m"); a
+// bare number is refused, since it could mean seconds or nanoseconds.
+func durationValue(v *viper.Viper, key string, lo, hi time.Duration) (time.Duration, error) {
+	raw := v.Get(key)
+	var d time.Duration
+	var err error
+	switch t := raw.(type) {
+	case time.Duration:
+		d = t
+	case string:
+		d, err = time.ParseDuration(strings.TrimSpace(t))
+	default:
+		err = fmt.Errorf("not a duration")
+	}
+	if err != nil || d < lo || d > hi {
+		return 0, fmt.Errorf("%s %v: want a duration with its unit (such as 30s or 2m) from %v to %v", key, raw, lo, hi)
+	}
+	return d, nil
 }
 
 func ttlValue(v *viper.Viper, key string) (uint32, error) {
@@ -309,5 +389,9 @@ func parseForwarding(v *viper.Viper, c *config) error {
 		return err
 	}
 	c.Autopath = v.GetBool("autopath")
+	c.QueryLog = v.GetBool("query_log")
+	if c.QueryLogSample, err = intValue(v, "query_log_sample", 1, 1_000_000); err != nil {
+		return err
+	}
 	return nil
 }

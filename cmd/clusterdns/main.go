@@ -70,6 +70,10 @@ func run(ctx context.Context, cfg *config) error {
 		RecursionFrom: cfg.RecursionFrom,
 		Autopath:      cfg.Autopath,
 	}
+	if cfg.QueryLog {
+		opts.QueryLog = log.With("log", "query")
+		opts.QueryLogSample = uint32(cfg.QueryLogSample)
+	}
 	if fwd != nil {
 		opts.Fallback = fwd
 		go fwd.Run(ctx)
