@@ -77,7 +77,7 @@ type setting struct {
 
 var settings = []setting{
 	{"listen", "address for DNS over UDP and TCP (host:port)", "127.0.0.1:5353"},
-	{"zones_dir", "folder of cluster manifests (*.yaml) and zone files (*.zone), watched for changes; empty serves the embedded example cluster", ""},
+	{"zones_dir", "folder of cluster manifests (*.yaml) and zone files (*.zone), watched for changes; empty serves the embedded example cluster; with the Kubernetes source only its zone files are read", ""},
 	{"domains", "cluster domains served (comma-separated)", []string{"cluster.local"}},
 	{"ttl", "TTL of cluster records, seconds (0-3600)", 5},
 	{"negative_ttl", "TTL of negative answers (the SOA minimum), seconds (0-3600)", 5},
@@ -103,7 +103,7 @@ var settings = []setting{
 	{"source", "where the cluster comes from: auto (the Kubernetes API when a kubeconfig is given, $KUBECONFIG is set or clusterdns runs in a pod; else files), kubernetes or files", sourceAuto},
 	{"kubeconfig", "kubeconfig file for the Kubernetes API; empty uses $KUBECONFIG, else the in-cluster service account", ""},
 	{"namespaces", "serve only these namespaces (comma-separated; Kubernetes source); empty serves all", []string{}},
-	{"sync_timeout", "longest wait for the first full view of the cluster (Kubernetes source), during which cluster names answer SERVFAIL; then what is loaded is served; 0 waits for ever", 30 * time.Second},
+	{"sync_timeout", "longest wait for the first full view of the cluster (Kubernetes source), during which cluster names answer SERVFAIL; then what is loaded is served; 0 waits for ever", "30s"},
 	{"health_listen", "address of the HTTP endpoints /healthz and /ready (host:port); empty disables them", defaultHealthListen},
 }
 
@@ -127,8 +127,6 @@ func loadConfig(args []string) (*config, error) {
 			fs.Bool(flagName(s.key), d, help)
 		case []string:
 			fs.StringSlice(flagName(s.key), d, help)
-		case time.Duration:
-			fs.Duration(flagName(s.key), d, help)
 		}
 	}
 	if err := fs.Parse(args); err != nil {
@@ -235,8 +233,9 @@ func parseConfig(v *viper.Viper) (*config, error) {
 			}
 		}
 	}
-	if c.SyncTimeout, err = durationValue(v, "sync_timeout", 0, time.Hour); err != nil {
-		return nil, err
+	syncTimeout := v.GetString("sync_timeout")
+	if c.SyncTimeout, err = time.ParseDuration(syncTimeout); err != nil || c.SyncTimeout < 0 {
+		return nil, fmt.Errorf("sync_timeout %q: want a duration such as 30s or 2m, 0 to wait for ever", syncTimeout)
 	}
 	if c.HealthListen != "" {
 		if _, _, err := net.SplitHostPort(c.HealthListen); err != nil {
@@ -244,26 +243,6 @@ func parseConfig(v *viper.Viper) (*config, error) {
 		}
 	}
 	return c, nil
-}
-
-// durationValue reads a duration written with its unit ("30s", "1m"); a
-// bare number is refused, since it could mean seconds or nanoseconds.
-func durationValue(v *viper.Viper, key string, lo, hi time.Duration) (time.Duration, error) {
-	raw := v.Get(key)
-	var d time.Duration
-	var err error
-	switch t := raw.(type) {
-	case time.Duration:
-		d = t
-	case string:
-		d, err = time.ParseDuration(strings.TrimSpace(t))
-	default:
-		err = fmt.Errorf("not a duration")
-	}
-	if err != nil || d < lo || d > hi {
-		return 0, fmt.Errorf("%s %v: want a duration with its unit (such as 30s or 2m) from %v to %v", key, raw, lo, hi)
-	}
-	return d, nil
 }
 
 func ttlValue(v *viper.Viper, key string) (uint32, error) {
