@@ -1,0 +1,38 @@
+// Package lb is clusterdns's client-side load balancer: it resolves a cluster
+// service through DNS and spreads calls over its endpoints.
+//
+// Layers, each usable alone:
+//
+//   - Policies (Policy, Selector, Candidate): RoundRobin, Random, P2C
+//     (power of two choices on outstanding requests), Maglev (consistent
+//     hashing) and Weighted (RFC 2782 SRV weights). They know nothing of DNS or
+//     HTTP; the DNS server may use them to order answers, the node proxy to
+//     choose backends.
+//   - Balancer: one service's endpoint set and health. Every change of the set
+//     or of an endpoint's health builds a new immutable picker published with
+//     an atomic pointer (grpc-go's balancer/picker shape), so Pick never blocks
+//     and never allocates. Outstanding-request counters live on the Endpoint
+//     objects, shared by every picker. The picker offers the policy the
+//     endpoints that are not ejected, of the lowest SRV priority present, in the
+//     caller's zone when it has enough of them. Endpoint.Done reports the
+//     outcome: consecutive failures eject an endpoint for a growing time,
+//     never more than a bounded share of the set.
+//   - Resolver and Source: DNS lookups with github.com/miekg/dns, SRV
+//     (_port._proto.name) or A/AAAA, against a given server or
+//     /etc/resolv.conf. A Balancer with a Source re-resolves when the TTL runs
+//     out (not before a floor), soon after failures, with backoff after errors,
+//     and keeps the last good set when a resolution fails or comes back empty;
+//     endpoints that leave the answer drain.
+//   - ZoneSource: where zones come from. TXTZones reads the TXT records
+//     proposed to the server ("zone=<zone>" per endpoint hostname, or per
+//     service under "_zones.<service>"); without them every endpoint is
+//     zone-less and zone preference does nothing.
+//   - Pool, DialContext and RoundTripper: the net/http integration. Pool keeps
+//     one Balancer per service name "<svc>.<ns>.svc.<domain>"; Pool.DialContext
+//     balances connections; RoundTripper balances every request by keeping one
+//     http.Transport per endpoint (a Transport pools connections per host, so a
+//     balancing dialer alone would not spread the requests of a keep-alive
+//     client).
+//
+// Other protocols use Pool.Balancer (or NewBalancer) and Pick/Done directly.
+package lb
