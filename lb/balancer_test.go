@@ -88,7 +88,8 @@ func TestPriorityFallback(t *testing.T) {
 }
 
 func TestOutlierEjection(t *testing.T) {
-	base := 300 * time.Millisecond
+	t.Parallel()
+	base := time.Second
 	b := NewBalancer(nil, BalancerConfig{Policy: RoundRobin(), Outlier: OutlierConfig{ConsecutiveFailures: 3, BaseEjection: base, MaxEjection: 10 * base, MaxEjectionPercent: 50}})
 	defer b.Close()
 	b.Update(infos(4))
@@ -129,13 +130,13 @@ func TestOutlierEjection(t *testing.T) {
 	}
 	// Ejection ends after base; the second ejection lasts 2×base.
 	start := time.Now()
-	waitFor(t, 5*time.Second, "first un-ejection", func() bool { return !bad.Ejected() })
+	waitFor(t, 10*time.Second, "first un-ejection", func() bool { return !bad.Ejected() })
 	fail(bad, 3)
 	if !bad.Ejected() {
 		t.Fatal("not ejected again")
 	}
 	second := time.Now()
-	waitFor(t, 10*time.Second, "second un-ejection", func() bool { return !bad.Ejected() })
+	waitFor(t, 15*time.Second, "second un-ejection", func() bool { return !bad.Ejected() })
 	if d := time.Since(second); d < 2*base-50*time.Millisecond {
 		t.Errorf("second ejection lasted %v, want ≥ %v", d, 2*base)
 	}

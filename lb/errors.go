@@ -3,6 +3,8 @@ package lb
 import (
 	"errors"
 	"fmt"
+
+	"github.com/miekg/dns"
 )
 
 // Errors returned by Balancer.Pick, Pool.DialContext and RoundTripper.RoundTrip.
@@ -51,4 +53,6 @@ type RcodeError struct {
 }
 
 // Error implements error.
-func (e *RcodeError) Error() string { return fmt.Sprintf("lb: DNS rcode %d for %s", e.Rcode, e.Name) }
+func (e *RcodeError) Error() string {
+	return fmt.Sprintf("lb: DNS answered %s for %s", dns.RcodeToString[e.Rcode], e.Name)
+}

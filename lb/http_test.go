@@ -279,19 +279,22 @@ func TestRemovedEndpointDrains(t *testing.T) {
 	}
 	removed := time.Now()
 	c.dns.SetAddrs(svcName, ttl, lbtest.Addrs(c.backends[:2])...)
+	// last: when the last request that reached the removed endpoint started
+	// (it was picked after that).
 	var last time.Time
 	hits := leaving.Hits()
 	for time.Since(removed) < (ttl+2)*time.Second {
+		start := time.Now()
 		if _, err := get(context.Background(), c.client, c.url); err != nil {
 			t.Fatal(err)
 		}
 		if h := leaving.Hits(); h != hits {
-			hits, last = h, time.Now()
+			hits, last = h, start
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	if !last.IsZero() {
-		t.Logf("last new request to the removed endpoint %v after the DNS change", last.Sub(removed))
+		t.Logf("last request to the removed endpoint started %v after the DNS change", last.Sub(removed))
 	}
 	// Re-resolution happens when the TTL runs out; allow a second for the query
 	// and scheduling on a loaded machine.

@@ -217,12 +217,14 @@ func (r *Resolver) Lookup(ctx context.Context, t Target) (Resolution, error) {
 	return res, nil
 }
 
-// lookupAddrs queries A and/or AAAA (as t.Network allows) for name, in parallel.
+// lookupAddrs queries A and/or AAAA (as t.Network allows) for name, in
+// parallel. The TTL is the smallest of the records returned; the negative TTL
+// of a family without records counts only when no family has any.
 func (r *Resolver) lookupAddrs(ctx context.Context, t Target, name string) ([]netip.Addr, time.Duration, error) {
 	type answer struct {
-		addrs []netip.Addr
-		ttl   ttlTracker
-		err   error
+		addrs    []netip.Addr
+		ttl, neg ttlTracker
+		err      error
 	}
 	qtypes := []uint16{dns.TypeA, dns.TypeAAAA}
 	answers := make([]answer, len(qtypes))
@@ -238,28 +240,33 @@ func (r *Resolver) lookupAddrs(ctx context.Context, t Target, name string) ([]ne
 				a.err = err
 				return
 			}
-			if len(m.Answer) == 0 {
-				a.ttl.see(negativeTTL(m))
-			}
 			for _, rr := range m.Answer {
-				a.ttl.see(rr.Header().Ttl) // CNAMEs in the chain count too
 				if ip, ok := rrAddr(rr); ok && rr.Header().Rrtype == qt {
 					a.addrs = append(a.addrs, ip)
 				}
+				a.ttl.see(rr.Header().Ttl) // CNAMEs of the chain count too
+			}
+			if len(a.addrs) == 0 {
+				a.neg.see(negativeTTL(m))
 			}
 		})
 	}
 	wg.Wait()
 	var addrs []netip.Addr
-	var ttl ttlTracker
+	var ttl, neg ttlTracker
 	for _, a := range answers {
 		if a.err != nil {
 			return nil, 0, a.err
 		}
 		addrs = append(addrs, a.addrs...)
-		if a.ttl.set {
+		if len(a.addrs) > 0 {
 			ttl.see(a.ttl.ttl)
+		} else if a.neg.set {
+			neg.see(a.neg.ttl)
 		}
+	}
+	if len(addrs) == 0 {
+		return nil, neg.duration(), nil
 	}
 	return addrs, ttl.duration(), nil
 }

@@ -61,6 +61,13 @@ func TestLookupA(t *testing.T) {
 	if err != nil || len(res.Endpoints) != 2 {
 		t.Fatalf("ip4 only: %v %v", addrsOf(res), err)
 	}
+	// IPv4 only: the AAAA NODATA's negative TTL (5s) does not shorten the A TTL.
+	d.SetAddrs(svcName, 30, ips(2)...)
+	res, err = r.Lookup(context.Background(), Target{Name: svcName, Port: 8080})
+	if err != nil || len(res.Endpoints) != 2 || res.TTL != 30*time.Second {
+		t.Fatalf("IPv4 only: %v ttl %v %v, want 2 endpoints ttl 30s", addrsOf(res), res.TTL, err)
+	}
+	d.SetAddrs(svcName, 7, append(ips(2), v6)...)
 	// Names are case-insensitive and absolute.
 	res, err = r.Lookup(context.Background(), Target{Name: "WEB.default.svc.cluster.local.", Port: 1})
 	if err != nil || len(res.Endpoints) != 3 {
@@ -180,6 +187,7 @@ func (f *fakeSource) count() int {
 }
 
 func TestBackoffOnErrors(t *testing.T) {
+	t.Parallel()
 	src := &fakeSource{err: errors.New("dns down")}
 	b := NewBalancer(src, BalancerConfig{ResolveFloor: 50 * time.Millisecond, BackoffMax: 400 * time.Millisecond})
 	defer b.Close()
@@ -207,6 +215,7 @@ func TestBackoffOnErrors(t *testing.T) {
 }
 
 func TestReresolveSoonAfterFailures(t *testing.T) {
+	t.Parallel()
 	src := &fakeSource{res: Resolution{Endpoints: infos(3), TTL: time.Hour}}
 	b := NewBalancer(src, BalancerConfig{ResolveFloor: 200 * time.Millisecond})
 	defer b.Close()
@@ -235,6 +244,7 @@ func TestReresolveSoonAfterFailures(t *testing.T) {
 }
 
 func TestNoServiceEmptiesTheSet(t *testing.T) {
+	t.Parallel()
 	src := &fakeSource{res: Resolution{Endpoints: infos(2), TTL: 0}}
 	b := NewBalancer(src, BalancerConfig{ResolveFloor: 50 * time.Millisecond})
 	defer b.Close()
