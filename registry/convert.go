@@ -39,6 +39,10 @@ func ConvertService(s *corev1.Service) (*Service, error) {
 		if len(ips) == 0 && s.Spec.ClusterIP != "" {
 			ips = []string{s.Spec.ClusterIP}
 		}
+		// The API keeps clusterIP equal to clusterIPs[0]; a file may not.
+		if c := s.Spec.ClusterIP; c != "" && len(ips) > 0 && c != ips[0] {
+			return nil, fmt.Errorf("service %s: clusterIP %q differs from clusterIPs[0] %q", out.Key, c, ips[0])
+		}
 		for _, ip := range ips {
 			a, err := netip.ParseAddr(ip)
 			if err != nil {

@@ -62,13 +62,15 @@ func Listen(h *Handler, opt ListenOptions, log *slog.Logger) (*Listener, error) 
 	l := &Listener{h: h, opt: opt, log: log, sem: make(chan struct{}, opt.MaxTCPConns), open: map[net.Conn]struct{}{}}
 	lc := net.ListenConfig{Control: reusePort}
 	ctx := context.Background()
-	pc, err := lc.ListenPacket(ctx, "udp", opt.Addr)
+	// TCP first and without SO_REUSEPORT: a port another server holds is
+	// refused here, instead of silently sharing its UDP traffic.
+	ln, err := net.Listen("tcp", opt.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("listen udp %s: %w", opt.Addr, err)
+		return nil, fmt.Errorf("listen tcp %s: %w", opt.Addr, err)
 	}
-	l.udp = append(l.udp, pc.(*net.UDPConn))
-	addr := pc.LocalAddr().String() // the real port when opt.Addr asked for 0
-	for i := 1; i < opt.UDPSockets; i++ {
+	l.tcp = ln.(*net.TCPListener)
+	addr := ln.Addr().String() // the real port when opt.Addr asked for 0
+	for i := 0; i < opt.UDPSockets; i++ {
 		pc, err := lc.ListenPacket(ctx, "udp", addr)
 		if err != nil {
 			l.Close()
@@ -76,12 +78,6 @@ func Listen(h *Handler, opt ListenOptions, log *slog.Logger) (*Listener, error) 
 		}
 		l.udp = append(l.udp, pc.(*net.UDPConn))
 	}
-	ln, err := lc.Listen(ctx, "tcp", addr)
-	if err != nil {
-		l.Close()
-		return nil, fmt.Errorf("listen tcp %s: %w", addr, err)
-	}
-	l.tcp = ln.(*net.TCPListener)
 	return l, nil
 }
 
