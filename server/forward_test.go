@@ -90,7 +90,15 @@ func TestRecursionOnlyForAllowedClients(t *testing.T) {
 }
 
 func TestAutopath(t *testing.T) {
-	up := testdns.Start(t, testdns.AnswerA("192.0.2.20", 60))
+	// The upstream knows only the bare name the search path ends on.
+	up := testdns.Start(t, func(w dns.ResponseWriter, r *dns.Msg) {
+		if r.Question[0].Name != "api.upstream.example." {
+			m := new(dns.Msg)
+			w.WriteMsg(m.SetRcode(r, dns.RcodeNameError))
+			return
+		}
+		testdns.AnswerA("192.0.2.20", 60)(w, r)
+	})
 	h := forwardingHandler(t, up.Addr, true)
 	pod := "10.244.1.10:5000" // web-server-6d4cf56db6-abcde in namespace default
 

@@ -218,7 +218,8 @@ func (h *Handler) forward(rq resolver.Question, q *query, req []byte, tcp bool, 
 	qc := *q
 	reqc := append([]byte(nil), req...)
 	qc.qname = reqc[headerLen : headerLen+len(q.qname)]
-	rq.Wire = qc.qname
+	// The listener reuses its buffers: keep copies past this call.
+	rq.Wire = append([]byte(nil), rq.Wire...)
 	rq.Key = append([]byte(nil), rq.Key...)
 	h.opt.Fallback.Resolve(rq, func(r []byte) {
 		var resp []byte

@@ -62,6 +62,7 @@ func (s *server) logSince(off int) string { return s.out.Since(off) }
 type launchOpts struct {
 	dir   string // zones folder, for bookkeeping
 	netns string // start inside this network namespace, listening on 127.0.0.1:53
+	host  string // inside netns: the address to probe instead of 127.0.0.1
 	// args returns the command line (without the binary) and extra
 	// environment for a server that must listen on 127.0.0.1:port.
 	args func(port int) (args, env []string)
@@ -142,6 +143,9 @@ func launch(t *testing.T, o launchOpts) *server {
 		}
 		args, env := o.args(port)
 		s := &server{host: "127.0.0.1", port: port, dir: o.dir, netns: o.netns, args: args}
+		if o.host != "" {
+			s.host = o.host
+		}
 		if err := s.start(t, env); err != nil {
 			t.Fatalf("start clusterdns: %v", err)
 		}
