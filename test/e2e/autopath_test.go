@@ -68,7 +68,7 @@ func TestSearchPathCompletion(t *testing.T) {
 			return args, nil
 		}})
 		for _, c := range []struct{ name, addr string }{
-			{"www.example.test", "127.0.0.80"}, // a zone file of this server
+			{"www.example.test", "127.0.0.80"},  // a zone file of this server
 			{"www.upstream.test", "192.0.2.77"}, // forwarded
 		} {
 			off := s.logOffset()
