@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -131,5 +132,63 @@ func TestAutopath(t *testing.T) {
 	m.SetQuestion("api.upstream.example.data.svc.cluster.local.", dns.TypeA)
 	if r = askFrom(t, h, m, pod); r.Rcode != dns.RcodeNameError {
 		t.Fatalf("other namespace: %s, want NXDOMAIN", dns.RcodeToString[r.Rcode])
+	}
+}
+
+// BenchmarkForwardCached: a forwarded name answered from the cache, request
+// bytes to response bytes.
+func BenchmarkForwardCached(b *testing.B) {
+	up := testdns.Start(b, testdns.AnswerA("192.0.2.10", 3600))
+	f, err := resolver.New(resolver.Options{Upstreams: []string{up.Addr}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := exampleHandler(b, func(o *Options) {
+		o.Fallback = f
+		o.RecursionFrom = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	})
+	m := new(dns.Msg)
+	m.SetQuestion("www.example.com.", dns.TypeA)
+	m.SetEdns0(1232, false)
+	req, _ := m.Pack()
+	client := netip.MustParseAddrPort("127.0.0.1:4000")
+	done := make(chan struct{}, 1)
+	if h.Respond(req, nil, client, false, func([]byte) { done <- struct{}{} }) == nil {
+		<-done
+	}
+	out := make([]byte, 0, 4096)
+	b.ReportAllocs()
+	for b.Loop() {
+		if h.Respond(req, out, client, false, nil) == nil {
+			b.Fatal("not cached")
+		}
+	}
+}
+
+// BenchmarkForwardMiss: every question is new, so each one goes to a real
+// upstream on loopback (UDP) and back.
+func BenchmarkForwardMiss(b *testing.B) {
+	up := testdns.Start(b, testdns.AnswerA("192.0.2.10", 3600))
+	f, err := resolver.New(resolver.Options{Upstreams: []string{up.Addr}, Cache: resolver.CacheOptions{MaxEntries: 1}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := exampleHandler(b, func(o *Options) {
+		o.Fallback = f
+		o.RecursionFrom = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	})
+	client := netip.MustParseAddrPort("127.0.0.1:4000")
+	done := make(chan struct{}, 1)
+	send := func([]byte) { done <- struct{}{} }
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		m := new(dns.Msg)
+		m.SetQuestion(fmt.Sprintf("n%d.example.com.", i), dns.TypeA)
+		req, _ := m.Pack()
+		if h.Respond(req, nil, client, false, send) == nil {
+			<-done
+		}
 	}
 }
