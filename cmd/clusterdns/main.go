@@ -1,7 +1,8 @@
 // Command clusterdns is an authoritative DNS server for cluster.local: it
 // answers Services, headless endpoints and pods by the Kubernetes DNS
-// specification, from cluster manifests in files (the embedded example by
-// default). Run `clusterdns --help` for the configuration.
+// specification, from the Kubernetes API (with a kubeconfig, or in a pod)
+// or from cluster manifests in files (the embedded example by default).
+// Run `clusterdns --help` for the configuration.
 package main
 
 import (
@@ -20,6 +21,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/spf13/pflag"
+	"k8s.io/klog/v2"
 
 	"github.com/clusterdns/clusterdns/internal/dirwatch"
 	"github.com/clusterdns/clusterdns/registry"
@@ -57,6 +59,9 @@ func newLogger(cfg *config) *slog.Logger {
 // serves until ctx ends.
 func run(ctx context.Context, cfg *config) error {
 	log := newLogger(cfg)
+	// client-go code that logs without a context logger goes through klog's
+	// global logger: send it to ours too (the process's one logging setup).
+	klog.SetSlogLogger(log)
 	fwd, err := newForwarder(cfg, log)
 	if err != nil {
 		return err
@@ -92,6 +97,22 @@ func run(ctx context.Context, cfg *config) error {
 		log.Debug("cluster index built", "serial", s.Serial, "took", time.Since(start))
 	})
 
+	// The cluster comes from the Kubernetes API or from files; zone files
+	// come from zones_dir (or the embedded example with the file source).
+	rc, apiFrom, err := kubeRESTConfig(cfg)
+	if err != nil {
+		return err
+	}
+	var kube *registry.KubeSource
+	ready := store.Synced
+	if rc != nil {
+		if kube, err = newKubeSource(cfg, rc, store, log); err != nil {
+			return err
+		}
+		ready = kube.Synced
+	} else if len(cfg.Namespaces) > 0 {
+		log.Warn("namespaces applies to the Kubernetes source only; every namespace in the files is served")
+	}
 	var fsys fs.FS = zones.Default
 	where := "zones"
 	if cfg.ZonesDir != "" {
@@ -100,25 +121,63 @@ func run(ctx context.Context, cfg *config) error {
 		}
 		fsys, where = os.DirFS(cfg.ZonesDir), cfg.ZonesDir
 	}
-	files := registry.NewFileSource(fsys, cfg.ZonesDir, store, log)
-	if err := files.Load(); err != nil {
-		log.Error("cluster file refused", "err", err)
+	var files *registry.FileSource
+	var zf *server.ZoneFiles
+	switch {
+	case kube == nil:
+		files = registry.NewFileSource(fsys, cfg.ZonesDir, store, log)
+		if err := files.Load(); err != nil {
+			log.Error("cluster file refused", "err", err)
+		}
+		zf = server.NewZoneFiles(fsys, where)
+	case cfg.ZonesDir != "":
+		warnClusterFiles(fsys, where, log)
+		zf = server.NewZoneFiles(fsys, where)
+	default:
+		where = "(none)" // the embedded example zone is not served with a real cluster
 	}
-	zf := server.NewZoneFiles(fsys, where)
-	if err := h.LoadZones(zf); err != nil {
-		log.Error("zone file refused", "err", err)
+	if zf != nil {
+		if err := h.LoadZones(zf); err != nil {
+			log.Error("zone file refused", "err", err)
+		}
 	}
 
-	l, err := server.Listen(h, server.ListenOptions{Addr: cfg.Listen, UDPSockets: cfg.UDPSockets}, log)
+	hs, err := startHealth(cfg, ready, log)
 	if err != nil {
 		return err
 	}
-	log.Info("serving", "addr", l.Addr().String(), "domains", cfg.Domains, "zones", where)
+	l, err := server.Listen(h, server.ListenOptions{Addr: cfg.Listen, UDPSockets: cfg.UDPSockets}, log)
+	if err != nil {
+		if hs != nil {
+			hs.Close()
+		}
+		return err
+	}
+	cluster := "files"
+	if kube != nil {
+		cluster = "Kubernetes API (" + apiFrom + ")"
+	}
+	log.Info("serving", "addr", l.Addr().String(), "domains", cfg.Domains, "cluster", cluster, "zones", where)
+	kubeDone := make(chan struct{})
+	if kube != nil {
+		// Until the first full sync (or sync_timeout) cluster names answer
+		// SERVFAIL: the store publishes nothing before MarkSynced.
+		go func() {
+			defer close(kubeDone)
+			if err := kube.Run(ctx); err != nil {
+				log.Error("Kubernetes source stopped", "err", err)
+			}
+		}()
+	} else {
+		close(kubeDone)
+	}
 	if cfg.ZonesDir != "" {
 		go func() {
 			err := dirwatch.Watch(ctx, log, cfg.ZonesDir, 50*time.Millisecond, 2*time.Second, func() {
-				if err := files.Load(); err != nil {
-					log.Error("cluster file refused, last good contents kept", "err", err)
+				if files != nil {
+					if err := files.Load(); err != nil {
+						log.Error("cluster file refused, last good contents kept", "err", err)
+					}
 				}
 				if err := h.LoadZones(zf); err != nil {
 					log.Error("zone file refused, last good contents kept", "err", err)
@@ -133,8 +192,15 @@ func run(ctx context.Context, cfg *config) error {
 	go func() { l.Serve(); close(done) }()
 	<-ctx.Done()
 	log.Info("shutting down")
+	if hs != nil {
+		hs.Drain()
+	}
 	l.Close()
 	<-done
+	<-kubeDone
+	if hs != nil {
+		hs.Close()
+	}
 	return nil
 }
 

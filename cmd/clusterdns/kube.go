@@ -1,0 +1,123 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/clusterdns/clusterdns/internal/health"
+	"github.com/clusterdns/clusterdns/registry"
+	"github.com/clusterdns/clusterdns/server"
+)
+
+// kubeRESTConfig decides where the cluster comes from. It returns the API
+// server's client configuration and a description of where it was found, or
+// nil when the cluster comes from files: with source files, or with source
+// auto when no kubeconfig is named (key kubeconfig, then $KUBECONFIG) and
+// the process does not run in a pod ($KUBERNETES_SERVICE_HOST and _PORT).
+// A kubeconfig that cannot be read is an error.
+func kubeRESTConfig(cfg *config) (*rest.Config, string, error) {
+	if cfg.Source == sourceFiles {
+		return nil, "", nil
+	}
+	var rc *rest.Config
+	var from string
+	var err error
+	switch env := os.Getenv(clientcmd.RecommendedConfigPathEnvVar); {
+	case cfg.Kubeconfig != "":
+		from = "kubeconfig " + cfg.Kubeconfig
+		rc, err = clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
+	case env != "":
+		from = "kubeconfig $KUBECONFIG=" + env
+		rules := &clientcmd.ClientConfigLoadingRules{Precedence: filepath.SplitList(env)}
+		rc, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	case os.Getenv("KUBERNETES_SERVICE_HOST") != "" && os.Getenv("KUBERNETES_SERVICE_PORT") != "":
+		from = "in-cluster service account"
+		rc, err = rest.InClusterConfig()
+	default:
+		if cfg.Source == sourceKubernetes {
+			return nil, "", errors.New("source kubernetes: no kubeconfig (--kubeconfig, $KUBECONFIG) and not running in a pod")
+		}
+		return nil, "", nil
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("Kubernetes API (%s): %w", from, err)
+	}
+	rc.UserAgent = "clusterdns"
+	// Protobuf costs the API server and us less than JSON for big lists.
+	rc.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+	rc.ContentType = "application/vnd.kubernetes.protobuf"
+	// Informers make a few requests per watched namespace at start and
+	// after outages; client-go's default of 5 per second would delay the
+	// first sync when many namespaces are listed.
+	if rc.QPS == 0 {
+		rc.QPS, rc.Burst = 50, 100
+	}
+	return rc, from, nil
+}
+
+// newKubeSource builds the Kubernetes source feeding store. Pods are watched
+// only when something answers from them: verified pod records, autopath.
+func newKubeSource(cfg *config, rc *rest.Config, store *registry.Store, log *slog.Logger) (*registry.KubeSource, error) {
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("Kubernetes client: %w", err)
+	}
+	return registry.NewKubeSource(client, store, registry.KubeOptions{
+		Namespaces:  cfg.Namespaces,
+		Pods:        cfg.Pods == server.PodsVerified || cfg.Autopath,
+		SyncTimeout: cfg.SyncTimeout,
+		Logger:      log,
+	}), nil
+}
+
+// warnClusterFiles logs cluster manifests found in the zones folder while
+// the cluster comes from the API server: they are not read.
+func warnClusterFiles(fsys fs.FS, dir string, log *slog.Logger) {
+	entries, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		return
+	}
+	var ignored []string
+	for _, e := range entries {
+		if !e.IsDir() && registry.IsClusterFile(e.Name()) {
+			ignored = append(ignored, e.Name())
+		}
+	}
+	if len(ignored) > 0 {
+		log.Warn("cluster manifests in zones_dir are ignored: the cluster comes from the Kubernetes API; only *.zone files are served",
+			"dir", dir, "files", ignored)
+	}
+}
+
+// startHealth binds the /healthz and /ready endpoints (nil when disabled)
+// and serves them in the background. An address given by the user must
+// bind; the default one may be taken (another clusterdns on this host, a
+// test), in which case the server runs without the endpoints and says so.
+func startHealth(cfg *config, ready func() bool, log *slog.Logger) (*health.Server, error) {
+	if cfg.HealthListen == "" {
+		return nil, nil
+	}
+	hs, err := health.Listen(cfg.HealthListen, ready, log)
+	if err != nil {
+		if cfg.HealthListen == defaultHealthListen {
+			log.Warn("health endpoints not served: the default address cannot be bound; set health_listen", "err", err)
+			return nil, nil
+		}
+		return nil, err
+	}
+	go func() {
+		if err := hs.Serve(); err != nil {
+			log.Error("health endpoints stopped", "err", err)
+		}
+	}()
+	log.Info("health endpoints", "addr", hs.Addr().String(), "paths", "/healthz /ready")
+	return hs, nil
+}
