@@ -8,10 +8,10 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/clusterdns/clusterdns/internal/testdns"
 	"github.com/miekg/dns"
 )
 
@@ -34,55 +34,27 @@ type SRV struct {
 }
 
 // DNS is an authoritative-only DNS server on 127.0.0.1, UDP and TCP on the same
-// port, serving the records the test sets. SRV answers carry the targets' A/AAAA
-// records in the Additional section; UDP answers are truncated (TC=1) to the
-// client's EDNS0 size, so large sets exercise the TCP fallback.
+// port (internal/testdns), serving the records the test sets. SRV answers carry
+// the targets' A/AAAA records in the Additional section; UDP answers are
+// truncated (TC=1) to the client's EDNS0 size, so large sets exercise the TCP
+// fallback.
 type DNS struct {
 	// Addr is "127.0.0.1:port", for lb.ResolverConfig.Server.
 	Addr string
 
+	srv     *testdns.Server
 	mu      sync.Mutex
 	records map[string]map[uint16][]dns.RR // lower-case FQDN → type → records
 	failure Failure
 	noExtra bool
-	queries atomic.Int64
-	servers []*dns.Server
 }
 
-// StartDNS starts a server; tb.Cleanup stops it.
+// StartDNS starts a server; it stops when the test ends.
 func StartDNS(tb testing.TB) *DNS {
 	tb.Helper()
 	d := &DNS{records: make(map[string]map[uint16][]dns.RR)}
-	var pc net.PacketConn
-	var ln net.Listener
-	for try := 0; ; try++ {
-		var err error
-		pc, err = net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatalf("lbtest: listen udp: %v", err)
-		}
-		ln, err = net.Listen("tcp", pc.LocalAddr().String())
-		if err == nil {
-			break
-		}
-		pc.Close()
-		if try == 20 {
-			tb.Fatalf("lbtest: listen tcp on the UDP port: %v", err)
-		}
-	}
-	d.Addr = pc.LocalAddr().String()
-	for _, s := range []*dns.Server{{PacketConn: pc, Handler: d}, {Listener: ln, Handler: d}} {
-		started := make(chan struct{})
-		s.NotifyStartedFunc = func() { close(started) }
-		go s.ActivateAndServe()
-		<-started
-		d.servers = append(d.servers, s)
-	}
-	tb.Cleanup(func() {
-		for _, s := range d.servers {
-			s.Shutdown()
-		}
-	})
+	d.srv = testdns.Start(tb, d.serve)
+	d.Addr = d.srv.Addr
 	return d
 }
 
@@ -162,11 +134,9 @@ func (d *DNS) SetOmitAdditional(omit bool) {
 }
 
 // Queries returns the number of queries received so far.
-func (d *DNS) Queries() int64 { return d.queries.Load() }
+func (d *DNS) Queries() int64 { return d.srv.Queries.Load() }
 
-// ServeDNS implements dns.Handler.
-func (d *DNS) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
-	d.queries.Add(1)
+func (d *DNS) serve(w dns.ResponseWriter, req *dns.Msg) {
 	m := new(dns.Msg)
 	m.SetReply(req)
 	m.Authoritative = true
