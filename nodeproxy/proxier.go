@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net/netip"
 	"slices"
 	"sync"
@@ -104,11 +103,13 @@ func (p *Proxier) Sync(ctx context.Context, snap *registry.Snapshot, changed []r
 	full = full || !p.synced
 	res := SyncResult{Full: full}
 
+	// next holds only what this sync changes (copying the whole state
+	// would make a one-service sync cost as much as the cluster).
 	next := &syncState{
-		ports:   maps.Clone(p.ports),
-		objs:    maps.Clone(p.objs),
-		groups:  maps.Clone(p.groups),
-		hairpin: maps.Clone(p.hairpin),
+		ports:   map[registry.Key][]*servicePort{},
+		objs:    map[portID]*portObjects{},
+		groups:  map[string]int{},
+		hairpin: map[netip.Addr]int{},
 	}
 	tx := p.nft.NewTransaction()
 	b := txBuilder{masqMark: p.masqMark}
@@ -121,7 +122,6 @@ func (p *Proxier) Sync(ctx context.Context, snap *registry.Snapshot, changed []r
 		for k := range p.ports {
 			keys[k] = true
 		}
-		next.objs, next.groups, next.hairpin = map[portID]*portObjects{}, map[string]int{}, map[netip.Addr]int{}
 		// The table is recreated in the same transaction: packets see the
 		// old rules until the commit, then the new ones.
 		tx.Add(&knftables.Table{})
@@ -137,8 +137,8 @@ func (p *Proxier) Sync(ctx context.Context, snap *registry.Snapshot, changed []r
 		}
 		res.Services = len(changed)
 	}
-	b.hairpin(p.hairpin, next.hairpin, full)
-	b.groupChanges(p.groups, next.groups, full)
+	b.hairpin(countChanges(p.hairpin, next.hairpin, full))
+	b.groupChanges(countChanges(p.groups, next.groups, full))
 	b.flush(tx)
 	res.Operations = tx.NumOperations()
 
@@ -151,7 +151,25 @@ func (p *Proxier) Sync(ctx context.Context, snap *registry.Snapshot, changed []r
 		}
 	}
 	p.synced = true
-	p.ports, p.objs, p.groups, p.hairpin = next.ports, next.objs, next.groups, next.hairpin
+	if full {
+		p.ports, p.objs = map[registry.Key][]*servicePort{}, map[portID]*portObjects{}
+	}
+	for k, v := range next.ports {
+		if v == nil {
+			delete(p.ports, k)
+		} else {
+			p.ports[k] = v
+		}
+	}
+	for k, v := range next.objs {
+		if v == nil {
+			delete(p.objs, k)
+		} else {
+			p.objs[k] = v
+		}
+	}
+	p.groups = applyDelta(p.groups, next.groups, full)
+	p.hairpin = applyDelta(p.hairpin, next.hairpin, full)
 
 	if p.ct != nil && len(stale) > 0 {
 		p.clearStale(ctx, stale)
@@ -231,18 +249,51 @@ func (p *Proxier) updateService(next *syncState, b *txBuilder, snap *registry.Sn
 			b.countGroups(next.groups, p.objs[o.ID], -1)
 			addrRefs(next.hairpin, o, -1)
 		}
-		delete(next.objs, o.ID)
+		next.objs[o.ID] = nil
 		stale = append(stale, staleFlows(o, nil)...)
 	}
-	if len(want) == 0 {
-		delete(next.ports, k)
-	} else {
-		next.ports[k] = want
-	}
+	next.ports[k] = want // nil: gone
 	return stale
 }
 
-// addrRefs counts the endpoint addresses of p into refs.
+// countChanges lists the keys whose count goes from zero to positive
+// (added) and from positive to zero (removed) when delta is added to
+// before (to nothing with full). It changes nothing.
+func countChanges[K comparable](before, delta map[K]int, full bool) (added, removed []K) {
+	for k, d := range delta {
+		was := 0
+		if !full {
+			was = before[k]
+		}
+		switch is := was + d; {
+		case is > 0 && was <= 0:
+			added = append(added, k)
+		case is <= 0 && was > 0:
+			removed = append(removed, k)
+		}
+	}
+	return added, removed
+}
+
+// applyDelta returns the counts after adding delta to before (to nothing
+// with full). With a partial delta it updates before in place: the few
+// changed keys, not a copy of the whole map.
+func applyDelta[K comparable](before, delta map[K]int, full bool) map[K]int {
+	after := before
+	if full {
+		after = make(map[K]int, len(delta))
+	}
+	for k, d := range delta {
+		if n := after[k] + d; n > 0 {
+			after[k] = n
+		} else {
+			delete(after, k)
+		}
+	}
+	return after
+}
+
+// addrRefs adds delta to the counts of the endpoint addresses of p.
 func addrRefs(refs map[netip.Addr]int, p *servicePort, delta int) {
 	seen := map[netip.Addr]bool{}
 	for _, list := range [][]netip.AddrPort{p.Endpoints, p.NodePortEndpoints} {
@@ -253,9 +304,6 @@ func addrRefs(refs map[netip.Addr]int, p *servicePort, delta int) {
 			}
 			seen[a] = true
 			refs[a] += delta
-			if refs[a] <= 0 {
-				delete(refs, a)
-			}
 		}
 	}
 }
@@ -330,44 +378,29 @@ func (b *txBuilder) countGroups(counts map[string]int, o *portObjects, delta int
 	for _, g := range o.Groups {
 		b.groups[g.name()] = g
 		counts[g.name()] += delta
-		if counts[g.name()] <= 0 {
-			delete(counts, g.name())
-		}
 	}
 }
 
 // groupChanges records the group chains to create (first use) and delete
-// (last use gone).
-func (b *txBuilder) groupChanges(before, after map[string]int, full bool) {
-	for _, name := range sortedKeys(b.groups) {
-		was, is := before[name] > 0 && !full, after[name] > 0
-		switch {
-		case is && !was:
-			b.newGroups = append(b.newGroups, b.groups[name])
-		case was && !is:
-			b.delChains = append(b.delChains, name)
-		}
+// (last use gone), as countChanges found them.
+func (b *txBuilder) groupChanges(added, removed []string) {
+	for _, name := range added {
+		b.newGroups = append(b.newGroups, b.groups[name])
 	}
+	slices.Sort(removed)
+	b.delChains = append(b.delChains, removed...)
 }
 
-// hairpin records the hairpin elements that change between the two counts
-// (all of after with full).
-func (b *txBuilder) hairpin(before, after map[netip.Addr]int, full bool) {
+// hairpin records the hairpin elements to add and delete.
+func (b *txBuilder) hairpin(added, removed []netip.Addr) {
 	elem := func(a netip.Addr) *knftables.Element {
 		return &knftables.Element{Set: hairpinSet(familyOf(a)), Key: []string{a.String(), a.String()}}
 	}
-	for a := range after {
-		if full || before[a] == 0 {
-			b.addElems = append(b.addElems, elem(a))
-		}
+	for _, a := range added {
+		b.addElems = append(b.addElems, elem(a))
 	}
-	if full {
-		return
-	}
-	for a := range before {
-		if after[a] == 0 {
-			b.delElems = append(b.delElems, elem(a))
-		}
+	for _, a := range removed {
+		b.delElems = append(b.delElems, elem(a))
 	}
 }
 
