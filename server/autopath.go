@@ -3,6 +3,7 @@ package server
 import (
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -15,7 +16,7 @@ import (
 // one round trip instead of four. Clients that are not known pods (unknown
 // IPs, host-network pods) keep the normal answer. deferred means the bare
 // name went upstream and the answer will be sent later.
-func (h *Handler) autopath(out []byte, q *query, req []byte, client netip.AddrPort, tcp bool, send func([]byte), nxdomain []byte) (resp []byte, deferred bool) {
+func (h *Handler) autopath(out []byte, q *query, req []byte, client netip.AddrPort, tcp bool, send func([]byte), nxdomain []byte, start time.Time) (resp []byte, deferred bool) {
 	idx := h.cluster.Load()
 	if idx == nil {
 		return nil, false
@@ -61,6 +62,7 @@ func (h *Handler) autopath(out []byte, q *query, req []byte, client netip.AddrPo
 		rq.Key = []byte(bare)
 		target := wireToName(bare)
 		qname, _, _ := dns.UnpackDomainName(req, headerLen)
+		qtype, qclass := q.qtype, q.qclass // the closure must not keep q (it would move every query to the heap)
 		wrap := func(r []byte) []byte {
 			var up dns.Msg
 			if err := up.Unpack(r); err != nil || up.Rcode != dns.RcodeSuccess {
@@ -69,7 +71,7 @@ func (h *Handler) autopath(out []byte, q *query, req []byte, client netip.AddrPo
 			m := new(dns.Msg)
 			m.Response, m.Compress = true, true
 			m.Rcode = up.Rcode
-			m.Question = []dns.Question{{Name: qname, Qtype: q.qtype, Qclass: q.qclass}}
+			m.Question = []dns.Question{{Name: qname, Qtype: qtype, Qclass: qclass}}
 			m.Answer = append([]dns.RR{&dns.CNAME{Hdr: dns.RR_Header{Name: qname, Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: h.opt.TTL}, Target: target}}, up.Answer...)
 			m.Ns, m.Extra = up.Ns, up.Extra
 			w, err := m.Pack()
@@ -78,7 +80,7 @@ func (h *Handler) autopath(out []byte, q *query, req []byte, client netip.AddrPo
 			}
 			return w
 		}
-		h.forward(rq, q, req, tcp, send, wrap)
+		h.forward(rq, q, req, tcp, send, wrap, start)
 		return nil, true
 	}
 	return nil, false

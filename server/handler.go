@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -75,6 +76,7 @@ type Handler struct {
 	// the first snapshot so that their names answer SERVFAIL until then.
 	clusterZones []string
 	logged       atomic.Uint32 // queries seen by the sampling query log
+	metrics      *Metrics
 }
 
 // NewHandler validates the options and returns a handler that answers
@@ -87,6 +89,7 @@ func NewHandler(opt Options, log *slog.Logger) (*Handler, error) {
 		return nil, fmt.Errorf("no cluster domain")
 	}
 	h := &Handler{opt: opt, log: log}
+	h.metrics = newMetrics(h.Serial)
 	for _, d := range opt.Domains {
 		w, err := nameToWire(d)
 		if err != nil || d == "" || d == "." {
@@ -111,13 +114,20 @@ func NewHandler(opt Options, log *slog.Logger) (*Handler, error) {
 // registry's publisher calls it (Store.Subscribe); queries in flight keep
 // the index they started with.
 func (h *Handler) Update(snap *registry.Snapshot) error {
+	start := time.Now()
 	idx, err := buildClusterIndex(h.cluster.Load(), snap, &h.iopt)
 	if err != nil {
 		return fmt.Errorf("index snapshot %d: %w", snap.Serial, err)
 	}
 	h.cluster.Store(idx)
+	h.metrics.indexBuild.Store(int64(time.Since(start)))
+	h.metrics.indexCount.Add(1)
 	return nil
 }
+
+// Metrics returns the handler's metrics, a prometheus.Collector to
+// register where metrics are served.
+func (h *Handler) Metrics() *Metrics { return h.metrics }
 
 // Serial returns the cluster zones' SOA serial, 0 before the first snapshot.
 func (h *Handler) Serial() uint32 {
@@ -133,8 +143,10 @@ func (h *Handler) Serial() uint32 {
 // send itself). maxSize is the transport's limit (65535 for TCP, 0 for
 // UDP, where the client's EDNS size or 512 applies). It never blocks.
 func (h *Handler) Respond(req, out []byte, client netip.AddrPort, tcp bool, send func([]byte)) []byte {
+	start := time.Now()
 	var q query
 	if err := parseQuery(req, &q); err != nil {
+		h.metrics.malformed.Add(1)
 		if len(req) < headerLen {
 			return nil // nothing to answer to
 		}
@@ -144,39 +156,44 @@ func (h *Handler) Respond(req, out []byte, client netip.AddrPort, tcp bool, send
 		h.logQuery(&q, req, client, tcp)
 	}
 	var resp []byte
+	zc := zoneOther
 	switch {
 	case q.opcode != dns.OpcodeQuery:
 		resp = writeEmpty(out, &q, req, dns.RcodeNotImplemented, false)
 	case q.edns && q.version > 0:
 		resp = writeEmpty(out, &q, req, dns.RcodeBadVers&0xF, false)
+		h.metrics.observe(zc, q.qtype, dns.RcodeBadVers&0xF, start)
 		return appendOPT(resp, ednsSize, q.do, dns.RcodeBadVers>>4)
 	case q.qclass != dns.ClassINET && q.qclass != dns.ClassANY:
 		resp = writeEmpty(out, &q, req, dns.RcodeRefused, false)
 	case q.qtype == dns.TypeAXFR || q.qtype == dns.TypeIXFR:
 		resp = writeEmpty(out, &q, req, dns.RcodeRefused, false)
 	default:
-		resp = h.answer(out, &q, req)
+		resp = h.answer(out, &q, req, &zc)
 		if resp != nil && h.opt.Autopath && resp[3]&0xF == dns.RcodeNameError {
-			if r, deferred := h.autopath(out, &q, req, client, tcp, send, resp); deferred {
+			if r, deferred := h.autopath(out, &q, req, client, tcp, send, resp, start); deferred {
 				return nil
 			} else if r != nil {
 				resp = r
 			}
 		}
 		if resp == nil {
+			zc = zoneRefused
 			if h.opt.Fallback == nil || !h.recursionAllowed(client.Addr()) {
 				resp = writeEmpty(out, &q, req, dns.RcodeRefused, false)
 				break
 			}
+			zc = zoneForward
 			rq := h.fallbackQuestion(&q)
 			if r := h.opt.Fallback.Cached(&rq, out); r != nil {
 				resp = patchForwarded(r, &q, req)
 				break
 			}
-			h.forward(rq, &q, req, tcp, send, nil)
+			h.forward(rq, &q, req, tcp, send, nil, start)
 			return nil
 		}
 	}
+	h.metrics.observe(zc, q.qtype, int(resp[3]&0xF), start)
 	return finish(resp, &q, req, tcp)
 }
 
@@ -205,7 +222,8 @@ func (h *Handler) recursionAllowed(a netip.Addr) bool {
 }
 
 func (h *Handler) fallbackQuestion(q *query) resolver.Question {
-	rq := resolver.Question{Wire: q.qname, Key: q.lowerName(), Type: q.qtype, Class: q.qclass, DO: q.do, CD: q.flags&flagCD != 0}
+	// Key is copied: a slice of q would move every query to the heap.
+	rq := resolver.Question{Wire: q.qname, Key: append([]byte(nil), q.lowerName()...), Type: q.qtype, Class: q.qclass, DO: q.do, CD: q.flags&flagCD != 0}
 	if q.edns {
 		rq.UDPSize = q.udpSize
 	}
@@ -214,7 +232,7 @@ func (h *Handler) fallbackQuestion(q *query) resolver.Question {
 
 // forward hands a question to the fallback; its answer is patched for the
 // client (and passed through wrap, when given) and sent.
-func (h *Handler) forward(rq resolver.Question, q *query, req []byte, tcp bool, send func([]byte), wrap func(resp []byte) []byte) {
+func (h *Handler) forward(rq resolver.Question, q *query, req []byte, tcp bool, send func([]byte), wrap func(resp []byte) []byte, start time.Time) {
 	qc := *q
 	reqc := append([]byte(nil), req...)
 	qc.qname = reqc[headerLen : headerLen+len(q.qname)]
@@ -231,6 +249,7 @@ func (h *Handler) forward(rq resolver.Question, q *query, req []byte, tcp bool, 
 		} else {
 			resp = patchForwarded(r, &qc, reqc)
 		}
+		h.metrics.observe(zoneForward, qc.qtype, int(resp[3]&0xF), start)
 		send(finish(resp, &qc, reqc, tcp))
 	})
 }
@@ -310,30 +329,38 @@ func formErr(out, req []byte) []byte {
 	return out
 }
 
-// answer looks the question up in the served zones. nil means the name is
-// outside them (or an unknown reverse name): the fallback's job.
-func (h *Handler) answer(out []byte, q *query, req []byte) []byte {
+// answer looks the question up in the served zones and sets *zc to where
+// it was answered. nil means the name is outside them (or an unknown
+// reverse name): the fallback's job.
+func (h *Handler) answer(out []byte, q *query, req []byte, zc *uint8) []byte {
 	key := q.lowerName()
 	cidx := h.cluster.Load()
 	if cidx != nil {
 		if n, ok := cidx.names.GetBytes(key); ok {
+			*zc = zoneCluster
+			if int(n.zone) >= len(h.clusterZones) {
+				*zc = zoneReverse
+			}
 			return h.answerNode(out, q, req, n, cidx.zones)
 		}
 	}
 	sidx := h.static.Load()
 	if n := sidx.names[string(key)]; n != nil {
+		*zc = zoneFile
 		return h.answerNode(out, q, req, n, sidx.list)
 	}
 	// Not a known name: find the zone it falls in, if any.
 	for off := 0; off < len(key) && key[off] != 0; off += int(key[off]) + 1 {
 		suffix := key[off:]
 		if z := h.static.Load().zones[string(suffix)]; z != nil {
+			*zc = zoneFile
 			return writeNegative(out, q, req, z, dns.RcodeNameError)
 		}
 		for i, cz := range h.clusterZones {
 			if string(suffix) != cz {
 				continue
 			}
+			*zc = zoneCluster
 			if cidx == nil {
 				return writeEmpty(out, q, req, dns.RcodeServerFailure, false)
 			}

@@ -47,6 +47,17 @@ type Listener struct {
 // Listen binds the UDP sockets and the TCP listener. It fails when the
 // address cannot be bound; nothing is served until Serve.
 func Listen(h *Handler, opt ListenOptions, log *slog.Logger) (*Listener, error) {
+	_, port, _ := net.SplitHostPort(opt.Addr)
+	for attempt := 0; ; attempt++ {
+		l, err := listen(h, opt, log)
+		// Port 0: TCP chose a port whose UDP side was taken; choose again.
+		if err == nil || port != "0" || attempt == 20 || !errors.Is(err, syscall.EADDRINUSE) {
+			return l, err
+		}
+	}
+}
+
+func listen(h *Handler, opt ListenOptions, log *slog.Logger) (*Listener, error) {
 	if log == nil {
 		log = slog.Default()
 	}

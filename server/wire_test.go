@@ -205,3 +205,19 @@ func BenchmarkRespondNXDOMAIN(b *testing.B) {
 func BenchmarkRespondNODATA(b *testing.B) {
 	benchQuery(b, exampleHandler(b, nil), "web-server-service.default.svc.cluster.local.", dns.TypeAAAA)
 }
+
+// The cluster answer path allocates nothing (a regression guard: a pointer
+// to the parsed query that escapes moves every query to the heap).
+func TestClusterAnswerDoesNotAllocate(t *testing.T) {
+	h := exampleHandler(t, func(o *Options) { o.Autopath = true; o.Pods = PodsVerified })
+	for _, name := range []string{"web-server-service.default.svc.cluster.local.", "nothere.default.svc.cluster.local."} {
+		m := new(dns.Msg)
+		m.SetQuestion(name, dns.TypeA)
+		m.SetEdns0(1232, false)
+		req, _ := m.Pack()
+		out := make([]byte, 0, 4096)
+		if n := testing.AllocsPerRun(100, func() { h.Respond(req, out, client, false, nil) }); n != 0 {
+			t.Errorf("%s: %v allocations per query, want 0", name, n)
+		}
+	}
+}

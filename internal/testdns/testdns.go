@@ -28,13 +28,22 @@ type Server struct {
 func Start(t testing.TB, h func(w dns.ResponseWriter, r *dns.Msg)) *Server {
 	t.Helper()
 	s := &Server{}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		t.Fatal(err)
+	// UDP picks a free port; TCP on the same port may be taken already
+	// (other tests run in parallel): try again with another.
+	var pc net.PacketConn
+	var ln net.Listener
+	for attempt := 0; ; attempt++ {
+		var err error
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
+			break
+		}
+		pc.Close()
+		if attempt == 20 {
+			t.Fatal(err)
+		}
 	}
 	s.Addr = pc.LocalAddr().String()
 	handler := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
