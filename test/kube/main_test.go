@@ -1,0 +1,486 @@
+// Package kube holds the integration tests and benchmarks of clusterdns
+// against a real kube-apiserver (internal/testenv): the built binary,
+// started with --kubeconfig, queried with real dig, while the tests write
+// Services, EndpointSlices, Namespaces and Pods with client-go.
+//
+// The tests skip when the apiserver binaries are missing (they fail under
+// CI=true); build them with `bash test/apiserver/build.sh`. The benchmarks
+// run only with CLUSTERDNS_BENCH=1 (see bench_test.go).
+package kube
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/clusterdns/clusterdns/internal/testenv"
+)
+
+const modulePath = "github.com/clusterdns/clusterdns"
+
+var (
+	buildOnce sync.Once
+	buildDir  string // temporary folder of the binary, removed by TestMain
+	binPath   string
+	buildErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+// serverBinary builds ./cmd/clusterdns once per test binary (lazily, so
+// that tests skipped for lack of an apiserver cost nothing) and returns its
+// path.
+func serverBinary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		root, err := repoRoot()
+		if err != nil {
+			buildErr = err
+			return
+		}
+		if buildDir, err = os.MkdirTemp("", "clusterdns-kube-bin-"); err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(buildDir, "clusterdns")
+		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/clusterdns")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build ./cmd/clusterdns: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// repoRoot walks up from the working folder to this module's go.mod.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil {
+			sc := bufio.NewScanner(bytes.NewReader(data))
+			for sc.Scan() {
+				if f := strings.Fields(sc.Text()); len(f) == 2 && f[0] == "module" && f[1] == modulePath {
+					return dir, nil
+				}
+			}
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod of %s above the working folder", modulePath)
+		}
+		dir = parent
+	}
+}
+
+// requireDig skips (or fails under CI=true) when dig is missing.
+func requireDig(t testing.TB) {
+	t.Helper()
+	if _, err := exec.LookPath("dig"); err != nil {
+		msg := "dig not found in PATH: install dnsutils (bind9-dnsutils)"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+}
+
+// dualStackArgs make the apiserver allocate ClusterIPs of both families.
+var dualStackArgs = []string{"--service-cluster-ip-range=" + testenv.ServiceCIDR + ",fd00:10:96::/112"}
+
+// startAPI starts etcd and kube-apiserver for the test (skipping when the
+// binaries are missing) and requires dig.
+func startAPI(t *testing.T, extraArgs ...string) *testenv.APIServer {
+	t.Helper()
+	requireDig(t)
+	return testenv.StartAPIServerWithOptions(t, testenv.Options{ExtraArgs: extraArgs})
+}
+
+// ---- the server under test --------------------------------------------------
+
+// server is a running clusterdns binary.
+type server struct {
+	t      testing.TB
+	port   int
+	health string // http://127.0.0.1:<port>
+	cmd    *exec.Cmd
+	out    *syncBuffer
+	done   chan struct{}
+}
+
+func (s *server) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
+
+// kubeArgs is the command line of a server reading the API server's
+// kubeconfig, with forwarding off so that no query leaves loopback.
+func kubeArgs(api *testenv.APIServer, extra ...string) []string {
+	return append([]string{"--source", "kubernetes", "--kubeconfig", api.Kubeconfig}, extra...)
+}
+
+// startServer starts clusterdns with args plus a free DNS port, a free
+// health port, forwarding off and debug logs, and waits until it answers
+// DNS (SERVFAIL counts: it is up). It is stopped when the test ends, and its
+// log is printed when the test failed.
+func startServer(t testing.TB, args ...string) *server {
+	t.Helper()
+	bin := serverBinary(t)
+	for attempt := 0; ; attempt++ {
+		s := &server{t: t, port: freeDNSPort(t), out: &syncBuffer{}, done: make(chan struct{})}
+		hp := freeTCPPort(t)
+		s.health = fmt.Sprintf("http://127.0.0.1:%d", hp)
+		argv := append([]string{
+			"--listen", s.addr(),
+			"--health-listen", fmt.Sprintf("127.0.0.1:%d", hp),
+			"--upstreams=",
+			"--log-level", "debug",
+		}, args...)
+		s.cmd = exec.Command(bin, argv...)
+		s.cmd.Env = cleanEnv()
+		s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
+		s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := s.cmd.Start(); err != nil {
+			t.Fatalf("start clusterdns: %v", err)
+		}
+		go func() { _ = s.cmd.Wait(); close(s.done) }()
+		err := s.waitUp(20 * time.Second)
+		if err == nil {
+			t.Cleanup(func() {
+				s.stop()
+				if t.Failed() {
+					t.Logf("clusterdns %s log:\n%s", strings.Join(argv, " "), tail(s.out.String(), 200))
+				}
+			})
+			return s
+		}
+		s.stop()
+		if attempt < 2 && strings.Contains(s.out.String(), "address already in use") {
+			continue // a port was taken between freePort and the bind
+		}
+		t.Fatalf("clusterdns did not come up: %v\n%s", err, s.out.String())
+	}
+}
+
+// waitUp polls until the server answers a DNS query, whatever the rcode.
+func (s *server) waitUp(timeout time.Duration) error {
+	c := &dns.Client{Net: "udp", Timeout: 200 * time.Millisecond}
+	m := new(dns.Msg)
+	m.SetQuestion("cluster.local.", dns.TypeSOA)
+	deadline := time.Now().Add(timeout)
+	for {
+		select {
+		case <-s.done:
+			return fmt.Errorf("clusterdns exited")
+		default:
+		}
+		if _, _, err := c.Exchange(m, s.addr()); err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no DNS answer on %s within %v", s.addr(), timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// stop sends SIGTERM, then SIGKILL after 5 s, and waits.
+func (s *server) stop() {
+	if s.cmd.Process == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(5 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	}
+}
+
+// ready returns the status code of GET /ready (0 when it cannot connect).
+func (s *server) ready() int {
+	c := &http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(s.health + "/ready")
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// waitReady polls /ready until 200.
+func (s *server) waitReady(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for s.ready() != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatalf("/ready not 200 within %v (last %d)", timeout, s.ready())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitLog waits until the server's log contains substr.
+func (s *server) waitLog(t testing.TB, substr string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !strings.Contains(s.out.String(), substr) {
+		if time.Now().After(deadline) {
+			t.Fatalf("log line %q not seen within %v", substr, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// cleanEnv is the environment without CLUSTERDNS_* and without what would
+// point the server at another cluster (KUBECONFIG, in-cluster variables).
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "CLUSTERDNS_") || k == "KUBECONFIG" || strings.HasPrefix(k, "KUBERNETES_SERVICE_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
+}
+
+// freeDNSPort returns a port free on 127.0.0.1 for both UDP and TCP.
+func freeDNSPort(t testing.TB) int {
+	t.Helper()
+	for range 50 {
+		u, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := u.LocalAddr().(*net.UDPAddr).Port
+		l, err := net.Listen("tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		u.Close()
+		if err == nil {
+			l.Close()
+			return port
+		}
+	}
+	t.Fatal("no port free for both UDP and TCP on 127.0.0.1")
+	return 0
+}
+
+func freeTCPPort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// ---- dig --------------------------------------------------------------------
+
+// answer is dig's reply, parsed from its output.
+type answer struct {
+	raw        string
+	status     string // NOERROR, NXDOMAIN, SERVFAIL, ...
+	flags      []string
+	answer     []dns.RR
+	authority  []dns.RR
+	additional []dns.RR
+}
+
+// rdata returns the answer section's data fields ("10.96.0.1",
+// "0 100 80 web.ns.svc.cluster.local."), sorted.
+func (a *answer) rdata() []string {
+	var out []string
+	for _, rr := range a.answer {
+		out = append(out, rrData(rr))
+	}
+	slices.Sort(out)
+	return out
+}
+
+func rrData(rr dns.RR) string {
+	s := rr.String()
+	h := rr.Header().String()
+	return strings.TrimPrefix(s, h)
+}
+
+// digArgs are the options of every dig run: the whole message in text.
+var digArgs = []string{"+time=2", "+tries=2", "+noall", "+comments", "+answer", "+authority", "+additional", "+nocookie"}
+
+// dig asks s for name and type with real dig (UDP, with EDNS).
+func (s *server) dig(t testing.TB, name, qtype string, extra ...string) *answer {
+	t.Helper()
+	a, err := s.digTry(name, qtype, extra...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func (s *server) digTry(name, qtype string, extra ...string) (*answer, error) {
+	argv := append([]string{"@127.0.0.1", "-p", strconv.Itoa(s.port)}, digArgs...)
+	argv = append(argv, extra...)
+	argv = append(argv, name, qtype)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "dig", argv...).CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("dig %s: %v\n%s", strings.Join(argv, " "), err, out)
+	}
+	a, err := parseDig(string(out))
+	if err != nil {
+		return nil, fmt.Errorf("dig %s: %v\n%s", strings.Join(argv, " "), err, out)
+	}
+	return a, nil
+}
+
+func parseDig(out string) (*answer, error) {
+	a := &answer{raw: out}
+	var section *[]dns.RR
+	for _, line := range strings.Split(out, "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "":
+			continue
+		case strings.HasPrefix(line, ";; ->>HEADER<<-"):
+			if i := strings.Index(line, "status: "); i >= 0 {
+				a.status = strings.TrimSuffix(strings.Fields(line[i+len("status: "):])[0], ",")
+			}
+		case strings.HasPrefix(line, ";; flags:"):
+			f, _, _ := strings.Cut(strings.TrimPrefix(line, ";; flags:"), ";")
+			a.flags = strings.Fields(f)
+		case strings.HasPrefix(line, ";; ANSWER SECTION"):
+			section = &a.answer
+		case strings.HasPrefix(line, ";; AUTHORITY SECTION"):
+			section = &a.authority
+		case strings.HasPrefix(line, ";; ADDITIONAL SECTION"):
+			section = &a.additional
+		case strings.HasPrefix(line, ";"):
+			continue
+		default:
+			if section == nil {
+				continue
+			}
+			rr, err := dns.NewRR(line)
+			if err != nil {
+				return nil, fmt.Errorf("record %q: %w", line, err)
+			}
+			if rr != nil {
+				*section = append(*section, rr)
+			}
+		}
+	}
+	if a.status == "" {
+		return nil, fmt.Errorf("no status in dig's output")
+	}
+	return a, nil
+}
+
+// waitDig polls s with dig until ok accepts the answer, for up to timeout;
+// it fails the test with the last answer otherwise.
+func (s *server) waitDig(t testing.TB, timeout time.Duration, name, qtype, what string, ok func(*answer) bool) *answer {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		a, err := s.digTry(name, qtype)
+		if err == nil && ok(a) {
+			return a
+		}
+		if time.Now().After(deadline) {
+			last := "(no answer)"
+			if a != nil {
+				last = a.raw
+			} else if err != nil {
+				last = err.Error()
+			}
+			t.Fatalf("%s %s: not %s within %v; last reply:\n%s", name, qtype, what, timeout, last)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// propagate is the deadline of a change to reach DNS: generous for a
+// loaded 2-core machine (the benchmarks measure the real latency).
+const propagate = 15 * time.Second
+
+// waitData waits for a NOERROR answer whose data are want (any order).
+func (s *server) waitData(t testing.TB, name, qtype string, want ...string) *answer {
+	t.Helper()
+	slices.Sort(want)
+	return s.waitDig(t, propagate, name, qtype, fmt.Sprintf("NOERROR %v", want), func(a *answer) bool {
+		return a.status == "NOERROR" && slices.Equal(a.rdata(), want)
+	})
+}
+
+// waitStatus waits for an answer with that rcode and no answer records.
+func (s *server) waitStatus(t testing.TB, name, qtype, status string) *answer {
+	t.Helper()
+	return s.waitDig(t, propagate, name, qtype, status+" without records", func(a *answer) bool {
+		return a.status == status && len(a.answer) == 0
+	})
+}
+
+// waitNoRecord waits for an answer without records, whatever its rcode: a
+// reverse name clusterdns does not know goes to the fallback (REFUSED with
+// forwarding off).
+func (s *server) waitNoRecord(t testing.TB, name, qtype string) *answer {
+	t.Helper()
+	return s.waitDig(t, propagate, name, qtype, "without records", func(a *answer) bool {
+		return len(a.answer) == 0
+	})
+}
+
+// ---- small helpers ----------------------------------------------------------
+
+// syncBuffer collects a process's output; safe for concurrent use.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// tail returns the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = append([]string{"[... earlier lines cut ...]"}, lines[len(lines)-n:]...)
+	}
+	return strings.Join(lines, "\n")
+}
