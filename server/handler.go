@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"log/slog"
@@ -507,6 +508,9 @@ func (h *Handler) zoneOf(key string) *zone {
 // pod records are on; nil when the name is not of that shape.
 func (h *Handler) podRecord(out []byte, q *query, req []byte, idx *clusterIndex, rel []byte, z *zone) []byte {
 	// rel is "<ip>.<ns>.pod." in wire form (labels before the zone).
+	if !bytes.HasSuffix(rel, []byte("\x03pod")) {
+		return nil // not a pod name: no allocation on the NXDOMAIN path
+	}
 	labels := splitWire(rel)
 	if len(labels) != 3 || labels[2] != "pod" {
 		return nil

@@ -11,12 +11,12 @@ import (
 
 // Where a query was answered, for the requests metric.
 const (
-	zoneCluster  uint8 = iota // a cluster domain
-	zoneReverse               // in-addr.arpa / ip6.arpa names of cluster addresses
-	zoneFile                  // a zone file
-	zoneForward               // forwarded (or answered from the cache)
-	zoneRefused               // outside every zone, not forwarded
-	zoneOther                 // malformed, unsupported opcode or class
+	zoneCluster uint8 = iota // a cluster domain
+	zoneReverse              // in-addr.arpa / ip6.arpa names of cluster addresses
+	zoneFile                 // a zone file
+	zoneForward              // forwarded (or answered from the cache)
+	zoneRefused              // outside every zone, not forwarded
+	zoneOther                // malformed, unsupported opcode or class
 	zoneCats
 )
 
