@@ -117,6 +117,33 @@ func (e *E2EEnv) NFT(t testing.TB, args ...string) string {
 	return out
 }
 
+// StartClusterDNS builds cmd/clusterdns and runs it in the node namespace
+// on the kube-dns endpoint (e2eDNSIP:53) over the same cluster files, and
+// points the client pod's resolver at the kube-dns ClusterIP (search path
+// of a pod in namespace apps, ndots:5) through /etc/netns/<ns>/resolv.conf.
+// It skips when cmd/clusterdns does not build.
+func (e *E2EEnv) StartClusterDNS(t *testing.T) {
+	t.Helper()
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("go tool: %v", err)
+	}
+	bin := filepath.Join(t.TempDir(), "clusterdns")
+	if out, err := exec.Command(gobin, "build", "-o", bin, "github.com/clusterdns/clusterdns/cmd/clusterdns").CombinedOutput(); err != nil {
+		t.Skipf("cmd/clusterdns does not build: %v\n%s", err, out)
+	}
+	e.Topo.Start(e.Topo.Node, nil, bin, "--listen", e2eDNSIP.String()+":53", "--zones-dir", e.ZonesDir, "--upstreams=")
+	dir := filepath.Join("/etc/netns", e.Client.NS)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	conf := "nameserver " + e2eDNSVIP + "\nsearch apps.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n"
+	if err := os.WriteFile(filepath.Join(dir, "resolv.conf"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // buildNodeProxy builds cmd/nodeproxy once per test binary run.
 func buildNodeProxy(t testing.TB) string {
 	t.Helper()
@@ -329,6 +356,22 @@ func TestE2E(t *testing.T) {
 		e.waitFor(t, 5*time.Second, "python back", func(rs string) bool {
 			return strings.Contains(rs, e2ePythonIP.String()+" . 8080")
 		})
+	})
+
+	t.Run("curl by name through clusterdns", func(t *testing.T) {
+		e.StartClusterDNS(t)
+		url := "http://web" + netnstest.HealthzPath // web.apps.svc.cluster.local via the search path
+		var out string
+		var err error
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			if out, err = tp.Run(e.Client.NS, "curl", "-sS", "--max-time", "3", url); err == nil {
+				break
+			}
+		}
+		if err != nil || !strings.Contains(out, `"data":"success"`) && !strings.Contains(out, `"data": "success"`) {
+			t.Fatalf("curl %s from the client pod: %v %s", url, err, out)
+		}
+		t.Logf("curl %s: %s", url, out)
 	})
 
 	t.Run("metrics", func(t *testing.T) {
