@@ -82,5 +82,30 @@
 // dumps readable rules. The cost that made kube-proxy slow is in the kernel
 // (the layout), not in the text, so the layout was fixed instead: with
 // knftables a full sync of 10,000 services × 10 endpoints and a single
-// endpoint change are measured by BenchmarkSync (see bench_test.go).
+// endpoint change are measured by the benchmarks in bench_test.go.
+//
+// # Measured (2 cores, nft 1.0.6, kernel 6.18; real kernel, fresh netns)
+//
+//	go test -run '^$' -bench FullSync -benchtime 3x ./nodeproxy/
+//	  1,000 services × 10 endpoints:  0.48 s  (21,053 nft operations)
+//	 10,000 services × 10 endpoints:  5.8 s   (210,053 nft operations;
+//	                                   about 3.9 s of it is nft itself, the
+//	                                   rest building the transaction)
+//	go test -run '^$' -bench EndpointChange -benchtime 200x ./nodeproxy/
+//	  one endpoint change, 1,000 services loaded:  18.5 ms (5 operations)
+//	  one endpoint change, 10,000 services loaded: 24.9 ms (5 operations)
+//
+// (kube-proxy v1.37.2 on the same kind of machine: 64–73 s for the full
+// 10k sync, partial syncs at 10k p50 364 ms.) One change costs an nft
+// process start and the commit; what grows with the cluster is nft's own
+// cache of the table's sets, not the transaction. In the end-to-end test a
+// cluster-file edit reaches the kernel in about 80–90 ms, most of it the
+// file watcher's debounce.
+//
+// # Not done
+//
+// externalTrafficPolicy Local rejects (kube-proxy drops) NodePort traffic
+// when the node has no local endpoint; loadBalancer IPs and externalIPs
+// are not written; the Kubernetes API source is wired in the server but
+// not yet here (cmd/nodeproxy reads the cluster files).
 package nodeproxy

@@ -1,6 +1,7 @@
 // Command nodeproxy makes Service virtual IPs routable on the node it runs
-// on: it watches the same cluster model as clusterdns (the cluster files,
-// the embedded example by default) and writes nftables rules that DNAT
+// on: it watches the same cluster model as clusterdns (the Kubernetes API
+// with a kubeconfig or in a pod, else the cluster files, the embedded
+// example by default) and writes nftables rules that DNAT
 // ClusterIPs and NodePorts to endpoints. `nodeproxy --cleanup` removes its
 // table and exits. Run `nodeproxy --help` for the flags; it needs
 // CAP_NET_ADMIN and the nft (and conntrack) tools.
@@ -17,12 +18,16 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/knftables"
 
 	"github.com/clusterdns/clusterdns/nodeproxy"
@@ -31,6 +36,8 @@ import (
 )
 
 type config struct {
+	Source        string
+	Kubeconfig    string
 	ZonesDir      string
 	Table         string
 	NodeName      string
@@ -47,6 +54,8 @@ func parseFlags(args []string) (*config, error) {
 	cfg := &config{}
 	host, _ := os.Hostname()
 	fl := flag.NewFlagSet("nodeproxy", flag.ContinueOnError)
+	fl.StringVar(&cfg.Source, "source", "auto", "where the cluster comes from: auto (the Kubernetes API when a kubeconfig is given, $KUBECONFIG is set or in a pod; else files), kubernetes or files")
+	fl.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "kubeconfig file for the Kubernetes API; empty uses $KUBECONFIG, else the in-cluster service account")
 	fl.StringVar(&cfg.ZonesDir, "zones-dir", "", "folder of cluster manifests to watch (default: the embedded example cluster)")
 	fl.StringVar(&cfg.Table, "table", nodeproxy.DefaultTable, "name of the node proxy's nftables table (family inet)")
 	fl.StringVar(&cfg.NodeName, "node-name", host, "this node's name, for externalTrafficPolicy: Local")
@@ -65,6 +74,11 @@ func parseFlags(args []string) (*config, error) {
 	}
 	if err := cfg.LogLevel.UnmarshalText([]byte(*level)); err != nil {
 		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	switch cfg.Source {
+	case "auto", "files", "kubernetes":
+	default:
+		return nil, fmt.Errorf("--source %q: not auto, files or kubernetes", cfg.Source)
 	}
 	if cfg.MasqueradeBit < 0 || cfg.MasqueradeBit > 31 {
 		return nil, fmt.Errorf("--masquerade-bit %d: not in 0-31", cfg.MasqueradeBit)
@@ -141,27 +155,84 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) error {
 		MasqueradeBit: cfg.MasqueradeBit, Metrics: metrics, Logger: log,
 	})
 
-	var fsys fs.FS = zones.Default
-	if cfg.ZonesDir != "" {
-		if st, err := os.Stat(cfg.ZonesDir); err != nil || !st.IsDir() {
-			return fmt.Errorf("--zones-dir %q: not a readable folder", cfg.ZonesDir)
-		}
-		fsys = os.DirFS(cfg.ZonesDir)
+	rc, from, err := kubeRESTConfig(cfg)
+	if err != nil {
+		return err
 	}
-	files := registry.NewFileSource(fsys, cfg.ZonesDir, store, log)
-	if err := files.Load(); err != nil {
-		log.Error("cluster file refused", "err", err)
-	}
-	go func() {
-		if err := files.Watch(ctx); err != nil {
-			log.Error("watching cluster files", "err", err)
+	if rc != nil {
+		client, err := kubernetes.NewForConfig(rc)
+		if err != nil {
+			return fmt.Errorf("Kubernetes client: %w", err)
 		}
-	}()
+		// No sync timeout: until the first full view no rule is written,
+		// and the rules of a previous run stay in place.
+		kube := registry.NewKubeSource(client, store, registry.KubeOptions{Logger: log})
+		go func() {
+			if err := kube.Run(ctx); err != nil {
+				log.Error("Kubernetes source stopped", "err", err)
+			}
+		}()
+		log.Info("watching the Kubernetes API", "from", from)
+	} else {
+		var fsys fs.FS = zones.Default
+		if cfg.ZonesDir != "" {
+			if st, err := os.Stat(cfg.ZonesDir); err != nil || !st.IsDir() {
+				return fmt.Errorf("--zones-dir %q: not a readable folder", cfg.ZonesDir)
+			}
+			fsys = os.DirFS(cfg.ZonesDir)
+		}
+		files := registry.NewFileSource(fsys, cfg.ZonesDir, store, log)
+		if err := files.Load(); err != nil {
+			log.Error("cluster file refused", "err", err)
+		}
+		go func() {
+			if err := files.Watch(ctx); err != nil {
+				log.Error("watching cluster files", "err", err)
+			}
+		}()
+	}
 
 	runner := &nodeproxy.Runner{
 		Tracker: tracker, Proxier: proxier, Logger: log,
 		MinInterval: cfg.MinInterval, FullInterval: cfg.FullInterval,
 	}
-	log.Info("node proxy running", "table", cfg.Table, "node", cfg.NodeName, "zones", cfg.ZonesDir)
+	log.Info("node proxy running", "table", cfg.Table, "node", cfg.NodeName)
 	return runner.Run(ctx)
+}
+
+// kubeRESTConfig decides where the cluster comes from, as clusterdns does:
+// the API server's client configuration and where it was found, or nil for
+// the cluster files (--source files, or auto without --kubeconfig,
+// $KUBECONFIG or a pod's service account).
+func kubeRESTConfig(cfg *config) (*rest.Config, string, error) {
+	if cfg.Source == "files" {
+		return nil, "", nil
+	}
+	var rc *rest.Config
+	var from string
+	var err error
+	switch env := os.Getenv(clientcmd.RecommendedConfigPathEnvVar); {
+	case cfg.Kubeconfig != "":
+		from = "kubeconfig " + cfg.Kubeconfig
+		rc, err = clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
+	case env != "":
+		from = "$KUBECONFIG=" + env
+		rules := &clientcmd.ClientConfigLoadingRules{Precedence: filepath.SplitList(env)}
+		rc, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	case os.Getenv("KUBERNETES_SERVICE_HOST") != "" && os.Getenv("KUBERNETES_SERVICE_PORT") != "":
+		from = "in-cluster service account"
+		rc, err = rest.InClusterConfig()
+	default:
+		if cfg.Source == "kubernetes" {
+			return nil, "", errors.New("--source kubernetes: no kubeconfig (--kubeconfig, $KUBECONFIG) and not running in a pod")
+		}
+		return nil, "", nil
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("Kubernetes API (%s): %w", from, err)
+	}
+	rc.UserAgent = "clusterdns-nodeproxy"
+	rc.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+	rc.ContentType = "application/vnd.kubernetes.protobuf"
+	return rc, from, nil
 }
