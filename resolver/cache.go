@@ -118,6 +118,7 @@ func (c *Cache) Put(key string, m *dns.Msg) bool {
 			return false
 		}
 	}
+	m.Compress = true
 	wire, err := m.Pack()
 	if err != nil {
 		return false

@@ -249,6 +249,7 @@ func (f *Forwarder) resolve(ctx context.Context, q *Question, key string) []byte
 			return nil, err
 		}
 		m.Extra = stripOPT(m.Extra)
+		m.Compress = true // smaller, and address records point at one owner (the server can reorder them)
 		f.cache.Put(key, m)
 		return m.Pack()
 	})

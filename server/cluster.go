@@ -11,6 +11,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/clusterdns/clusterdns/internal/cow"
+	"github.com/clusterdns/clusterdns/lb"
 	"github.com/clusterdns/clusterdns/registry"
 )
 
@@ -39,6 +40,7 @@ type indexOptions struct {
 	negativeTTL uint32
 	dnsService  registry.Key // its ClusterIP is the glue of ns.dns.<zone>
 	podsEnabled bool
+	order       lb.Policy // answer ordering of the cluster zones; nil: off
 }
 
 func (o *indexOptions) rev4() uint8 { return uint8(len(o.domains)) }
@@ -122,6 +124,7 @@ func (r *recSet) pack(name string) (string, *node, error) {
 		if err != nil {
 			return "", nil, err
 		}
+		p.rot = newRotation(p.wire, r.opt.order)
 		n.rrsets = append(n.rrsets, rrset{qtype: t, ans: p})
 	}
 	return key, n, nil

@@ -12,6 +12,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/clusterdns/clusterdns/lb"
 	"github.com/clusterdns/clusterdns/registry"
 	"github.com/clusterdns/clusterdns/resolver"
 )
@@ -50,6 +51,12 @@ type Options struct {
 	// every query).
 	QueryLog       *slog.Logger
 	QueryLogSample uint32
+	// AnswerOrder is how the A/AAAA records of a name are ordered per query:
+	// "off", "round_robin" (the default) or "random". ZoneOrder overrides
+	// it per zone (origin → policy); the zone "." stands for forwarded
+	// answers.
+	AnswerOrder string
+	ZoneOrder   map[string]string
 }
 
 // Fallback answers what the authoritative data does not cover (names
@@ -78,6 +85,19 @@ type Handler struct {
 	clusterZones []string
 	logged       atomic.Uint32 // queries seen by the sampling query log
 	metrics      *Metrics
+	orders       map[string]lb.Policy // zone origin (canonical) → policy; "" the default
+	fwdSel       [maxRotate + 1]lb.Selector
+}
+
+// maxRotate bounds the forwarded answers that are reordered (records).
+const maxRotate = 64
+
+// orderFor returns the answer ordering policy of a zone, nil when off.
+func (h *Handler) orderFor(origin string) lb.Policy {
+	if p, ok := h.orders[dns.CanonicalName(origin)]; ok {
+		return p
+	}
+	return h.orders[""]
 }
 
 // NewHandler validates the options and returns a handler that answers
@@ -89,8 +109,28 @@ func NewHandler(opt Options, log *slog.Logger) (*Handler, error) {
 	if len(opt.Domains) == 0 {
 		return nil, fmt.Errorf("no cluster domain")
 	}
-	h := &Handler{opt: opt, log: log}
+	h := &Handler{opt: opt, log: log, orders: map[string]lb.Policy{}}
 	h.metrics = newMetrics(h.Serial)
+	if opt.AnswerOrder == "" {
+		opt.AnswerOrder = "round_robin"
+	}
+	def, err := orderPolicy(opt.AnswerOrder)
+	if err != nil {
+		return nil, err
+	}
+	h.orders[""] = def
+	for zone, name := range opt.ZoneOrder {
+		p, err := orderPolicy(name)
+		if err != nil {
+			return nil, fmt.Errorf("zone %s: %w", zone, err)
+		}
+		h.orders[dns.CanonicalName(zone)] = p
+	}
+	if p := h.orderFor("."); p != nil {
+		for n := 2; n <= maxRotate; n++ {
+			h.fwdSel[n] = p.Build(make([]lb.Candidate, n))
+		}
+	}
 	for _, d := range opt.Domains {
 		w, err := nameToWire(d)
 		if err != nil || d == "" || d == "." {
@@ -107,6 +147,7 @@ func NewHandler(opt Options, log *slog.Logger) (*Handler, error) {
 		return nil, fmt.Errorf("pods %q: want disabled, insecure or verified", opt.Pods)
 	}
 	h.iopt.ttl, h.iopt.negativeTTL, h.iopt.dnsService = opt.TTL, opt.NegativeTTL, opt.DNSService
+	h.iopt.order = h.orderFor(h.iopt.domains[0])
 	h.static.Store(&staticIndex{zones: map[string]*zone{}, names: map[string]*node{}})
 	return h, nil
 }
@@ -187,7 +228,7 @@ func (h *Handler) Respond(req, out []byte, client netip.AddrPort, tcp bool, send
 			zc = zoneForward
 			rq := h.fallbackQuestion(&q)
 			if r := h.opt.Fallback.Cached(&rq, out); r != nil {
-				resp = patchForwarded(r, &q, req)
+				resp = h.patchForwarded(r, &q, req)
 				break
 			}
 			h.forward(rq, &q, req, tcp, send, nil, start)
@@ -248,7 +289,7 @@ func (h *Handler) forward(rq resolver.Question, q *query, req []byte, tcp bool, 
 		if r == nil {
 			resp = writeEmpty(nil, &qc, reqc, dns.RcodeServerFailure, false)
 		} else {
-			resp = patchForwarded(r, &qc, reqc)
+			resp = h.patchForwarded(r, &qc, reqc)
 		}
 		h.metrics.observe(zoneForward, qc.qtype, int(resp[3]&0xF), start)
 		send(finish(resp, &qc, reqc, tcp))
@@ -257,6 +298,15 @@ func (h *Handler) forward(rq resolver.Question, q *query, req []byte, tcp bool, 
 
 // patchForwarded makes a forwarded or cached response the answer to q: the
 // client's ID, flags and question spelling.
+func (h *Handler) patchForwarded(resp []byte, q *query, req []byte) []byte {
+	resp = patchForwarded(resp, q, req)
+	if start, size, n, ok := findRun(resp); ok && n <= maxRotate && h.fwdSel[n] != nil {
+		rotate(resp, start, size, n, h.fwdSel[n].Select(0))
+	}
+	return resp
+}
+
+// patchForwarded makes a forwarded or cached response the answer to q.
 func patchForwarded(resp []byte, q *query, req []byte) []byte {
 	if len(resp) < q.qend || !bytesEqualFold(resp[headerLen:q.qend], req[headerLen:q.qend]) {
 		return writeEmpty(resp, q, req, dns.RcodeServerFailure, false)

@@ -14,6 +14,7 @@ import (
 // echoed everywhere the name appears.
 type prepared struct {
 	wire []byte
+	rot  *rotation // nil: the order never changes
 }
 
 // rrset is the prepared answer for one type at a name.
@@ -101,6 +102,9 @@ func writePrepared(out []byte, p *prepared, q *query, req []byte) []byte {
 	flags := binary.BigEndian.Uint16(out[2:])&0x000F | flagQR | flagAA | q.flags&(flagRD|flagCD)
 	binary.BigEndian.PutUint16(out[2:], flags)
 	copy(out[headerLen:], req[headerLen:q.qend]) // name, type and class as asked
+	if r := p.rot; r != nil {
+		rotate(out, r.start, r.size, r.n, r.sel.Select(0))
+	}
 	return out
 }
 

@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/miekg/dns"
+
+	"github.com/clusterdns/clusterdns/lb"
 )
 
 // IsZoneFile reports whether a file name is an RFC 1035 master file served
@@ -50,7 +52,7 @@ func NewZoneFiles(fsys fs.FS, where string) *ZoneFiles {
 
 // load re-reads the folder. changed is false when nothing differs from the
 // last call. Errors are joined, one per refused file.
-func (zf *ZoneFiles) load() (idx *staticIndex, changed bool, err error) {
+func (zf *ZoneFiles) load(order func(origin string) lb.Policy) (idx *staticIndex, changed bool, err error) {
 	entries, err := fs.ReadDir(zf.fsys, ".")
 	if err != nil {
 		return nil, false, fmt.Errorf("read zone folder %s: %w", zf.where, err)
@@ -86,7 +88,7 @@ func (zf *ZoneFiles) load() (idx *staticIndex, changed bool, err error) {
 			changed = true
 		}
 	}
-	idx, err = zf.index()
+	idx, err = zf.index(order)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -133,7 +135,7 @@ func parseZoneFile(file string, data []byte) (parsedZone, error) {
 }
 
 // index packs every (name, type) of every file.
-func (zf *ZoneFiles) index() (*staticIndex, error) {
+func (zf *ZoneFiles) index(orderOf func(origin string) lb.Policy) (*staticIndex, error) {
 	idx := &staticIndex{zones: map[string]*zone{}, names: map[string]*node{}}
 	for _, file := range slices.Sorted(maps.Keys(zf.files)) {
 		pz := zf.files[file]
@@ -194,6 +196,7 @@ func (zf *ZoneFiles) index() (*staticIndex, error) {
 				if err != nil {
 					return nil, fmt.Errorf("%s: %w", file, err)
 				}
+				p.rot = newRotation(p.wire, orderOf(z.origin))
 				n.rrsets = append(n.rrsets, rrset{qtype: t, ans: p})
 			}
 			idx.names[key] = n
@@ -238,7 +241,7 @@ func mapsKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
 // they changed. Refused files keep their last good contents; the error
 // names each as file:line. The zone watcher calls it; it may read files.
 func (h *Handler) LoadZones(zf *ZoneFiles) error {
-	idx, changed, err := zf.load()
+	idx, changed, err := zf.load(h.orderFor)
 	if idx != nil && (changed || len(h.static.Load().zones) == 0) {
 		h.static.Store(idx)
 		h.log.Info("zone files loaded", "dir", zf.where, "zones", len(idx.zones))

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/clusterdns/clusterdns/lb"
 	"github.com/clusterdns/clusterdns/zones"
 )
 
@@ -23,6 +24,6 @@ func FuzzZoneFile(f *testing.F) {
 			return
 		}
 		zf := &ZoneFiles{files: map[string]parsedZone{"z.test.zone": pz}}
-		zf.index() // may refuse, must not panic
+		zf.index(func(string) lb.Policy { return lb.RoundRobin() }) // may refuse, must not panic
 	})
 }
