@@ -1,6 +1,7 @@
 package nodeproxy
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -244,10 +245,10 @@ func TestE2E(t *testing.T) {
 			t.Fatal(err)
 		}
 		var h netnstest.Healthz
-		if !strings.Contains(out, `"status":{"code":0,"msg":"success"}`) && !strings.Contains(out, `"status": {"code": 0, "msg": "success"}`) {
-			t.Errorf("unexpected answer %q", out)
+		if err := json.Unmarshal([]byte(out), &h); err != nil || h.Status.Code != 0 || h.Status.Msg != "success" ||
+			h.Data != "success" || h.Backend == "" {
+			t.Errorf("unexpected answer %q (%v)", out, err)
 		}
-		_ = h
 		t.Logf("curl %s: %s", webURL, out)
 	})
 
