@@ -105,7 +105,9 @@
 // # Not done
 //
 // externalTrafficPolicy Local rejects (kube-proxy drops) NodePort traffic
-// when the node has no local endpoint; loadBalancer IPs and externalIPs
-// are not written; the Kubernetes API source is wired in the server but
-// not yet here (cmd/nodeproxy reads the cluster files).
+// when the node has no local endpoint; loadBalancer IPs, externalIPs and
+// internalTrafficPolicy are not written; IPv6 and SCTP rules are checked
+// against the kernel (TestKernelAcceptsRules) but carry no traffic in the
+// end-to-end test; ClientIP affinity for a port written with per-service
+// chains (see above) is the one part whose cost grows with its endpoints.
 package nodeproxy
