@@ -43,7 +43,8 @@ type Store struct {
 	cur    atomic.Pointer[Snapshot]
 	kick   chan struct{}
 	subsMu sync.Mutex
-	subs   []func(*Snapshot)
+	subs    []subscriber
+	nextSub int
 }
 
 // NewStore returns an empty store. Its Snapshot is nil until the first Flush.
@@ -71,20 +72,33 @@ func NewStore(opts Options) *Store {
 func (s *Store) Snapshot() *Snapshot { return s.cur.Load() }
 
 // Subscribe registers fn to be called, in publish order, with every snapshot
-// published from now on (and at once with the current one, if any). fn runs
-// on the publishing goroutine with the store's write lock held: keep it
-// short and never call the Store's mutation methods from it.
-func (s *Store) Subscribe(fn func(*Snapshot)) {
+// published from now on (and at once with the current one, if any, marked
+// Full). fn runs on the publishing goroutine with the store's write lock
+// held: keep it short and never call the Store's mutation methods from it.
+// The returned function unsubscribes (a handler replaced on reload).
+func (s *Store) Subscribe(fn func(*Snapshot)) (cancel func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.subsMu.Lock()
-	s.subs = append(s.subs, fn)
+	s.nextSub++
+	id := s.nextSub
+	s.subs = append(s.subs, subscriber{id: id, fn: fn})
 	s.subsMu.Unlock()
 	if cur := s.cur.Load(); cur != nil {
 		full := *cur
 		full.Full, full.Changed = true, nil
 		fn(&full)
 	}
+	return func() {
+		s.subsMu.Lock()
+		defer s.subsMu.Unlock()
+		s.subs = slices.DeleteFunc(s.subs, func(x subscriber) bool { return x.id == id })
+	}
+}
+
+type subscriber struct {
+	id int
+	fn func(*Snapshot)
 }
 
 // UpsertService adds or replaces a service.
@@ -356,8 +370,8 @@ func (s *Store) Flush() *Snapshot {
 	s.subsMu.Lock()
 	subs := slices.Clone(s.subs)
 	s.subsMu.Unlock()
-	for _, fn := range subs {
-		fn(next)
+	for _, sub := range subs {
+		sub.fn(next)
 	}
 	s.log.Debug("snapshot published", "serial", next.Serial, "services", next.services.Len(),
 		"changed", len(next.Changed), "full", next.Full, "took", time.Since(start))

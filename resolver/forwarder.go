@@ -58,6 +58,8 @@ type Options struct {
 	MaxInFlight int
 	Cache       CacheOptions
 	Logger      *slog.Logger
+	// Metrics receives the counts; nil makes new ones (see Forwarder.Metrics).
+	Metrics *Metrics
 }
 
 // Question is a query to forward, as the server's handler parsed it.
@@ -95,6 +97,7 @@ type Forwarder struct {
 	flight   singleflight.Group
 	inflight chan struct{}
 	udp, tcp *dns.Client
+	metrics  *Metrics
 	// Upstream counters for tests and metrics.
 	Exchanges atomic.Int64
 }
@@ -127,6 +130,7 @@ func New(opt Options) (*Forwarder, error) {
 		opt: opt, log: opt.Logger, cache: NewCache(opt.Cache),
 		inflight: make(chan struct{}, opt.MaxInFlight),
 		udp:      &dns.Client{Net: "udp", Timeout: opt.Timeout, UDPSize: dns.MaxMsgSize},
+		metrics:  opt.Metrics,
 		tcp:      &dns.Client{Net: "tcp", Timeout: opt.Timeout},
 	}
 	ups := opt.Upstreams
@@ -142,6 +146,9 @@ func New(opt Options) (*Forwarder, error) {
 		for _, s := range cfg.Servers {
 			ups = append(ups, net.JoinHostPort(s, cfg.Port))
 		}
+	}
+	if f.metrics == nil {
+		f.metrics = NewMetrics()
 	}
 	var err error
 	if f.def, err = newGroup(".", ups); err != nil {
@@ -188,6 +195,9 @@ func newGroup(domain string, servers []string) (*group, error) {
 	return g, nil
 }
 
+// Metrics returns the forwarder's metrics (a prometheus.Collector).
+func (f *Forwarder) Metrics() *Metrics { return f.metrics }
+
 // Cache returns the forwarder's cache.
 func (f *Forwarder) Cache() *Cache { return f.cache }
 
@@ -207,8 +217,11 @@ func (f *Forwarder) Cached(q *Question, out []byte) []byte {
 	resp, hit := f.cache.Get(key, out)
 	switch hit {
 	case Fresh:
+		f.metrics.cacheHits.Add(1)
 		return resp
 	case Prefetch:
+		f.metrics.cacheHits.Add(1)
+		f.metrics.prefetches.Add(1)
 		qq := *q
 		qq.Key = append([]byte(nil), q.Key...)
 		qq.Wire = append([]byte(nil), q.Wire...)
@@ -217,6 +230,7 @@ func (f *Forwarder) Cached(q *Question, out []byte) []byte {
 		}()
 		return resp
 	}
+	f.metrics.cacheMisses.Add(1)
 	return nil
 }
 
@@ -227,6 +241,7 @@ func (f *Forwarder) Resolve(q Question, done func(resp []byte)) {
 	select {
 	case f.inflight <- struct{}{}:
 	default:
+		f.metrics.refusedInFlight.Add(1)
 		f.log.Warn("too many forwarded queries in flight", "limit", f.opt.MaxInFlight)
 		done(nil)
 		return
@@ -257,6 +272,7 @@ func (f *Forwarder) resolve(ctx context.Context, q *Question, key string) []byte
 		return v.([]byte)
 	}
 	if resp, hit := f.cache.Get(key, nil); hit == Stale {
+		f.metrics.staleServed.Add(1)
 		f.log.Debug("every upstream failed, serving stale", "q", keyString(nameOf(q.Wire), q.Type), "err", err)
 		return resp
 	}
@@ -339,11 +355,13 @@ func (f *Forwarder) exchangeOne(ctx context.Context, u *upstream, req *dns.Msg) 
 	if u.tcpOnly {
 		c = f.tcp
 	}
+	start := time.Now()
 	m, _, err := c.ExchangeContext(ctx, req, u.addr)
 	if err == nil && m.Truncated && !u.tcpOnly {
 		f.Exchanges.Add(1)
 		m, _, err = f.tcp.ExchangeContext(ctx, req, u.addr)
 	}
+	f.metrics.observe(u.addr, start, err)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", u.addr, err)
 	}

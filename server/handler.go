@@ -57,6 +57,9 @@ type Options struct {
 	// answers.
 	AnswerOrder string
 	ZoneOrder   map[string]string
+	// Metrics receives the handler's counts; nil makes new ones. Handlers
+	// that replace one another on a configuration reload share one.
+	Metrics *Metrics
 }
 
 // Fallback answers what the authoritative data does not cover (names
@@ -110,7 +113,10 @@ func NewHandler(opt Options, log *slog.Logger) (*Handler, error) {
 		return nil, fmt.Errorf("no cluster domain")
 	}
 	h := &Handler{opt: opt, log: log, orders: map[string]lb.Policy{}}
-	h.metrics = newMetrics(h.Serial)
+	h.metrics = opt.Metrics
+	if h.metrics == nil {
+		h.metrics = NewMetrics()
+	}
 	if opt.AnswerOrder == "" {
 		opt.AnswerOrder = "round_robin"
 	}
@@ -163,6 +169,7 @@ func (h *Handler) Update(snap *registry.Snapshot) error {
 	}
 	h.cluster.Store(idx)
 	h.metrics.indexBuild.Store(int64(time.Since(start)))
+	h.metrics.serial.Store(snap.Serial)
 	h.metrics.indexCount.Add(1)
 	return nil
 }

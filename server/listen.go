@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -33,7 +34,7 @@ type ListenOptions struct {
 
 // Listener serves a Handler over UDP and TCP on one address.
 type Listener struct {
-	h    *Handler
+	h    atomic.Pointer[Handler]
 	opt  ListenOptions
 	log  *slog.Logger
 	udp  []*net.UDPConn
@@ -70,7 +71,8 @@ func listen(h *Handler, opt ListenOptions, log *slog.Logger) (*Listener, error) 
 	if opt.TCPIdleTimeout <= 0 {
 		opt.TCPIdleTimeout = 10 * time.Second
 	}
-	l := &Listener{h: h, opt: opt, log: log, sem: make(chan struct{}, opt.MaxTCPConns), open: map[net.Conn]struct{}{}}
+	l := &Listener{opt: opt, log: log, sem: make(chan struct{}, opt.MaxTCPConns), open: map[net.Conn]struct{}{}}
+	l.h.Store(h)
 	lc := net.ListenConfig{Control: reusePort}
 	ctx := context.Background()
 	// TCP first and without SO_REUSEPORT: a port another server holds is
@@ -167,8 +169,13 @@ func (l *Listener) respond(req, out []byte, src netip.AddrPort, tcp bool, send f
 			resp = nil
 		}
 	}()
-	return l.h.Respond(req, out, src, tcp, send)
+	return l.h.Load().Respond(req, out, src, tcp, send)
 }
+
+// SetHandler makes every query from now on go to h (a configuration
+// reload); queries being answered finish with the handler they started
+// with. It never blocks.
+func (l *Listener) SetHandler(h *Handler) { l.h.Store(h) }
 
 func (l *Listener) serveTCP() {
 	defer l.wg.Done()

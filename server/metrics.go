@@ -50,14 +50,15 @@ type Metrics struct {
 	malformed  atomic.Uint64
 	indexBuild atomic.Int64 // nanoseconds of the last cluster index update
 	indexCount atomic.Uint64
-	serial     func() uint32
+	serial     atomic.Uint32
 
 	descRequests, descLatency, descMalformed, descBuild, descBuilds, descSerial *prometheus.Desc
 }
 
-func newMetrics(serial func() uint32) *Metrics {
+// NewMetrics returns zeroed metrics to pass in Options.Metrics (or leave
+// nil and take Handler.Metrics).
+func NewMetrics() *Metrics {
 	return &Metrics{
-		serial:        serial,
 		descRequests:  prometheus.NewDesc("clusterdns_requests_total", "DNS queries answered, by where they were answered, query type and rcode.", []string{"zone", "type", "rcode"}, nil),
 		descLatency:   prometheus.NewDesc("clusterdns_request_duration_seconds", "Time from a parsed query to its response (forwarded ones included).", nil, nil),
 		descMalformed: prometheus.NewDesc("clusterdns_malformed_requests_total", "Packets that were not a well-formed query (answered FORMERR or dropped).", nil, nil),
@@ -119,5 +120,5 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(m.descMalformed, prometheus.CounterValue, float64(m.malformed.Load()))
 	ch <- prometheus.MustNewConstMetric(m.descBuild, prometheus.GaugeValue, float64(m.indexBuild.Load())/1e9)
 	ch <- prometheus.MustNewConstMetric(m.descBuilds, prometheus.CounterValue, float64(m.indexCount.Load()))
-	ch <- prometheus.MustNewConstMetric(m.descSerial, prometheus.GaugeValue, float64(m.serial()))
+	ch <- prometheus.MustNewConstMetric(m.descSerial, prometheus.GaugeValue, float64(m.serial.Load()))
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -35,11 +36,16 @@ type config struct {
 	LogFormat        string
 
 	// The Kubernetes source and the health endpoints.
-	Source       string // sourceAuto, sourceKubernetes or sourceFiles
-	Kubeconfig   string
-	Namespaces   []string // empty: all
-	SyncTimeout  time.Duration
-	HealthListen string // "" disables the health endpoints
+	Source        string // sourceAuto, sourceKubernetes or sourceFiles
+	Kubeconfig    string
+	Namespaces    []string // empty: all
+	SyncTimeout   time.Duration
+	HealthListen  string // "" disables the health endpoints
+	MetricsListen string // "" disables /metrics
+	Pprof         bool
+	LameDuck      time.Duration
+	AnswerOrder   string
+	ZoneOrder     map[string]string
 
 	// Forwarding (names outside the served zones).
 	Upstreams      []string            // empty: no forwarding (REFUSED)
@@ -98,6 +104,11 @@ var settings = []setting{
 	{"autopath", "complete pods' search paths on the server (needs pods known by IP)", false},
 	{"query_log", "log every query received (client, name, type)", false},
 	{"query_log_sample", "with query_log, log one query in N", 1},
+	{"answer_order", "order of a name's A/AAAA records per query: round_robin, random or off", "round_robin"},
+	{"answer_order_zones", "per-zone answer order, zone=policy (\".\" for forwarded answers)", []string{}},
+	{"metrics_listen", "address of the Prometheus /metrics endpoint (host:port); empty disables it", "127.0.0.1:9153"},
+	{"pprof", "serve /debug/pprof/ on the metrics address", false},
+	{"lame_duck", "after SIGTERM, keep answering this long while /ready fails, then close", "5s"},
 	{"log_level", "debug, info, warn or error", "info"},
 	{"log_format", "text or json", "text"},
 	{"source", "where the cluster comes from: auto (the Kubernetes API when a kubeconfig is given, $KUBECONFIG is set or clusterdns runs in a pod; else files), kubernetes or files", sourceAuto},
@@ -153,7 +164,9 @@ func loadConfig(args []string) (*config, error) {
 		file := viper.New()
 		file.SetConfigFile(*cfgFile)
 		_ = file.ReadInConfig()
-		for _, k := range file.AllKeys() {
+		// Top-level keys only: values such as stub_domains are maps whose
+		// keys (domain names) hold dots, which viper would split.
+		for k := range file.AllSettings() {
 			if !slices.ContainsFunc(settings, func(s setting) bool { return s.key == k }) {
 				return nil, fmt.Errorf("config file %s: unknown key %q", *cfgFile, k)
 			}
@@ -236,6 +249,31 @@ func parseConfig(v *viper.Viper) (*config, error) {
 	syncTimeout := v.GetString("sync_timeout")
 	if c.SyncTimeout, err = time.ParseDuration(syncTimeout); err != nil || c.SyncTimeout < 0 {
 		return nil, fmt.Errorf("sync_timeout %q: want a duration such as 30s or 2m, 0 to wait for ever", syncTimeout)
+	}
+	c.MetricsListen, c.Pprof = v.GetString("metrics_listen"), v.GetBool("pprof")
+	if c.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			return nil, fmt.Errorf("metrics_listen %q: want host:port, or empty to disable: %w", c.MetricsListen, err)
+		}
+	}
+	if d, err := time.ParseDuration(v.GetString("lame_duck")); err != nil || d < 0 {
+		return nil, fmt.Errorf("lame_duck %q: want a duration such as 5s", v.GetString("lame_duck"))
+	} else {
+		c.LameDuck = d
+	}
+	c.AnswerOrder = v.GetString("answer_order")
+	c.ZoneOrder = map[string]string{}
+	for _, e := range v.GetStringSlice("answer_order_zones") {
+		zone, pol, ok := strings.Cut(e, "=")
+		if !ok || zone == "" {
+			return nil, fmt.Errorf("answer_order_zones %q: want zone=policy", e)
+		}
+		c.ZoneOrder[zone] = pol
+	}
+	for _, pol := range append([]string{c.AnswerOrder}, slices.Collect(maps.Values(c.ZoneOrder))...) {
+		if pol != "off" && pol != "round_robin" && pol != "random" {
+			return nil, fmt.Errorf("answer order %q: want round_robin, random or off", pol)
+		}
 	}
 	if c.HealthListen != "" {
 		if _, _, err := net.SplitHostPort(c.HealthListen); err != nil {

@@ -62,41 +62,9 @@ func run(ctx context.Context, cfg *config) error {
 	// client-go code that logs without a context logger goes through klog's
 	// global logger: send it to ours too (the process's one logging setup).
 	klog.SetSlogLogger(log)
-	fwd, err := newForwarder(cfg, log)
-	if err != nil {
-		return err
-	}
-	opts := server.Options{
-		Domains:       cfg.Domains,
-		TTL:           cfg.TTL,
-		NegativeTTL:   cfg.NegativeTTL,
-		Pods:          cfg.Pods,
-		DNSService:    cfg.DNSService,
-		RecursionFrom: cfg.RecursionFrom,
-		Autopath:      cfg.Autopath,
-	}
-	if cfg.QueryLog {
-		opts.QueryLog = log.With("log", "query")
-		opts.QueryLogSample = uint32(cfg.QueryLogSample)
-	}
-	if fwd != nil {
-		opts.Fallback = fwd
-		go fwd.Run(ctx)
-	}
-	h, err := server.NewHandler(opts, log)
-	if err != nil {
-		return err
-	}
 	store := registry.NewStore(registry.Options{EndpointPodNames: cfg.EndpointPodNames, Logger: log})
-	store.Subscribe(func(s *registry.Snapshot) {
-		start := time.Now()
-		if err := h.Update(s); err != nil {
-			log.Error("snapshot not served", "err", err)
-			return
-		}
-		log.Debug("cluster index built", "serial", s.Serial, "took", time.Since(start))
-	})
-
+	metrics, fwdMetrics := server.NewMetrics(), resolver.NewMetrics()
+	ans := &answerer{log: log, store: store, metrics: metrics, fwdStat: fwdMetrics}
 	// The cluster comes from the Kubernetes API or from files; zone files
 	// come from zones_dir (or the embedded example with the file source).
 	rc, apiFrom, err := kubeRESTConfig(cfg)
@@ -136,17 +104,20 @@ func run(ctx context.Context, cfg *config) error {
 	default:
 		where = "(none)" // the embedded example zone is not served with a real cluster
 	}
-	if zf != nil {
-		if err := h.LoadZones(zf); err != nil {
-			log.Error("zone file refused", "err", err)
-		}
+	ans.zf = zf
+	if err := ans.start(ctx, cfg); err != nil {
+		return err
+	}
+	ms, err := startMetrics(cfg, newRegistry(metrics, fwdMetrics), log)
+	if err != nil {
+		return err
 	}
 
 	hs, err := startHealth(cfg, ready, log)
 	if err != nil {
 		return err
 	}
-	l, err := server.Listen(h, server.ListenOptions{Addr: cfg.Listen, UDPSockets: cfg.UDPSockets}, log)
+	l, err := server.Listen(ans.handler(), server.ListenOptions{Addr: cfg.Listen, UDPSockets: cfg.UDPSockets}, log)
 	if err != nil {
 		if hs != nil {
 			hs.Close()
@@ -179,7 +150,7 @@ func run(ctx context.Context, cfg *config) error {
 						log.Error("cluster file refused, last good contents kept", "err", err)
 					}
 				}
-				if err := h.LoadZones(zf); err != nil {
+				if err := ans.reloadZones(); err != nil {
 					log.Error("zone file refused, last good contents kept", "err", err)
 				}
 			})
@@ -188,18 +159,32 @@ func run(ctx context.Context, cfg *config) error {
 			}
 		}()
 	}
+	ans.mu.Lock()
+	ans.listener = l
+	ans.mu.Unlock()
+	watchConfig(ctx, ans, log)
+
 	done := make(chan struct{})
 	go func() { l.Serve(); close(done) }()
 	<-ctx.Done()
-	log.Info("shutting down")
+	// Lame duck: /ready fails at once so that the Service stops sending us
+	// new clients, while queries keep being answered for lame_duck.
 	if hs != nil {
 		hs.Drain()
 	}
+	if cfg.LameDuck > 0 {
+		log.Info("shutting down: lame duck", "for", cfg.LameDuck)
+		time.Sleep(cfg.LameDuck)
+	}
+	log.Info("shutting down: closing listeners")
 	l.Close()
 	<-done
 	<-kubeDone
 	if hs != nil {
 		hs.Close()
+	}
+	if ms != nil {
+		ms.Close()
 	}
 	return nil
 }
@@ -207,7 +192,7 @@ func run(ctx context.Context, cfg *config) error {
 // newForwarder builds the resolver for names outside the served zones, or
 // nil when no upstream is configured. resolv.conf paths are expanded; the
 // server's own address is dropped (it would loop).
-func newForwarder(cfg *config, log *slog.Logger) (*resolver.Forwarder, error) {
+func newForwarder(cfg *config, log *slog.Logger, metrics *resolver.Metrics) (*resolver.Forwarder, error) {
 	self, _ := netip.ParseAddrPort(cfg.Listen)
 	var ups []string
 	for _, u := range cfg.Upstreams {
@@ -244,7 +229,8 @@ func newForwarder(cfg *config, log *slog.Logger) (*resolver.Forwarder, error) {
 			StaleFor:    cfg.ServeStale,
 			PrefetchPct: cfg.Prefetch,
 		},
-		Logger: log,
+		Logger:  log,
+		Metrics: metrics,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("forwarding: %w", err)

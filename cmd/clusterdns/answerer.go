@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/clusterdns/clusterdns/registry"
+	"github.com/clusterdns/clusterdns/resolver"
+	"github.com/clusterdns/clusterdns/server"
+)
+
+// answerer owns what a configuration reload replaces: the forwarder and the
+// handler built from the reloadable settings (TTLs, upstreams, stub
+// domains, ordering, pod mode, autopath, query log). A reload builds a new
+// pair next to the running one, feeds it the current snapshot and zones,
+// and swaps it into the listener: no query is dropped.
+type answerer struct {
+	log     *slog.Logger
+	store   *registry.Store
+	metrics *server.Metrics
+	fwdStat *resolver.Metrics
+
+	mu        sync.Mutex // serialises builds, swaps and zone reloads
+	zf        *server.ZoneFiles
+	h         *server.Handler
+	cfg       *config
+	unsub     func()
+	stopFwd   context.CancelFunc
+	listener  *server.Listener
+	parentCtx context.Context
+}
+
+// build makes a handler (and forwarder) for cfg, subscribed to the store
+// and loaded with the zone files. The caller swaps it in or discards it.
+func (a *answerer) build(cfg *config) (h *server.Handler, unsub func(), stopFwd context.CancelFunc, err error) {
+	fwd, err := newForwarder(cfg, a.log, a.fwdStat)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	opts := server.Options{
+		Domains:       cfg.Domains,
+		TTL:           cfg.TTL,
+		NegativeTTL:   cfg.NegativeTTL,
+		Pods:          cfg.Pods,
+		DNSService:    cfg.DNSService,
+		RecursionFrom: cfg.RecursionFrom,
+		Autopath:      cfg.Autopath,
+		AnswerOrder:   cfg.AnswerOrder,
+		ZoneOrder:     cfg.ZoneOrder,
+		Metrics:       a.metrics,
+	}
+	if cfg.QueryLog {
+		opts.QueryLog = a.log.With("log", "query")
+		opts.QueryLogSample = uint32(cfg.QueryLogSample)
+	}
+	ctx, cancel := context.WithCancel(a.parentCtx)
+	if fwd != nil {
+		opts.Fallback = fwd
+		a.fwdStat.Set(fwd)
+		go fwd.Run(ctx)
+	}
+	h, err = server.NewHandler(opts, a.log)
+	if err != nil {
+		cancel()
+		return nil, nil, nil, err
+	}
+	unsub = a.store.Subscribe(func(s *registry.Snapshot) {
+		start := time.Now()
+		if err := h.Update(s); err != nil {
+			a.log.Error("snapshot not served", "err", err)
+			return
+		}
+		a.log.Debug("cluster index built", "serial", s.Serial, "took", time.Since(start))
+	})
+	if a.zf != nil {
+		if err := h.LoadZones(a.zf); err != nil {
+			a.log.Error("zone file refused", "err", err)
+		}
+	}
+	return h, unsub, cancel, nil
+}
+
+// start builds the first handler.
+func (a *answerer) start(ctx context.Context, cfg *config) error {
+	a.parentCtx = ctx
+	h, unsub, stop, err := a.build(cfg)
+	if err != nil {
+		return err
+	}
+	a.h, a.unsub, a.stopFwd, a.cfg = h, unsub, stop, cfg
+	return nil
+}
+
+// handler returns the handler in service.
+func (a *answerer) handler() *server.Handler {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.h
+}
+
+// reloadZones re-reads the zone files into the handler in service.
+func (a *answerer) reloadZones() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.zf == nil {
+		return nil
+	}
+	return a.h.LoadZones(a.zf)
+}
+
+// reload applies a new configuration: settings that need a restart are
+// named in the log and keep their running value; the rest take effect
+// atomically. A configuration that does not build is refused and the
+// running one stays.
+func (a *answerer) reload(next *config) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, r := range restartOnly(a.cfg, next) {
+		a.log.Warn("configuration change needs a restart, ignored", "key", r)
+	}
+	h, unsub, stop, err := a.build(next)
+	if err != nil {
+		return err
+	}
+	if a.listener != nil {
+		a.listener.SetHandler(h)
+	}
+	a.unsub()
+	a.stopFwd()
+	a.h, a.unsub, a.stopFwd, a.cfg = h, unsub, stop, next
+	return nil
+}
+
+// restartOnly lists the keys whose change a reload cannot apply.
+func restartOnly(old, next *config) []string {
+	var keys []string
+	check := func(key string, changed bool) {
+		if changed {
+			keys = append(keys, key)
+		}
+	}
+	check("listen", old.Listen != next.Listen)
+	check("zones_dir", old.ZonesDir != next.ZonesDir)
+	check("udp_sockets", old.UDPSockets != next.UDPSockets)
+	check("source", old.Source != next.Source)
+	check("kubeconfig", old.Kubeconfig != next.Kubeconfig)
+	check("namespaces", !slices.Equal(old.Namespaces, next.Namespaces))
+	check("endpoint_pod_names", old.EndpointPodNames != next.EndpointPodNames)
+	check("health_listen", old.HealthListen != next.HealthListen)
+	check("metrics_listen", old.MetricsListen != next.MetricsListen)
+	check("log_level", old.LogLevel != next.LogLevel)
+	check("log_format", old.LogFormat != next.LogFormat)
+	return keys
+}
+
+// startMetrics serves /metrics (and /debug/pprof/ when enabled) on its own
+// port. It returns nil when metrics_listen is empty.
+func startMetrics(cfg *config, reg *prometheus.Registry, log *slog.Logger) (*http.Server, error) {
+	if cfg.MetricsListen == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", cfg.MetricsListen)
+	if err != nil {
+		return nil, fmt.Errorf("metrics endpoint %s: %w", cfg.MetricsListen, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	if cfg.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	go func() {
+		if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
+			log.Error("metrics endpoint stopped", "err", err)
+		}
+	}()
+	log.Info("metrics", "addr", ln.Addr().String(), "pprof", cfg.Pprof)
+	return srv, nil
+}
+
+// newRegistry registers the process's collectors.
+func newRegistry(m *server.Metrics, fwd *resolver.Metrics) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m, fwd, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
