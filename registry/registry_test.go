@@ -118,11 +118,11 @@ func TestParseErrorsNameTheLine(t *testing.T) {
 	cases := map[string]struct {
 		yaml, want string
 	}{
-		"bad indentation":             {"apiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: a\n spec: {}\n", "c.yaml:8: yaml: did not find expected key"},
-		"second document":             {"apiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec:\n  clusterIP: not-an-ip\n", "c.yaml:9: service default/a: clusterIP \"not-an-ip\""},
-		"unknown field":               {"apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec:\n  clusterAddress: 10.0.0.1\n", `c.yaml:5: Service: error unmarshaling JSON: while decoding JSON: json: unknown field "clusterAddress"`},
+		"bad indentation":                   {"apiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: a\n spec: {}\n", "c.yaml:8: yaml: did not find expected key"},
+		"second document":                   {"apiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec:\n  clusterIP: not-an-ip\n", "c.yaml:9: service default/a: clusterIP \"not-an-ip\""},
+		"unknown field":                     {"apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec:\n  clusterAddress: 10.0.0.1\n", `c.yaml:5: Service: error unmarshaling JSON: while decoding JSON: json: unknown field "clusterAddress"`},
 		"clusterIP differs from clusterIPs": {"apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec:\n  clusterIP: not-an-ip\n  clusterIPs: [10.96.0.112]\n", `c.yaml:5: service default/a: clusterIP "not-an-ip" differs`},
-		"slice without service label": {"apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: s}\naddressType: IPv4\nendpoints: []\n", "kubernetes.io/service-name"},
+		"slice without service label":       {"apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: s}\naddressType: IPv4\nendpoints: []\n", "kubernetes.io/service-name"},
 	}
 	for name, c := range cases {
 		_, err := ParseManifests("c.yaml", []byte(c.yaml))

@@ -40,9 +40,9 @@ type Store struct {
 	full        bool                // namespaces or pods changed
 	synced      bool
 
-	cur    atomic.Pointer[Snapshot]
-	kick   chan struct{}
-	subsMu sync.Mutex
+	cur     atomic.Pointer[Snapshot]
+	kick    chan struct{}
+	subsMu  sync.Mutex
 	subs    []subscriber
 	nextSub int
 }
