@@ -172,6 +172,12 @@ func startMetrics(cfg *config, reg *prometheus.Registry, log *slog.Logger) (*htt
 	}
 	ln, err := net.Listen("tcp", cfg.MetricsListen)
 	if err != nil {
+		if cfg.MetricsListen == defaultMetricsListen {
+			// Several servers on one machine (tests, a node cache next to
+			// the cluster DNS): only an explicit address must be served.
+			log.Warn("metrics not served: the default address cannot be bound; set metrics_listen", "err", err)
+			return nil, nil
+		}
 		return nil, fmt.Errorf("metrics endpoint %s: %w", cfg.MetricsListen, err)
 	}
 	mux := http.NewServeMux()

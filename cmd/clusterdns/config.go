@@ -75,6 +75,10 @@ const (
 // address set by the user must bind.
 const defaultHealthListen = "127.0.0.1:8080"
 
+// defaultMetricsListen is the default of metrics_listen; like the health
+// default, a server that cannot bind it serves without metrics.
+const defaultMetricsListen = "127.0.0.1:9153"
+
 // setting is one configuration key: its flag, default and help.
 type setting struct {
 	key, help string
@@ -106,7 +110,7 @@ var settings = []setting{
 	{"query_log_sample", "with query_log, log one query in N", 1},
 	{"answer_order", "order of a name's A/AAAA records per query: round_robin, random or off", "round_robin"},
 	{"answer_order_zones", "per-zone answer order, zone=policy (\".\" for forwarded answers)", []string{}},
-	{"metrics_listen", "address of the Prometheus /metrics endpoint (host:port); empty disables it", "127.0.0.1:9153"},
+	{"metrics_listen", "address of the Prometheus /metrics endpoint (host:port); empty disables it", defaultMetricsListen},
 	{"pprof", "serve /debug/pprof/ on the metrics address", false},
 	{"lame_duck", "after SIGTERM, keep answering this long while /ready fails, then close", "5s"},
 	{"log_level", "debug, info, warn or error", "info"},
