@@ -7,9 +7,9 @@ export PATH := /usr/local/go/bin:$(PATH)
 
 all: build
 
+# The release build: static, -trimpath, stripped (the Dockerfile runs the same script).
 build:
-	$(GO) build -o bin/clusterdns ./cmd/clusterdns
-	@[ ! -d cmd/nodeproxy ] || $(GO) build -o bin/nodeproxy ./cmd/nodeproxy
+	bash deploy/build-binaries.sh bin
 
 test-deps:
 	bash hack/install-test-deps.sh
