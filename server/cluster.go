@@ -217,6 +217,8 @@ func (r *recSet) addService(z uint8, domain string, e *registry.ServiceEntry, pt
 			}
 		}
 	case registry.KindHeadless:
+		zones := map[string][]string{} // topology zone → addresses, for _zones TXT
+		var zoneOrder []string
 		for i := range e.Endpoints {
 			ep := &e.Endpoints[i]
 			if !e.Published(ep) {
@@ -226,12 +228,24 @@ func (r *recSet) addService(z uint8, domain string, e *registry.ServiceEntry, pt
 			hostAddr := r.addrRecords(host, []netip.Addr{ep.Address})
 			r.add(z, r.addrRecords(name, []netip.Addr{ep.Address})[0])
 			r.add(z, hostAddr[0])
+			if ep.Zone != "" {
+				// Zone hints for client-side balancing (lb.TXTZones): per
+				// endpoint, and per service under _zones.
+				r.add(z, &dns.TXT{Hdr: r.hdr(host, dns.TypeTXT), Txt: []string{"zone=" + ep.Zone}})
+				if _, ok := zones[ep.Zone]; !ok {
+					zoneOrder = append(zoneOrder, ep.Zone)
+				}
+				zones[ep.Zone] = append(zones[ep.Zone], ep.Address.String())
+			}
 			if ptr {
 				r.addPTR(e.Key, ep.Address, host)
 			}
 			for _, p := range ep.Ports {
 				srvPort(p, host, hostAddr)
 			}
+		}
+		for _, zn := range zoneOrder {
+			r.add(z, &dns.TXT{Hdr: r.hdr("_zones."+name, dns.TypeTXT), Txt: append([]string{"zone=" + zn}, zones[zn]...)})
 		}
 		// A headless service with no published endpoint has no names at
 		// all: NXDOMAIN, as the specification says.

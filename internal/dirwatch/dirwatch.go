@@ -15,8 +15,12 @@ import (
 // Watch calls fn once after each burst of changes in dir (events closer than
 // debounce are merged), and also every poll interval when poll > 0, as a
 // safety net for filesystems that send no events. It blocks until ctx ends;
-// fn runs on Watch's goroutine, never concurrently with itself.
+// fn runs on Watch's goroutine, never concurrently with itself. A nil log
+// means slog.Default().
 func Watch(ctx context.Context, log *slog.Logger, dir string, debounce, poll time.Duration, fn func()) error {
+	if log == nil {
+		log = slog.Default()
+	}
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return fmt.Errorf("watch %s: %w", dir, err)
