@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -45,10 +46,11 @@ type KubeOptions struct {
 // KubeSource feeds a Store from the Kubernetes API: client-go informers on
 // Services, EndpointSlices (discovery.k8s.io/v1, those labelled
 // kubernetes.io/service-name), Namespaces and, with KubeOptions.Pods, Pods.
-// Every event is converted by the same functions as the file source
-// (ConvertService, ConvertEndpointSlice, ConvertPod) and written into the
-// store, whose Run loop publishes it at once. Informer transforms strip the
-// cached API objects down to the fields those conversions read.
+// Every object is converted by the same functions as the file source
+// (ConvertService, ConvertEndpointSlice, ConvertPod) as it arrives, in the
+// informers' transforms, so that the informers' caches hold the slim model
+// (shared with the store) rather than API objects; each event is then
+// written into the store, whose Run loop publishes it at once.
 //
 // When the API server goes away the informers' reflectors retry with
 // backoff and resume their watches (relisting when needed); the store keeps
@@ -171,7 +173,7 @@ func (k *KubeSource) informers() ([]informer, error) {
 	if len(namespaces) == 0 {
 		namespaces = []string{metav1.NamespaceAll}
 	}
-	slim := newSlimmer()
+	shared := newInterner()
 	core, discovery := k.client.CoreV1(), k.client.DiscoveryV1()
 	var out []informer
 	add := func(inf informer, err error) error {
@@ -209,46 +211,46 @@ func (k *KubeSource) informers() ([]informer, error) {
 		}
 		err := errors.Join(
 			add(watchKind(k, svcs,
-				newInformer[*corev1.Service](k, svcs, &corev1.Service{}, nil,
+				newInformer(k, svcs, &corev1.Service{}, nil,
 					func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 						return core.Services(ns).List(ctx, o)
 					},
 					func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 						return core.Services(ns).Watch(ctx, o)
 					}),
-				slimService, ConvertService, equalService,
+				ConvertService, equalService,
 				k.store.UpsertService, k.store.DeleteService)),
 			add(watchKind(k, sls,
-				newInformer[*discoveryv1.EndpointSlice](k, sls, &discoveryv1.EndpointSlice{}, withServiceName,
+				newInformer(k, sls, &discoveryv1.EndpointSlice{}, withServiceName,
 					func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 						return discovery.EndpointSlices(ns).List(ctx, o)
 					},
 					func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 						return discovery.EndpointSlices(ns).Watch(ctx, o)
 					}),
-				slim.endpointSlice, convertLabelledSlice, equalSlice,
+				shared.convertSlice, equalSlice,
 				k.store.UpsertEndpointSlice, k.store.DeleteEndpointSlice)),
 			add(watchKind(k, nss,
-				newInformer[*corev1.Namespace](k, nss, &corev1.Namespace{}, oneNamespace,
+				newInformer(k, nss, &corev1.Namespace{}, oneNamespace,
 					func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 						return core.Namespaces().List(ctx, o)
 					},
 					func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 						return core.Namespaces().Watch(ctx, o)
 					}),
-				slimNamespace, convertNamespace, func(a, b string) bool { return a == b },
+				convertNamespace, func(a, b string) bool { return a == b },
 				k.store.UpsertNamespace, func(key Key) { k.store.DeleteNamespace(key.Name) })),
 		)
 		if k.opts.Pods {
 			err = errors.Join(err, add(watchKind(k, pods,
-				newInformer[*corev1.Pod](k, pods, &corev1.Pod{}, unfinished,
+				newInformer(k, pods, &corev1.Pod{}, unfinished,
 					func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 						return core.Pods(ns).List(ctx, o)
 					},
 					func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 						return core.Pods(ns).Watch(ctx, o)
 					}),
-				slimPod, ConvertPod, equalPod,
+				ConvertPod, equalPod,
 				k.store.UpsertPod, k.store.DeletePod)))
 		}
 		if err != nil {
@@ -258,13 +260,13 @@ func (k *KubeSource) informers() ([]informer, error) {
 	return out, nil
 }
 
-// newInformer returns an informer of T (example is a T) over list and
+// newInformer returns an informer of the API type of example over list and
 // watch, with tweak applied to their options. It reports the outcome of
 // every request to the source's API state so that losing and regaining the
 // API server is logged once each.
-func newInformer[T cache.Object](k *KubeSource, what string, example runtime.Object, tweak func(*metav1.ListOptions),
+func newInformer(k *KubeSource, what string, example runtime.Object, tweak func(*metav1.ListOptions),
 	list func(context.Context, metav1.ListOptions) (runtime.Object, error),
-	watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error)) cache.TypedSharedIndexInformer[T] {
+	watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error)) cache.SharedIndexInformer {
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			if tweak != nil {
@@ -283,9 +285,8 @@ func newInformer[T cache.Object](k *KubeSource, what string, example runtime.Obj
 			return w, err
 		},
 	}
-	inf := cache.NewSharedIndexInformerWithOptions(cache.ToListWatcherWithWatchListSemantics(lw, k.client), example,
+	return cache.NewSharedIndexInformerWithOptions(cache.ToListWatcherWithWatchListSemantics(lw, k.client), example,
 		cache.SharedIndexInformerOptions{})
-	return cache.NewTypedSharedIndexInformer[T](inf)
 }
 
 // apiState follows whether requests reach the API server, to log the loss
@@ -331,26 +332,62 @@ func (a *apiState) note(ctx context.Context, what string, err error) {
 	}
 }
 
+// cached is what an informer keeps of an object: its name, namespace and
+// resourceVersion (what the informer itself needs) and its conversion to
+// the model, or the conversion's error. The informer's transform converts
+// each API object as it arrives, so the informer's cache holds the very
+// model values the Store holds (shared, never modified) instead of a second,
+// larger copy of the API objects; and an update is converted once.
+type cached[M any] struct {
+	metav1.ObjectMeta
+	model M
+	err   error
+}
+
+// GetObjectKind implements runtime.Object: cached values have no kind.
+func (c *cached[M]) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
+
+// DeepCopyObject implements runtime.Object. The model is immutable, so a
+// shallow copy is a deep one.
+func (c *cached[M]) DeepCopyObject() runtime.Object {
+	cp := *c
+	return &cp
+}
+
+// cacheTransform returns the informer transform of API objects of type T:
+// each becomes a *cached[M] by convert. It is idempotent (a cached value
+// passes through), as client-go requires.
+func cacheTransform[T apiObject, M any](convert func(T) (M, error)) cache.TransformFunc {
+	return func(obj any) (any, error) {
+		o, ok := obj.(T)
+		if !ok {
+			return obj, nil // already converted
+		}
+		m, err := convert(o)
+		return &cached[M]{
+			ObjectMeta: metav1.ObjectMeta{Name: o.GetName(), Namespace: o.GetNamespace(), ResourceVersion: o.GetResourceVersion()},
+			model:      m,
+			err:        err,
+		}, nil
+	}
+}
+
 // apiObject is what watchKind needs of an API type.
 type apiObject interface {
 	cache.Object
 	GetResourceVersion() string
 }
 
-// watchKind wires one informer: slim is its transform, convert the model
-// conversion, same tells whether two converted values are equal (an update
-// that changes nothing the model holds is dropped), upsert and remove write
-// to the store. remove gets the key of the deleted object (Name only for
-// cluster-scoped objects), tombstones included.
-func watchKind[T apiObject, M any](k *KubeSource, what string, inf cache.TypedSharedIndexInformer[T],
-	slim func(T) T, convert func(T) (M, error), same func(a, b M) bool,
+// watchKind wires one informer of API objects of type T: convert is the
+// model conversion (run by the informer's transform), same tells whether
+// two converted values are equal (an update that changes nothing the model
+// holds is dropped), upsert and remove write to the store. remove gets the
+// key of the deleted object (Name only for cluster-scoped objects),
+// tombstones included. Handlers run on the informer's goroutine.
+func watchKind[T apiObject, M any](k *KubeSource, what string, inf cache.SharedIndexInformer,
+	convert func(T) (M, error), same func(a, b M) bool,
 	upsert func(M), remove func(Key)) (informer, error) {
-	if err := inf.SetTransform(func(obj any) (any, error) {
-		if o, ok := obj.(T); ok {
-			return slim(o), nil
-		}
-		return obj, nil // tombstones carry an already transformed object
-	}); err != nil {
+	if err := inf.SetTransform(cacheTransform(convert)); err != nil {
 		return informer{}, fmt.Errorf("%s: transform: %w", what, err)
 	}
 	if err := inf.SetWatchErrorHandlerWithContext(func(ctx context.Context, _ *cache.Reflector, err error) {
@@ -366,31 +403,29 @@ func watchKind[T apiObject, M any](k *KubeSource, what string, inf cache.TypedSh
 		}
 		return Key{Namespace: namespace, Name: name}
 	}
-	apply := func(o T) {
-		m, err := convert(o)
-		if err != nil {
+	apply := func(c *cached[M]) {
+		if c.err != nil {
 			// The API server validates what the conversions check, so this
 			// is not expected; serve nothing rather than stale data.
-			k.log.Error("object not served", "watch", what, "object", o.GetNamespace()+"/"+o.GetName(), "err", err)
-			remove(keyOf(o.GetNamespace(), o.GetName()))
+			k.log.Error("object not served", "watch", what, "object", c.Namespace+"/"+c.Name, "err", c.err)
+			remove(keyOf(c.Namespace, c.Name))
 			return
 		}
-		upsert(m)
+		upsert(c.model)
 	}
-	reg, err := inf.AddTypedEventHandler(cache.TypedResourceEventHandlerFuncs[T]{
+	typed := cache.NewTypedSharedIndexInformer[*cached[M]](inf)
+	reg, err := typed.AddTypedEventHandler(cache.TypedResourceEventHandlerFuncs[*cached[M]]{
 		AddFunc: apply,
-		UpdateFunc: func(old, cur T) {
-			if old.GetResourceVersion() == cur.GetResourceVersion() && old.GetResourceVersion() != "" {
+		UpdateFunc: func(old, cur *cached[M]) {
+			if old.ResourceVersion == cur.ResourceVersion && old.ResourceVersion != "" {
 				return // a relist that found the object unchanged
 			}
-			if a, err := convert(old); err == nil {
-				if b, err := convert(cur); err == nil && same(a, b) {
-					return // only fields the model does not hold changed
-				}
+			if old.err == nil && cur.err == nil && same(old.model, cur.model) {
+				return // only fields the model does not hold changed
 			}
 			apply(cur)
 		},
-		DeleteFunc: func(d cache.DeletedObject[T]) {
+		DeleteFunc: func(d cache.DeletedObject[*cached[M]]) {
 			n := d.GetObjectName()
 			remove(keyOf(n.Namespace, n.Name))
 		},

@@ -280,20 +280,34 @@ func TestKubeSourceSyncTimeout(t *testing.T) {
 }
 
 // captureInformer is an informer that is never run: it keeps the handler
-// registered through client-go's typed adapter so that tests can deliver
-// events, tombstones included, the way the informer does.
+// registered through client-go's typed adapter, and the transform, so that
+// tests can deliver events, tombstones included, the way the informer does.
 type captureInformer struct {
 	cache.SharedIndexInformer // nil: any other method panics
 	handler                   cache.ResourceEventHandler
+	transform                 cache.TransformFunc
 }
 
-func (c *captureInformer) SetTransform(cache.TransformFunc) error { return nil }
+func (c *captureInformer) SetTransform(f cache.TransformFunc) error {
+	c.transform = f
+	return nil
+}
 func (c *captureInformer) SetWatchErrorHandlerWithContext(cache.WatchErrorHandlerWithContext) error {
 	return nil
 }
 func (c *captureInformer) AddEventHandlerWithOptions(h cache.ResourceEventHandler, _ cache.HandlerOptions) (cache.ResourceEventHandlerRegistration, error) {
 	c.handler = h
 	return syncedRegistration{}, nil
+}
+
+// cached returns what the informer would cache of obj.
+func (c *captureInformer) cached(t *testing.T, obj any) any {
+	t.Helper()
+	out, err := c.transform(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 type syncedRegistration struct{}
@@ -304,25 +318,23 @@ func (syncedRegistration) HasSyncedChecker() cache.DoneChecker { return nil }
 func TestKubeSourceTombstones(t *testing.T) {
 	store := NewStore(Options{})
 	store.MarkSynced()
-	src := NewKubeSource(fake.NewClientset(), store, KubeOptions{})
+	src := NewKubeSource(fake.NewClientset(), store, KubeOptions{Logger: testLogger(t.Output())})
 	svcInf := &captureInformer{}
-	if _, err := watchKind(src, "services", cache.NewTypedSharedIndexInformer[*corev1.Service](svcInf),
-		slimService, ConvertService, equalService, store.UpsertService, store.DeleteService); err != nil {
+	if _, err := watchKind(src, "services", svcInf, ConvertService, equalService, store.UpsertService, store.DeleteService); err != nil {
 		t.Fatal(err)
 	}
 	slInf := &captureInformer{}
-	if _, err := watchKind(src, "slices", cache.NewTypedSharedIndexInformer[*discoveryv1.EndpointSlice](slInf),
-		newSlimmer().endpointSlice, convertLabelledSlice, equalSlice, store.UpsertEndpointSlice, store.DeleteEndpointSlice); err != nil {
+	if _, err := watchKind(src, "slices", slInf, newInterner().convertSlice, equalSlice, store.UpsertEndpointSlice, store.DeleteEndpointSlice); err != nil {
 		t.Fatal(err)
 	}
-	svcInf.handler.OnAdd(kubeService("apps", "db", corev1.ClusterIPNone), true)
-	svcInf.handler.OnAdd(kubeService("apps", "web", "10.96.0.20"), true)
-	slInf.handler.OnAdd(kubeSlice("apps", "db-1", "db", kubeEndpoint("10.244.0.1", true)), true)
+	svcInf.handler.OnAdd(svcInf.cached(t, kubeService("apps", "db", corev1.ClusterIPNone)), true)
+	svcInf.handler.OnAdd(svcInf.cached(t, kubeService("apps", "web", "10.96.0.20")), true)
+	slInf.handler.OnAdd(slInf.cached(t, kubeSlice("apps", "db-1", "db", kubeEndpoint("10.244.0.1", true))), true)
 	if got := endpointAddrs(store.Flush().Service(Key{"apps", "db"}), true); len(got) != 1 {
 		t.Fatalf("endpoints = %v", got)
 	}
 	// A deletion noticed on relist, with the last known object...
-	slInf.handler.OnDelete(cache.DeletedFinalStateUnknown{Key: "apps/db-1", Obj: kubeSlice("apps", "db-1", "db")})
+	slInf.handler.OnDelete(cache.DeletedFinalStateUnknown{Key: "apps/db-1", Obj: slInf.cached(t, kubeSlice("apps", "db-1", "db"))})
 	// ... and without any.
 	svcInf.handler.OnDelete(cache.DeletedFinalStateUnknown{Key: "apps/web"})
 	snap := store.Flush()
@@ -332,12 +344,22 @@ func TestKubeSourceTombstones(t *testing.T) {
 	if snap.Service(Key{"apps", "web"}) != nil {
 		t.Error("service tombstone without object not applied")
 	}
+
+	// An object that does not convert is not served (and does not stay
+	// served with its previous contents).
+	bad := kubeService("apps", "db", "not-an-ip")
+	bad.ResourceVersion = "2"
+	svcInf.handler.OnUpdate(svcInf.cached(t, kubeService("apps", "db", corev1.ClusterIPNone)), svcInf.cached(t, bad))
+	if store.Flush().Service(Key{"apps", "db"}) != nil {
+		t.Error("a service that does not convert is still served")
+	}
 }
 
-// TestKubeSlimKeepsTheModel checks, on every object of the example cluster
-// dressed up with the fields real API objects carry, that the informer
-// transforms are idempotent and lose nothing the conversions read.
-func TestKubeSlimKeepsTheModel(t *testing.T) {
+// TestKubeTransformKeepsTheModel checks, on every object of the example
+// cluster dressed up with the fields real API objects carry, that the
+// informer transforms keep exactly the conversion of the object and its
+// name, namespace and resourceVersion, nothing else, and are idempotent.
+func TestKubeTransformKeepsTheModel(t *testing.T) {
 	data, err := os.ReadFile("../zones/cluster.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -349,7 +371,7 @@ func TestKubeSlimKeepsTheModel(t *testing.T) {
 		m.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubectl", Operation: metav1.ManagedFieldsOperationApply}}
 		m.OwnerReferences = []metav1.OwnerReference{{Kind: "ReplicaSet", Name: "rs"}}
 	}
-	sl := newSlimmer()
+	in := newInterner()
 	n := 0
 	for _, doc := range bytes.Split(data, []byte("\n---\n")) {
 		var tm struct{ Kind string }
@@ -362,41 +384,23 @@ func TestKubeSlimKeepsTheModel(t *testing.T) {
 			var o corev1.Service
 			mustUnmarshal(t, doc, &o)
 			dress(&o.ObjectMeta)
-			o.Spec.Selector = map[string]string{"app": "x"}
-			checkSlim(t, &o, slimService, ConvertService)
-			if s := slimService(&o); s.Annotations != nil || s.ManagedFields != nil || s.Spec.Selector != nil || s.ResourceVersion != "42" {
-				t.Errorf("service %s: slim form keeps %+v", o.Name, s.ObjectMeta)
-			}
+			checkTransform(t, &o, ConvertService, ConvertService)
 		case "EndpointSlice":
 			var o discoveryv1.EndpointSlice
 			mustUnmarshal(t, doc, &o)
 			dress(&o.ObjectMeta)
-			o.Labels["endpointslice.kubernetes.io/managed-by"] = "endpointslice-controller.k8s.io"
-			for i := range o.Endpoints {
-				o.Endpoints[i].Hints = &discoveryv1.EndpointHints{ForZones: []discoveryv1.ForZone{{Name: "zone-a"}}}
-				if r := o.Endpoints[i].TargetRef; r != nil {
-					r.UID, r.ResourceVersion = "uid", "7"
-				}
-			}
-			checkSlim(t, &o, sl.endpointSlice, convertLabelledSlice)
-			if s := sl.endpointSlice(&o); len(s.Labels) != 1 || s.Annotations != nil {
-				t.Errorf("slice %s: slim form keeps %+v", o.Name, s.ObjectMeta)
-			}
+			checkTransform(t, &o, in.convertSlice, ConvertEndpointSlice)
 		case "Pod":
 			var o corev1.Pod
 			mustUnmarshal(t, doc, &o)
 			dress(&o.ObjectMeta)
-			o.Status.Phase = corev1.PodRunning
 			o.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "c", Ready: true}}
-			checkSlim(t, &o, slimPod, ConvertPod)
-			if s := slimPod(&o); len(s.Spec.Containers) != 0 || s.Status.ContainerStatuses != nil {
-				t.Errorf("pod %s: slim form keeps containers", o.Name)
-			}
+			checkTransform(t, &o, ConvertPod, ConvertPod)
 		case "Namespace":
 			var o corev1.Namespace
 			mustUnmarshal(t, doc, &o)
 			dress(&o.ObjectMeta)
-			checkSlim(t, &o, slimNamespace, convertNamespace)
+			checkTransform(t, &o, convertNamespace, convertNamespace)
 		default:
 			n--
 		}
@@ -413,22 +417,32 @@ func mustUnmarshal(t *testing.T, doc []byte, into any) {
 	}
 }
 
-func checkSlim[T any, M any](t *testing.T, o T, slim func(T) T, convert func(T) (M, error)) {
+// checkTransform runs the informer transform built on convert over o and
+// compares what it keeps with reference(o).
+func checkTransform[T apiObject, M any](t *testing.T, o T, convert, reference func(T) (M, error)) {
 	t.Helper()
-	want, err := convert(o)
+	want, err := reference(o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := slim(o)
-	got, err := convert(s)
+	tr := cacheTransform(convert)
+	out, err := tr(o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("conversion of the slim form differs:\n got %+v\nwant %+v", got, want)
+	c, ok := out.(*cached[M])
+	if !ok {
+		t.Fatalf("transform of %T gave %T", o, out)
 	}
-	if again := slim(s); !reflect.DeepEqual(again, s) {
-		t.Errorf("transform not idempotent:\n %+v\n %+v", s, again)
+	if c.err != nil || !reflect.DeepEqual(c.model, want) {
+		t.Errorf("%s: cached model differs from the conversion:\n got %+v (%v)\nwant %+v", o.GetName(), c.model, c.err, want)
+	}
+	wantMeta := metav1.ObjectMeta{Name: o.GetName(), Namespace: o.GetNamespace(), ResourceVersion: "42"}
+	if !reflect.DeepEqual(c.ObjectMeta, wantMeta) {
+		t.Errorf("%s: cached metadata %+v, want only name, namespace and resourceVersion", o.GetName(), c.ObjectMeta)
+	}
+	if again, err := tr(c); err != nil || again != any(c) {
+		t.Errorf("%s: transform not idempotent: %v %v", o.GetName(), again, err)
 	}
 }
 

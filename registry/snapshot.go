@@ -21,7 +21,7 @@ type ServiceEntry struct {
 // MergedEndpoint is an endpoint of a service with the ports of the slice(s)
 // it came from and the DNS hostname it is known by.
 type MergedEndpoint struct {
-	Endpoint
+	*Endpoint // shared with the slice it came from
 	// DNSName is the endpoint's label under the service: its hostname, else
 	// the pod name (with Options.EndpointPodNames), else the dashed address
 	// (10-1-2-3, fd00--1). Stable for a given endpoint.
@@ -93,16 +93,17 @@ func mergeEndpoints(svc *Service, slicesOf map[string]*EndpointSlice, podNames b
 	seen := make(map[netip.Addr]int)
 	for _, n := range names {
 		sl := slicesOf[n]
-		for _, ep := range sl.Endpoints {
+		for j := range sl.Endpoints {
+			ep := &sl.Endpoints[j]
 			if i, dup := seen[ep.Address]; dup {
 				m := &out[i]
 				if !m.Ready && ep.Ready { // the ready copy wins
 					m.Endpoint = ep
-					m.DNSName = dnsName(&ep, podNames)
+					m.DNSName = dnsName(ep, podNames)
 				}
 				for _, p := range sl.Ports {
 					if !slices.Contains(m.Ports, p) {
-						m.Ports = append(m.Ports, p)
+						m.Ports = append(slices.Clip(m.Ports), p)
 					}
 				}
 				continue
@@ -110,7 +111,7 @@ func mergeEndpoints(svc *Service, slicesOf map[string]*EndpointSlice, podNames b
 			seen[ep.Address] = len(out)
 			out = append(out, MergedEndpoint{
 				Endpoint: ep,
-				DNSName:  dnsName(&ep, podNames),
+				DNSName:  dnsName(ep, podNames),
 				Ports:    slices.Clip(sl.Ports),
 			})
 		}

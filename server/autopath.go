@@ -40,8 +40,12 @@ func (h *Handler) autopath(out []byte, q *query, req []byte, client netip.AddrPo
 		prefix := key[:len(key)-len(suffix)] // X's labels, without the root
 		for _, cand := range []string{prefix + "\x03svc" + zw, prefix + zw, prefix + "\x00"} {
 			n, zones := h.lookupWire(cand)
+			var synth *dns.Msg
 			if n == nil {
-				continue
+				var ok bool
+				if synth, ok = h.synthesized(wireToName(cand), q.qtype); !ok {
+					continue
+				}
 			}
 			m, name, err := newReply(q, req)
 			if err != nil {
@@ -49,7 +53,12 @@ func (h *Handler) autopath(out []byte, q *query, req []byte, client netip.AddrPo
 			}
 			target := wireToName(cand)
 			m.Answer = append(m.Answer, &dns.CNAME{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: h.opt.TTL}, Target: target})
-			h.follow(m, target, n, zones, q.qtype)
+			if synth != nil {
+				m.Answer = append(m.Answer, synth.Answer...)
+				m.Ns = append(m.Ns, synth.Ns...)
+			} else {
+				h.follow(m, target, n, zones, q.qtype)
+			}
 			return h.pack(out, m, q, req), false
 		}
 		bare := prefix + "\x00"

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"cmp"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -28,9 +27,10 @@ type clusterIndex struct {
 	// refer to them by position so that a new serial needs no node rebuilt.
 	zones []*zone
 	names *cow.Map[*node]
-	// ptrs lists, per reverse name (wire), the services that contribute a
-	// PTR to it (an address can be an endpoint of several services).
-	ptrs *cow.Map[[]ptrRec]
+	// ptrs lists, per address (its 16-byte form), what points back to it:
+	// PTR answers are written from these at query time (an address can be
+	// an endpoint of several services).
+	ptrs *cow.Map[[]ptrRef]
 }
 
 // indexOptions are the parts of the configuration the index depends on.
@@ -46,11 +46,26 @@ type indexOptions struct {
 func (o *indexOptions) rev4() uint8 { return uint8(len(o.domains)) }
 func (o *indexOptions) rev6() uint8 { return uint8(len(o.domains) + 1) }
 
-// ptrRec is one PTR that a service contributes to a reverse name.
-type ptrRec struct {
-	svc    registry.Key
-	name   string // reverse name, presentation form
-	target string
+// ptrRef is one name that an address points back to: a service's
+// ClusterIP (ep < 0) or one of its endpoints (index into Endpoints).
+type ptrRef struct {
+	entry *registry.ServiceEntry
+	ep    int32
+}
+
+// addrKey is the key of an address in ptrs.
+func addrKey(a netip.Addr) string {
+	b := a.As16()
+	return string(b[:])
+}
+
+// hostIndex finds a headless service's endpoints by their DNS label, so
+// that <label>.<svc>.<ns>.svc.<zone> is answered from the service's node
+// instead of a name of its own (100,000 endpoints would be 100,000 more
+// names, and as many reverse names).
+type hostIndex struct {
+	entry *registry.ServiceEntry
+	hosts map[string][]int32 // DNSName → published endpoint positions
 }
 
 // recSet accumulates records per (name, type) before they are packed.
@@ -60,11 +75,11 @@ type recSet struct {
 	zone  map[string]uint8
 	recs  map[string]map[uint16][]dns.RR
 	extra map[string]map[uint16][]dns.RR
-	ptrs  []ptrRec
+	hosts map[string]*hostIndex // service name → its endpoints by label
 }
 
 func newRecSet(opt *indexOptions) *recSet {
-	return &recSet{opt: opt, zone: map[string]uint8{}, recs: map[string]map[uint16][]dns.RR{}, extra: map[string]map[uint16][]dns.RR{}}
+	return &recSet{opt: opt, zone: map[string]uint8{}, recs: map[string]map[uint16][]dns.RR{}, extra: map[string]map[uint16][]dns.RR{}, hosts: map[string]*hostIndex{}}
 }
 
 func (r *recSet) hdr(name string, t uint16) dns.RR_Header {
@@ -113,7 +128,7 @@ func (r *recSet) pack(name string) (string, *node, error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("name %q: %w", name, err)
 	}
-	n := &node{zone: r.zone[name]}
+	n := &node{zone: r.zone[name], hosts: r.hosts[name]}
 	types := r.recs[name]
 	for _, t := range slices.Sorted(maps.Keys(types)) {
 		rrs := types[t]
@@ -211,14 +226,10 @@ func (r *recSet) addService(z uint8, domain string, e *registry.ServiceEntry, pt
 		for _, p := range e.Ports {
 			srvPort(registry.EndpointPort{Name: p.Name, Protocol: p.Protocol, Port: p.Port}, name, addrs)
 		}
-		if ptr {
-			for _, ip := range e.ClusterIPs {
-				r.addPTR(e.Key, ip, name)
-			}
-		}
 	case registry.KindHeadless:
 		zones := map[string][]string{} // topology zone → addresses, for _zones TXT
 		var zoneOrder []string
+		hi := &hostIndex{entry: e, hosts: map[string][]int32{}}
 		for i := range e.Endpoints {
 			ep := &e.Endpoints[i]
 			if !e.Published(ep) {
@@ -227,23 +238,22 @@ func (r *recSet) addService(z uint8, domain string, e *registry.ServiceEntry, pt
 			host := ep.DNSName + "." + name
 			hostAddr := r.addrRecords(host, []netip.Addr{ep.Address})
 			r.add(z, r.addrRecords(name, []netip.Addr{ep.Address})[0])
-			r.add(z, hostAddr[0])
+			hi.hosts[ep.DNSName] = append(hi.hosts[ep.DNSName], int32(i))
 			if ep.Zone != "" {
-				// Zone hints for client-side balancing (lb.TXTZones): per
-				// endpoint, and per service under _zones.
-				r.add(z, &dns.TXT{Hdr: r.hdr(host, dns.TypeTXT), Txt: []string{"zone=" + ep.Zone}})
 				if _, ok := zones[ep.Zone]; !ok {
 					zoneOrder = append(zoneOrder, ep.Zone)
 				}
 				zones[ep.Zone] = append(zones[ep.Zone], ep.Address.String())
 			}
-			if ptr {
-				r.addPTR(e.Key, ep.Address, host)
-			}
 			for _, p := range ep.Ports {
 				srvPort(p, host, hostAddr)
 			}
 		}
+		if len(hi.hosts) > 0 {
+			r.hosts[name] = hi
+		}
+		// Zone hints for client-side balancing (lb.TXTZones), one record per
+		// zone under _zones (per endpoint they are written at query time).
 		for _, zn := range zoneOrder {
 			r.add(z, &dns.TXT{Hdr: r.hdr("_zones."+name, dns.TypeTXT), Txt: append([]string{"zone=" + zn}, zones[zn]...)})
 		}
@@ -252,25 +262,28 @@ func (r *recSet) addService(z uint8, domain string, e *registry.ServiceEntry, pt
 	}
 }
 
-func (r *recSet) addPTR(svc registry.Key, ip netip.Addr, target string) {
-	rev, err := dns.ReverseAddr(ip.String())
-	if err != nil {
-		return
+// servicePTRs lists the addresses that point back at a service: its
+// ClusterIPs and its published endpoints.
+func servicePTRs(e *registry.ServiceEntry) map[string]ptrRef {
+	out := map[string]ptrRef{}
+	if e == nil {
+		return out
 	}
-	r.ptrs = append(r.ptrs, ptrRec{svc: svc, name: rev, target: target})
-}
-
-// ptrNode packs a reverse name from all the services that point at it.
-func ptrNode(opt *indexOptions, recs []ptrRec) (string, *node, error) {
-	r := newRecSet(opt)
-	z := opt.rev4()
-	if strings.HasSuffix(recs[0].name, ".ip6.arpa.") {
-		z = opt.rev6()
+	switch e.Kind {
+	case registry.KindClusterIP:
+		for _, ip := range e.ClusterIPs {
+			out[addrKey(ip)] = ptrRef{entry: e, ep: -1}
+		}
+	case registry.KindHeadless:
+		for i := range e.Endpoints {
+			if ep := &e.Endpoints[i]; e.Published(ep) {
+				if _, dup := out[addrKey(ep.Address)]; !dup {
+					out[addrKey(ep.Address)] = ptrRef{entry: e, ep: int32(i)}
+				}
+			}
+		}
 	}
-	for _, p := range recs {
-		r.add(z, &dns.PTR{Hdr: r.hdr(p.name, dns.TypePTR), Ptr: p.target})
-	}
-	return r.pack(recs[0].name)
+	return out
 }
 
 // newZones returns the SOA-bearing zones of the index for a serial.
@@ -304,11 +317,11 @@ func buildClusterIndex(prev *clusterIndex, snap *registry.Snapshot, opt *indexOp
 	idx := &clusterIndex{snap: snap, zones: zones}
 	incremental := prev != nil && !snap.Full
 	var names *cow.Editor[*node]
-	var ptrs *cow.Editor[[]ptrRec]
+	var ptrs *cow.Editor[[]ptrRef]
 	if incremental {
 		names, ptrs = prev.names.Edit(), prev.ptrs.Edit()
 	} else {
-		names, ptrs = cow.New[*node]().Edit(), cow.New[[]ptrRec]().Edit()
+		names, ptrs = cow.New[*node]().Edit(), cow.New[[]ptrRef]().Edit()
 	}
 	set := func(r *recSet) error {
 		for _, name := range r.order {
@@ -323,90 +336,68 @@ func buildClusterIndex(prev *clusterIndex, snap *registry.Snapshot, opt *indexOp
 	if err := set(zoneRecords(opt, snap, zones, !incremental)); err != nil {
 		return nil, err
 	}
-	touched := map[string][]ptrRec{} // reverse names to re-pack: key → presentation name only
 	if !incremental {
 		for e := range snap.Services() {
-			r := serviceRecords(opt, e)
-			if err := set(r); err != nil {
+			if err := set(serviceRecords(opt, e)); err != nil {
 				return nil, err
 			}
-			for _, p := range r.ptrs {
-				touched[p.name] = append(touched[p.name], p)
+			for key, ref := range servicePTRs(e) {
+				cur, _ := ptrs.Get(key)
+				ptrs.Set(key, sortRefs(append(cur, ref)))
 			}
 		}
-	} else {
-		for _, k := range snap.Changed {
-			oldR := serviceRecords(opt, prev.snap.Service(k))
-			newR := serviceRecords(opt, snap.Service(k))
-			for _, name := range oldR.order {
-				if _, still := newR.zone[name]; !still {
-					key, err := nameToWire(name)
-					if err != nil {
-						return nil, err
-					}
-					names.Delete(key)
-				}
-			}
-			if err := set(newR); err != nil {
-				return nil, err
-			}
-			// Reverse names: drop this service's old PTRs, add its new ones.
-			mine := map[string]bool{}
-			for _, p := range oldR.ptrs {
-				mine[p.name] = true
-			}
-			for _, p := range newR.ptrs {
-				mine[p.name] = true
-			}
-			for name := range mine {
-				touched[name] = nil
+		idx.names, idx.ptrs = names.Done(), ptrs.Done()
+		return idx, nil
+	}
+	for _, k := range snap.Changed {
+		oldE, newE := prev.snap.Service(k), snap.Service(k)
+		oldR, newR := serviceRecords(opt, oldE), serviceRecords(opt, newE)
+		for _, name := range oldR.order {
+			if _, still := newR.zone[name]; !still {
 				key, err := nameToWire(name)
 				if err != nil {
 					return nil, err
 				}
-				cur, _ := ptrs.Get(key)
-				kept := slices.DeleteFunc(slices.Clone(cur), func(p ptrRec) bool { return p.svc == k })
-				for _, p := range newR.ptrs {
-					if p.name == name {
-						kept = append(kept, p)
-					}
-				}
-				if len(kept) == 0 {
-					ptrs.Delete(key)
-				} else {
-					ptrs.Set(key, kept)
-				}
+				names.Delete(key)
 			}
 		}
-		// Re-pack below from the owner lists now in ptrs.
-		for name := range touched {
-			key, _ := nameToWire(name)
-			touched[name], _ = ptrs.Get(key)
-		}
-	}
-	for name, recs := range touched {
-		if len(recs) == 0 {
-			key, err := nameToWire(name)
-			if err != nil {
-				return nil, err
-			}
-			names.Delete(key)
-			continue
-		}
-		slices.SortFunc(recs, func(a, b ptrRec) int {
-			return cmp.Or(cmp.Compare(a.svc.Namespace, b.svc.Namespace), cmp.Compare(a.svc.Name, b.svc.Name), cmp.Compare(a.target, b.target))
-		})
-		key, n, err := ptrNode(opt, recs)
-		if err != nil {
+		if err := set(newR); err != nil {
 			return nil, err
 		}
-		if !incremental {
-			ptrs.Set(key, recs)
+		// Reverse references: drop this service's, add its new ones.
+		oldP, newP := servicePTRs(oldE), servicePTRs(newE)
+		for key := range oldP {
+			if _, still := newP[key]; still {
+				continue
+			}
+			cur, _ := ptrs.Get(key)
+			kept := slices.DeleteFunc(slices.Clone(cur), func(p ptrRef) bool { return p.entry.Key == k })
+			if len(kept) == 0 {
+				ptrs.Delete(key)
+			} else {
+				ptrs.Set(key, kept)
+			}
 		}
-		names.Set(key, n)
+		for key, ref := range newP {
+			cur, _ := ptrs.Get(key)
+			kept := slices.DeleteFunc(slices.Clone(cur), func(p ptrRef) bool { return p.entry.Key == k })
+			ptrs.Set(key, sortRefs(append(kept, ref)))
+		}
 	}
 	idx.names, idx.ptrs = names.Done(), ptrs.Done()
 	return idx, nil
+}
+
+// sortRefs orders the names of one address by namespace and service, so
+// that answers do not depend on the order services were indexed in.
+func sortRefs(refs []ptrRef) []ptrRef {
+	slices.SortFunc(refs, func(a, b ptrRef) int {
+		if c := strings.Compare(a.entry.Namespace, b.entry.Namespace); c != 0 {
+			return c
+		}
+		return strings.Compare(a.entry.Name, b.entry.Name)
+	})
+	return refs
 }
 
 func dedupRR(rrs []dns.RR) []dns.RR {

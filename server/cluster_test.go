@@ -18,6 +18,20 @@ func testOptions() *indexOptions {
 // sameIndex compares two indexes name by name, byte by byte.
 func sameIndex(t *testing.T, step string, a, b *clusterIndex) {
 	t.Helper()
+	if a.ptrs.Len() != b.ptrs.Len() {
+		t.Fatalf("%s: %d reverse addresses incrementally, %d rebuilt", step, a.ptrs.Len(), b.ptrs.Len())
+	}
+	for key, rb := range b.ptrs.All() {
+		ra, _ := a.ptrs.Get(key)
+		if len(ra) != len(rb) {
+			t.Fatalf("%s: address %x: %d names incrementally, %d rebuilt", step, key, len(ra), len(rb))
+		}
+		for i := range rb {
+			if ra[i].entry.Key != rb[i].entry.Key || ra[i].ep != rb[i].ep {
+				t.Fatalf("%s: address %x differs", step, key)
+			}
+		}
+	}
 	if a.names.Len() != b.names.Len() {
 		t.Fatalf("%s: %d names incrementally, %d rebuilt", step, a.names.Len(), b.names.Len())
 	}

@@ -192,3 +192,17 @@ func BenchmarkForwardMiss(b *testing.B) {
 		}
 	}
 }
+
+func TestAutopathFindsEndpointNames(t *testing.T) {
+	up := testdns.Start(t, testdns.AnswerA("192.0.2.99", 60))
+	h := forwardingHandler(t, up.Addr, true)
+	m := new(dns.Msg)
+	m.SetQuestion("cassandra-0.cassandra.data.default.svc.cluster.local.", dns.TypeA)
+	r := askFrom(t, h, m, "10.244.1.10:5000")
+	if len(r.Answer) != 2 || r.Answer[1].(*dns.A).A.String() != "10.244.1.20" {
+		t.Fatalf("endpoint name through the search path: %v", r)
+	}
+	if up.Queries.Load() != 0 {
+		t.Fatal("a cluster endpoint name was forwarded")
+	}
+}

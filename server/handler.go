@@ -407,6 +407,12 @@ func (h *Handler) answer(out []byte, q *query, req []byte, zc *uint8) []byte {
 		*zc = zoneFile
 		return h.answerNode(out, q, req, n, sidx.list)
 	}
+	if cidx != nil {
+		if resp := h.ptrAnswer(out, q, req, cidx, key); resp != nil {
+			*zc = zoneReverse
+			return resp
+		}
+	}
 	// Not a known name: find the zone it falls in, if any.
 	for off := 0; off < len(key) && key[off] != 0; off += int(key[off]) + 1 {
 		suffix := key[off:]
@@ -423,6 +429,9 @@ func (h *Handler) answer(out []byte, q *query, req []byte, zc *uint8) []byte {
 				return writeEmpty(out, q, req, dns.RcodeServerFailure, false)
 			}
 			z := cidx.zones[i]
+			if resp := h.hostAnswer(out, q, req, cidx, key); resp != nil {
+				return resp
+			}
 			if h.iopt.podsEnabled {
 				if resp := h.podRecord(out, q, req, cidx, key[:off], z); resp != nil {
 					return resp
@@ -519,6 +528,11 @@ func (h *Handler) follow(m *dns.Msg, owner string, cur *node, zones []*zone, qty
 		}
 		cur, zones = h.lookupWire(key)
 		if cur == nil {
+			if r, ok := h.synthesized(owner, qtype); ok {
+				m.Answer = append(m.Answer, r.Answer...)
+				m.Ns = append(m.Ns, r.Ns...)
+				return
+			}
 			if z := h.zoneOf(key); z != nil {
 				m.Rcode = dns.RcodeNameError
 				m.Ns = append(m.Ns, negSOA(z))

@@ -92,3 +92,32 @@ func BenchmarkEndpointChange(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkIndexHeap100k reports the live heap of the store, snapshot and
+// index with 10,000 services, 1,000 of them headless with 100 endpoints
+// each (100,000 endpoints): the memory the server needs for that cluster.
+func BenchmarkIndexHeap100k(b *testing.B) {
+	for b.Loop() {
+		runtime.GC()
+		var before runtime.MemStats
+		runtime.ReadMemStats(&before)
+		h, err := NewHandler(Options{Domains: []string{"cluster.local"}, TTL: 5, NegativeTTL: 5}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		st := registry.NewStore(registry.Options{})
+		st.Subscribe(func(s *registry.Snapshot) {
+			if err := h.Update(s); err != nil {
+				b.Fatal(err)
+			}
+		})
+		loadCluster(st, 10000, 100)
+		st.Flush()
+		runtime.GC()
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), "live-MiB")
+		runtime.KeepAlive(h)
+		runtime.KeepAlive(st)
+	}
+}

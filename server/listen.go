@@ -28,8 +28,13 @@ type ListenOptions struct {
 	// MaxTCPConns bounds concurrent TCP connections (0: 1024); more are
 	// closed at once.
 	MaxTCPConns int
-	// TCPIdleTimeout closes a TCP connection that sends nothing (0: 10 s).
+	// TCPIdleTimeout closes a TCP connection that sends nothing (0: 10 s);
+	// it also bounds the time one query may take to arrive, so a client that
+	// sends a byte and stalls (slowloris) holds its slot no longer.
 	TCPIdleTimeout time.Duration
+	// RRL limits the rate of UDP responses (nil: no limit); TCP is never
+	// limited.
+	RRL *RRL
 }
 
 // Listener serves a Handler over UDP and TCP on one address.
@@ -43,6 +48,9 @@ type Listener struct {
 	sem  chan struct{}
 	mu   sync.Mutex
 	open map[net.Conn]struct{}
+	// lastLimitLog is when the TCP connection limit was last logged (unix
+	// nanoseconds): at most one line a second under a flood.
+	lastLimitLog atomic.Int64
 }
 
 // Listen binds the UDP sockets and the TCP listener. It fails when the
@@ -142,6 +150,8 @@ func (l *Listener) serveUDP(c *net.UDPConn) {
 	defer l.wg.Done()
 	buf := make([]byte, 65535)
 	out := make([]byte, 0, 65535)
+	var scratch [headerLen + maxNameWire + 4]byte
+	rrl := l.opt.RRL
 	for {
 		n, src, err := c.ReadFromUDPAddrPort(buf)
 		if err != nil {
@@ -151,7 +161,18 @@ func (l *Listener) serveUDP(c *net.UDPConn) {
 			l.log.Warn("udp read", "err", err)
 			continue
 		}
-		resp := l.respond(buf[:n], out, src, false, func(b []byte) { c.WriteToUDPAddrPort(b, src) })
+		resp := l.respond(buf[:n], out, src, false, func(b []byte) {
+			// A deferred (forwarded) answer, from another goroutine.
+			if rrl != nil {
+				if b = rrl.filter(src.Addr(), b, nil); b == nil {
+					return
+				}
+			}
+			c.WriteToUDPAddrPort(b, src)
+		})
+		if resp != nil && rrl != nil {
+			resp = rrl.filter(src.Addr(), resp, scratch[:0])
+		}
 		if resp != nil {
 			if _, err := c.WriteToUDPAddrPort(resp, src); err != nil && !errors.Is(err, net.ErrClosed) {
 				l.log.Debug("udp write", "client", src, "err", err)
@@ -192,7 +213,9 @@ func (l *Listener) serveTCP() {
 		select {
 		case l.sem <- struct{}{}:
 		default:
-			l.log.Warn("tcp connection limit reached, closing", "client", c.RemoteAddr(), "limit", l.opt.MaxTCPConns)
+			if now, last := time.Now().UnixNano(), l.lastLimitLog.Load(); now-last > int64(time.Second) && l.lastLimitLog.CompareAndSwap(last, now) {
+				l.log.Warn("tcp connection limit reached, closing new connections", "client", c.RemoteAddr(), "limit", l.opt.MaxTCPConns)
+			}
 			c.Close()
 			continue
 		}

@@ -30,6 +30,7 @@ type node struct {
 	zone   uint8 // position of its zone in the owning index's zone list
 	rrsets []rrset
 	cname  *dns.CNAME // also prepared in rrsets under TypeCNAME
+	hosts  *hostIndex // a headless service's endpoints, by label
 }
 
 // get returns the prepared answer for qtype, or nil.
@@ -91,7 +92,9 @@ func prepare(name string, qtype uint16, answer, additional []dns.RR, rcode int) 
 			return prepared{}, fmt.Errorf("pack %s: %w", name, err)
 		}
 	}
-	return prepared{wire: wire}, nil
+	// Pack sizes its buffer for the uncompressed message: keep only what
+	// the compressed one uses (a third of it for SRV answers).
+	return prepared{wire: append([]byte(nil), wire...)}, nil
 }
 
 // writePrepared copies p into out as the answer to q. The question in p

@@ -1,0 +1,240 @@
+package server
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net/netip"
+
+	"github.com/miekg/dns"
+
+	"github.com/clusterdns/clusterdns/registry"
+)
+
+// Answers written at query time, without prepared messages: endpoint names
+// of headless services and reverse (PTR) names of cluster addresses. There
+// are as many of them as endpoints, so they are not indexed as names of
+// their own; each answer is a handful of records packed by hand into the
+// response buffer, without allocation.
+
+var (
+	inAddrArpa = []byte("\x07in-addr\x04arpa\x00")
+	ip6Arpa    = []byte("\x03ip6\x04arpa\x00")
+)
+
+// startAnswer copies the question and sets an authoritative NOERROR
+// header with ancount records to follow.
+func startAnswer(out []byte, q *query, req []byte, ancount int) []byte {
+	out = append(out[:0], req[:q.qend]...)
+	binary.BigEndian.PutUint16(out[2:], q.flags&(flagRD|flagCD)|flagQR|flagAA)
+	binary.BigEndian.PutUint16(out[4:], 1)
+	binary.BigEndian.PutUint16(out[6:], uint16(ancount))
+	binary.BigEndian.PutUint16(out[8:], 0)
+	binary.BigEndian.PutUint16(out[10:], 0)
+	return out
+}
+
+// appendRRHeader appends a record owned by the question name (a pointer to
+// offset 12) up to its RDLENGTH.
+func appendRRHeader(out []byte, rrtype uint16, ttl uint32, rdlen int) []byte {
+	return append(out, 0xC0, headerLen, byte(rrtype>>8), byte(rrtype), 0, 1,
+		byte(ttl>>24), byte(ttl>>16), byte(ttl>>8), byte(ttl), byte(rdlen>>8), byte(rdlen))
+}
+
+// hostAnswer answers <label>.<svc>.<ns>.svc.<zone> from the service's
+// endpoints with that label: their addresses of the asked family, or the
+// zone hint as TXT; other types are NODATA. nil when the name is not one.
+func (h *Handler) hostAnswer(out []byte, q *query, req []byte, idx *clusterIndex, key []byte) []byte {
+	l := int(key[0])
+	if l == 0 || 1+l >= len(key) {
+		return nil
+	}
+	n, ok := idx.names.GetBytes(key[1+l:])
+	if !ok || n.hosts == nil {
+		return nil
+	}
+	eps, ok := n.hosts.hosts[string(key[1:1+l])]
+	if !ok {
+		return nil
+	}
+	e := n.hosts.entry
+	count := 0
+	for _, i := range eps {
+		if hostRecord(q.qtype, e.Endpoints[i].Endpoint) {
+			count++
+		}
+	}
+	if count == 0 {
+		return writeNegative(out, q, req, idx.zones[n.zone], dns.RcodeSuccess)
+	}
+	out = startAnswer(out, q, req, count)
+	for _, i := range eps {
+		ep := e.Endpoints[i].Endpoint
+		if !hostRecord(q.qtype, ep) {
+			continue
+		}
+		switch {
+		case q.qtype == dns.TypeTXT:
+			out = appendRRHeader(out, dns.TypeTXT, h.opt.TTL, 1+len("zone=")+len(ep.Zone))
+			out = append(out, byte(len("zone=")+len(ep.Zone)))
+			out = append(append(out, "zone="...), ep.Zone...)
+		case ep.Address.Is4():
+			a := ep.Address.As4()
+			out = append(appendRRHeader(out, dns.TypeA, h.opt.TTL, 4), a[:]...)
+		default:
+			a := ep.Address.As16()
+			out = append(appendRRHeader(out, dns.TypeAAAA, h.opt.TTL, 16), a[:]...)
+		}
+	}
+	return out
+}
+
+// hostRecord reports whether an endpoint has a record of qtype at its name.
+func hostRecord(qtype uint16, ep *registry.Endpoint) bool {
+	switch qtype {
+	case dns.TypeA:
+		return ep.Address.Is4()
+	case dns.TypeAAAA:
+		return ep.Address.Is6()
+	case dns.TypeTXT:
+		return ep.Zone != ""
+	case dns.TypeANY:
+		return true
+	}
+	return false
+}
+
+// reverseAddr reads the address of a reverse name (lower-case wire form):
+// d.c.b.a.in-addr.arpa or the 32 nibbles of ip6.arpa. ok is false for any
+// other name, including partial reverse names.
+func reverseAddr(key []byte) (a netip.Addr, v6, ok bool) {
+	switch {
+	case bytes.HasSuffix(key, inAddrArpa):
+		var b [4]byte
+		off := 0
+		for i := 3; i >= 0; i-- {
+			l := int(key[off])
+			if l == 0 || l > 3 || off+1+l > len(key) {
+				return a, false, false
+			}
+			n := 0
+			for _, c := range key[off+1 : off+1+l] {
+				if c < '0' || c > '9' {
+					return a, false, false
+				}
+				n = n*10 + int(c-'0')
+			}
+			if n > 255 || (l > 1 && key[off+1] == '0') {
+				return a, false, false
+			}
+			b[i] = byte(n)
+			off += 1 + l
+		}
+		if off+len(inAddrArpa) != len(key) {
+			return a, false, false
+		}
+		return netip.AddrFrom4(b), false, true
+	case bytes.HasSuffix(key, ip6Arpa):
+		if len(key) != 64+len(ip6Arpa) {
+			return a, true, false
+		}
+		var b [16]byte
+		for i := 0; i < 32; i++ {
+			if key[2*i] != 1 {
+				return a, true, false
+			}
+			c := key[2*i+1]
+			var v byte
+			switch {
+			case '0' <= c && c <= '9':
+				v = c - '0'
+			case 'a' <= c && c <= 'f':
+				v = c - 'a' + 10
+			default:
+				return a, true, false
+			}
+			// Nibbles come least significant first.
+			pos := 31 - i
+			if pos%2 == 0 {
+				b[pos/2] |= v << 4
+			} else {
+				b[pos/2] |= v
+			}
+		}
+		return netip.AddrFrom16(b), true, true
+	}
+	return a, false, false
+}
+
+// ptrAnswer answers a reverse name of a cluster address: a PTR per name
+// that points back at it (service names for ClusterIPs, endpoint names for
+// headless endpoints), NODATA for other types. nil when the address is not
+// the cluster's (the fallback's job).
+func (h *Handler) ptrAnswer(out []byte, q *query, req []byte, idx *clusterIndex, key []byte) []byte {
+	a, v6, ok := reverseAddr(key)
+	if !ok {
+		return nil
+	}
+	b := a.As16()
+	refs, ok := idx.ptrs.GetBytes(b[:])
+	if !ok {
+		return nil
+	}
+	if q.qtype != dns.TypePTR && q.qtype != dns.TypeANY {
+		z := idx.zones[h.iopt.rev4()]
+		if v6 {
+			z = idx.zones[h.iopt.rev6()]
+		}
+		return writeNegative(out, q, req, z, dns.RcodeSuccess)
+	}
+	out = startAnswer(out, q, req, len(refs))
+	zone := h.clusterZones[0]
+	for _, r := range refs {
+		e := r.entry
+		rdlen := 1 + len(e.Name) + 1 + len(e.Namespace) + 4 + len(zone)
+		var host string
+		if r.ep >= 0 {
+			host = e.Endpoints[r.ep].DNSName
+			rdlen += 1 + len(host)
+		}
+		out = appendRRHeader(out, dns.TypePTR, h.opt.TTL, rdlen)
+		if host != "" {
+			out = append(append(out, byte(len(host))), host...)
+		}
+		out = append(append(out, byte(len(e.Name))), e.Name...)
+		out = append(append(out, byte(len(e.Namespace))), e.Namespace...)
+		out = append(append(out, 3), "svc"...)
+		out = append(out, zone...)
+	}
+	return out
+}
+
+// synthesized answers a name that has no node of its own (an endpoint
+// name, a reverse name) for the slow paths (alias chasing, search-path
+// completion): the records of qtype there, or ok false when the name is
+// not one of them.
+func (h *Handler) synthesized(name string, qtype uint16) (m *dns.Msg, ok bool) {
+	idx := h.cluster.Load()
+	if idx == nil {
+		return nil, false
+	}
+	req, err := new(dns.Msg).SetQuestion(dns.Fqdn(name), qtype).Pack()
+	if err != nil {
+		return nil, false
+	}
+	var q query
+	if parseQuery(req, &q) != nil {
+		return nil, false
+	}
+	resp := h.hostAnswer(nil, &q, req, idx, q.lowerName())
+	if resp == nil {
+		resp = h.ptrAnswer(nil, &q, req, idx, q.lowerName())
+	}
+	if resp == nil {
+		return nil, false
+	}
+	m = new(dns.Msg)
+	if m.Unpack(resp) != nil {
+		return nil, false
+	}
+	return m, true
+}
