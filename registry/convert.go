@@ -96,6 +96,7 @@ func ConvertEndpointSlice(s *discoveryv1.EndpointSlice) (*EndpointSlice, error) 
 	if s.AddressType == discoveryv1.AddressTypeFQDN {
 		return out, nil
 	}
+	out.Endpoints = make([]Endpoint, 0, len(s.Endpoints))
 	for _, e := range s.Endpoints {
 		if len(e.Addresses) == 0 {
 			continue

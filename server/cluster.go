@@ -65,7 +65,37 @@ func addrKey(a netip.Addr) string {
 // names, and as many reverse names).
 type hostIndex struct {
 	entry *registry.ServiceEntry
-	hosts map[string][]int32 // DNSName → published endpoint positions
+	// hosts maps a DNS label to its endpoint's position, or, for a label
+	// that several endpoints share (rare), to -1-i with i an index into more.
+	hosts map[string]int32
+	more  [][]int32
+}
+
+// lookup returns the positions of the endpoints with this label.
+func (hi *hostIndex) lookup(label []byte, one *[1]int32) []int32 {
+	i, ok := hi.hosts[string(label)]
+	switch {
+	case !ok:
+		return nil
+	case i >= 0:
+		one[0] = i
+		return one[:]
+	default:
+		return hi.more[-1-i]
+	}
+}
+
+func (hi *hostIndex) add(label string, i int32) {
+	cur, ok := hi.hosts[label]
+	switch {
+	case !ok:
+		hi.hosts[label] = i
+	case cur >= 0:
+		hi.more = append(hi.more, []int32{cur, i})
+		hi.hosts[label] = int32(-len(hi.more))
+	default:
+		hi.more[-1-cur] = append(hi.more[-1-cur], i)
+	}
 }
 
 // recSet accumulates records per (name, type) before they are packed.
@@ -229,7 +259,7 @@ func (r *recSet) addService(z uint8, domain string, e *registry.ServiceEntry, pt
 	case registry.KindHeadless:
 		zones := map[string][]string{} // topology zone → addresses, for _zones TXT
 		var zoneOrder []string
-		hi := &hostIndex{entry: e, hosts: map[string][]int32{}}
+		hi := &hostIndex{entry: e, hosts: map[string]int32{}}
 		for i := range e.Endpoints {
 			ep := &e.Endpoints[i]
 			if !e.Published(ep) {
@@ -238,7 +268,7 @@ func (r *recSet) addService(z uint8, domain string, e *registry.ServiceEntry, pt
 			host := ep.DNSName + "." + name
 			hostAddr := r.addrRecords(host, []netip.Addr{ep.Address})
 			r.add(z, r.addrRecords(name, []netip.Addr{ep.Address})[0])
-			hi.hosts[ep.DNSName] = append(hi.hosts[ep.DNSName], int32(i))
+			hi.add(ep.DNSName, int32(i))
 			if ep.Zone != "" {
 				if _, ok := zones[ep.Zone]; !ok {
 					zoneOrder = append(zoneOrder, ep.Zone)

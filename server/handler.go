@@ -43,6 +43,10 @@ type Options struct {
 	// RecursionFrom lists the client networks whose questions outside the
 	// served zones go to Fallback; others get REFUSED (not an open resolver).
 	RecursionFrom []netip.Prefix
+	// TransferFrom lists the client networks allowed to ask for zone
+	// transfers (AXFR, IXFR). Transfers are not implemented: those clients
+	// get NOTIMP, every other client REFUSED.
+	TransferFrom []netip.Prefix
 	// Autopath completes a pod's search path on the server (CoreDNS
 	// autopath): needs pods known by IP (pods: verified, or pods in files).
 	Autopath bool
@@ -216,7 +220,11 @@ func (h *Handler) Respond(req, out []byte, client netip.AddrPort, tcp bool, send
 	case q.qclass != dns.ClassINET && q.qclass != dns.ClassANY:
 		resp = writeEmpty(out, &q, req, dns.RcodeRefused, false)
 	case q.qtype == dns.TypeAXFR || q.qtype == dns.TypeIXFR:
-		resp = writeEmpty(out, &q, req, dns.RcodeRefused, false)
+		rcode := dns.RcodeRefused
+		if inPrefixes(h.opt.TransferFrom, client.Addr()) {
+			rcode = dns.RcodeNotImplemented
+		}
+		resp = writeEmpty(out, &q, req, rcode, false)
 	default:
 		resp = h.answer(out, &q, req, &zc)
 		if resp != nil && h.opt.Autopath && resp[3]&0xF == dns.RcodeNameError {

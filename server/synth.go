@@ -52,8 +52,9 @@ func (h *Handler) hostAnswer(out []byte, q *query, req []byte, idx *clusterIndex
 	if !ok || n.hosts == nil {
 		return nil
 	}
-	eps, ok := n.hosts.hosts[string(key[1:1+l])]
-	if !ok {
+	var one [1]int32
+	eps := n.hosts.lookup(key[1:1+l], &one)
+	if eps == nil {
 		return nil
 	}
 	e := n.hosts.entry

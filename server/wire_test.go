@@ -221,3 +221,24 @@ func TestClusterAnswerDoesNotAllocate(t *testing.T) {
 		}
 	}
 }
+
+func TestEndpointsSharingAHostname(t *testing.T) {
+	h, _ := NewHandler(Options{Domains: []string{"cluster.local"}, TTL: 5, NegativeTTL: 5}, nil)
+	store := registry.NewStore(registry.Options{})
+	store.Subscribe(func(s *registry.Snapshot) { h.Update(s) })
+	store.UpsertService(&registry.Service{Key: registry.Key{Namespace: "ns", Name: "db"}, Kind: registry.KindHeadless})
+	var eps []registry.Endpoint
+	for i, host := range []string{"x", "y", "x", "x"} {
+		eps = append(eps, registry.Endpoint{Address: netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}), Hostname: host, Ready: true})
+	}
+	store.UpsertEndpointSlice(&registry.EndpointSlice{Key: registry.Key{Namespace: "ns", Name: "db-1"}, Service: "db", Endpoints: eps})
+	store.MarkSynced()
+	store.Flush()
+	for name, want := range map[string]int{"x.db.ns.svc.cluster.local.": 3, "y.db.ns.svc.cluster.local.": 1} {
+		m := new(dns.Msg)
+		m.SetQuestion(name, dns.TypeA)
+		if r := ask(t, h, m, false); len(r.Answer) != want {
+			t.Errorf("%s: %d records, want %d: %v", name, len(r.Answer), want, r.Answer)
+		}
+	}
+}
