@@ -5,7 +5,9 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/fsnotify/fsnotify"
 	"github.com/spf13/viper"
@@ -25,11 +27,24 @@ func watchConfig(ctx context.Context, ans *answerer, log *slog.Logger) {
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	if path := configPath(os.Args[1:]); path != "" {
+	path := configPath(os.Args[1:])
+	// A file written in place sends several events (truncate, write): wait
+	// for them to settle before reading, so a half-written file is never
+	// taken for the new configuration.
+	var mu sync.Mutex
+	var settle *time.Timer
+	if path != "" {
 		w := viper.New()
 		w.SetConfigFile(path)
 		if err := w.ReadInConfig(); err == nil {
-			w.OnConfigChange(func(e fsnotify.Event) { trigger("file " + e.Name) })
+			w.OnConfigChange(func(e fsnotify.Event) {
+				mu.Lock()
+				defer mu.Unlock()
+				if settle != nil {
+					settle.Stop()
+				}
+				settle = time.AfterFunc(200*time.Millisecond, func() { trigger("file " + e.Name) })
+			})
 			w.WatchConfig()
 		}
 	}
@@ -42,6 +57,10 @@ func watchConfig(ctx context.Context, ans *answerer, log *slog.Logger) {
 			case <-hup:
 				trigger("SIGHUP")
 			case why := <-reload:
+				if st, err := os.Stat(path); path != "" && err == nil && st.Size() == 0 {
+					log.Error("configuration refused, running one kept", "trigger", why, "err", "config file "+path+" is empty")
+					continue
+				}
 				next, err := loadConfig(os.Args[1:])
 				if err != nil {
 					log.Error("configuration refused, running one kept", "trigger", why, "err", err)
