@@ -263,8 +263,9 @@ func exampleQueries(t *testing.T, manifest []byte) []query {
 
 var soaSerial = regexp.MustCompile(`(IN\s+SOA\s+\S+\s+\S+\s+)\d+`)
 
-// normalize renders a reply for comparison: rcode, flags and every section
-// in order, with SOA serials zeroed (each server numbers its own versions).
+// normalize renders a reply for comparison: rcode, flags and every
+// section, with SOA serials zeroed (each server numbers its own versions)
+// and the records of a section sorted (address runs rotate per query).
 func normalize(a *answer) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "status %s flags %v\n", a.status, a.flags)
@@ -273,9 +274,12 @@ func normalize(a *answer) string {
 		rrs  []dns.RR
 	}{{"answer", a.answer}, {"authority", a.authority}, {"additional", a.additional}} {
 		fmt.Fprintf(&b, "%s:\n", sec.name)
+		var lines []string
 		for _, rr := range sec.rrs {
-			b.WriteString(soaSerial.ReplaceAllString(rr.String(), "${1}0") + "\n")
+			lines = append(lines, soaSerial.ReplaceAllString(rr.String(), "${1}0"))
 		}
+		slices.Sort(lines)
+		b.WriteString(strings.Join(lines, "\n") + "\n")
 	}
 	return b.String()
 }
