@@ -110,7 +110,7 @@ func readmeKeys(t testing.TB) map[string]bool {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	row := regexp.MustCompile("^\\| `([a-z_]+)` \\|")
+	row := regexp.MustCompile("^\\| `([a-z_]+)`( \\*restart\\*)? \\|")
 	keys := map[string]bool{}
 	in := false
 	sc := bufio.NewScanner(f)
