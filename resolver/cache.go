@@ -119,7 +119,7 @@ func (c *Cache) Put(key string, m *dns.Msg) bool {
 		}
 	}
 	m.Compress = true
-	wire, err := m.Pack()
+	wire, err := packChecked(m)
 	if err != nil {
 		return false
 	}

@@ -258,7 +258,7 @@ func (f *Forwarder) Resolve(q Question, done func(resp []byte)) {
 // resolve asks upstream once per key at a time; on failure it falls back
 // to a stale cached answer.
 func (f *Forwarder) resolve(ctx context.Context, q *Question, key string) []byte {
-	v, err, _ := f.flight.Do(key, func() (any, error) {
+	v, err, shared := f.flight.Do(key, func() (any, error) {
 		m, err := f.exchange(ctx, q)
 		if err != nil {
 			return nil, err
@@ -266,9 +266,13 @@ func (f *Forwarder) resolve(ctx context.Context, q *Question, key string) []byte
 		m.Extra = stripOPT(m.Extra)
 		m.Compress = true // smaller, and address records point at one owner (the server can reorder them)
 		f.cache.Put(key, m)
-		return m.Pack()
+		return packChecked(m)
 	})
 	if err == nil {
+		if shared {
+			// Every caller patches its copy (ID, question spelling).
+			return append([]byte(nil), v.([]byte)...)
+		}
 		return v.([]byte)
 	}
 	if resp, hit := f.cache.Get(key, nil); hit == Stale {

@@ -55,6 +55,7 @@ func (a *answerer) build(cfg *config) (h *server.Handler, unsub func(), stopFwd 
 		Pods:          cfg.Pods,
 		DNSService:    cfg.DNSService,
 		RecursionFrom: cfg.RecursionFrom,
+		TransferFrom:  cfg.TransferFrom,
 		Autopath:      cfg.Autopath,
 		AnswerOrder:   cfg.AnswerOrder,
 		ZoneOrder:     cfg.ZoneOrder,
@@ -161,6 +162,9 @@ func restartOnly(old, next *config) []string {
 	check("metrics_listen", old.MetricsListen != next.MetricsListen)
 	check("log_level", old.LogLevel != next.LogLevel)
 	check("log_format", old.LogFormat != next.LogFormat)
+	check("max_tcp_conns", old.MaxTCPConns != next.MaxTCPConns)
+	check("tcp_idle_timeout", old.TCPIdleTimeout != next.TCPIdleTimeout)
+	check("rrl_*", old.RRL != next.RRL)
 	return keys
 }
 

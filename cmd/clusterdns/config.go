@@ -61,6 +61,13 @@ type config struct {
 	Autopath       bool
 	QueryLog       bool
 	QueryLogSample int
+
+	// Limits under load and hostile input.
+	MaxTCPConns        int           // concurrent TCP connections
+	TCPIdleTimeout     time.Duration // a TCP connection silent this long is closed
+	MaxForwardInFlight int           // forwarded queries at once; beyond: SERVFAIL
+	RRL                server.RRLOptions
+	TransferFrom       []netip.Prefix // clients allowed to ask AXFR/IXFR (not implemented: NOTIMP)
 }
 
 // Where the cluster comes from (key source).
@@ -120,6 +127,13 @@ var settings = []setting{
 	{"namespaces", "serve only these namespaces (comma-separated; Kubernetes source); empty serves all", []string{}},
 	{"sync_timeout", "longest wait for the first full view of the cluster (Kubernetes source), during which cluster names answer SERVFAIL; then what is loaded is served; 0 waits for ever", "30s"},
 	{"health_listen", "address of the HTTP endpoints /healthz and /ready (host:port); empty disables them", defaultHealthListen},
+	{"max_tcp_conns", "concurrent DNS-over-TCP connections at most; more are closed at once", 1024},
+	{"tcp_idle_timeout", "a TCP connection that sends no complete query for this long is closed", "10s"},
+	{"max_forward_in_flight", "forwarded queries waiting for an upstream at most; beyond, SERVFAIL", 1000},
+	{"rrl_responses_per_second", "response rate limiting on UDP: responses per second per client network (/24, /56) and answer; 0 turns it off", 0},
+	{"rrl_slip", "with rate limiting, every Nth response over the limit is sent truncated (TC=1) instead of dropped; 0 drops them all", 2},
+	{"rrl_window", "with rate limiting, how long a client that went over the limit stays limited at most", "15s"},
+	{"transfer_from", "client networks allowed to ask zone transfers (AXFR/IXFR, not implemented: NOTIMP); others get REFUSED", []string{}},
 }
 
 func flagName(key string) string { return strings.ReplaceAll(key, "_", "-") }
@@ -284,7 +298,51 @@ func parseConfig(v *viper.Viper) (*config, error) {
 			return nil, fmt.Errorf("health_listen %q: want host:port, or empty to disable: %w", c.HealthListen, err)
 		}
 	}
+	if err := parseLimits(v, c); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+// parseLimits reads the keys that bound the server under load and hostile
+// input: TCP connections, forwarded queries in flight, response rate
+// limiting and the zone transfer ACL.
+func parseLimits(v *viper.Viper, c *config) error {
+	var err error
+	if c.MaxTCPConns, err = intValue(v, "max_tcp_conns", 1, 1_000_000); err != nil {
+		return err
+	}
+	if c.MaxForwardInFlight, err = intValue(v, "max_forward_in_flight", 1, 1_000_000); err != nil {
+		return err
+	}
+	if c.RRL.ResponsesPerSecond, err = intValue(v, "rrl_responses_per_second", 0, 1_000_000); err != nil {
+		return err
+	}
+	if c.RRL.Slip, err = intValue(v, "rrl_slip", 0, 10); err != nil {
+		return err
+	}
+	for _, d := range []struct {
+		key string
+		dst *time.Duration
+	}{{"tcp_idle_timeout", &c.TCPIdleTimeout}, {"rrl_window", &c.RRL.Window}} {
+		s := v.GetString(d.key)
+		if *d.dst, err = time.ParseDuration(s); err != nil || *d.dst < time.Millisecond || *d.dst > time.Hour {
+			return fmt.Errorf("%s %q: want a duration from 1ms to 1h, such as 10s", d.key, s)
+		}
+	}
+	for _, cidr := range v.GetStringSlice("transfer_from") {
+		for _, part := range strings.Split(cidr, ",") {
+			if part = strings.TrimSpace(part); part == "" {
+				continue
+			}
+			p, err := netip.ParsePrefix(part)
+			if err != nil {
+				return fmt.Errorf("transfer_from %q: want a network such as 10.0.0.0/8", part)
+			}
+			c.TransferFrom = append(c.TransferFrom, p)
+		}
+	}
+	return nil
 }
 
 func ttlValue(v *viper.Viper, key string) (uint32, error) {

@@ -108,7 +108,15 @@ func run(ctx context.Context, cfg *config) error {
 	if err := ans.start(ctx, cfg); err != nil {
 		return err
 	}
-	ms, err := startMetrics(cfg, newRegistry(metrics, fwdMetrics), log)
+	rrl, err := server.NewRRL(cfg.RRL)
+	if err != nil {
+		return err
+	}
+	reg := newRegistry(metrics, fwdMetrics)
+	if rrl != nil {
+		reg.MustRegister(rrl)
+	}
+	ms, err := startMetrics(cfg, reg, log)
 	if err != nil {
 		return err
 	}
@@ -117,7 +125,8 @@ func run(ctx context.Context, cfg *config) error {
 	if err != nil {
 		return err
 	}
-	l, err := server.Listen(ans.handler(), server.ListenOptions{Addr: cfg.Listen, UDPSockets: cfg.UDPSockets}, log)
+	l, err := server.Listen(ans.handler(), server.ListenOptions{Addr: cfg.Listen, UDPSockets: cfg.UDPSockets,
+		MaxTCPConns: cfg.MaxTCPConns, TCPIdleTimeout: cfg.TCPIdleTimeout, RRL: rrl}, log)
 	if err != nil {
 		if hs != nil {
 			hs.Close()
@@ -222,6 +231,7 @@ func newForwarder(cfg *config, log *slog.Logger, metrics *resolver.Metrics) (*re
 		StubDomains: cfg.StubDomains,
 		Policy:      cfg.UpstreamPolicy,
 		Timeout:     cfg.ForwardTimeout,
+		MaxInFlight: cfg.MaxForwardInFlight,
 		Cache: resolver.CacheOptions{
 			MaxEntries:  cfg.CacheSize,
 			MaxTTL:      cfg.CacheMaxTTL,

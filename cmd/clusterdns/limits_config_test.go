@@ -1,0 +1,45 @@
+package main
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLimitKeys(t *testing.T) {
+	c, err := loadConfig(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MaxTCPConns != 1024 || c.TCPIdleTimeout != 10*time.Second || c.MaxForwardInFlight != 1000 ||
+		c.RRL.ResponsesPerSecond != 0 || c.RRL.Slip != 2 || c.RRL.Window != 15*time.Second || len(c.TransferFrom) != 0 {
+		t.Fatalf("defaults: %+v", c)
+	}
+	file := writeConfig(t, "max_tcp_conns: 16\ntcp_idle_timeout: 3s\nmax_forward_in_flight: 50\n"+
+		"rrl_responses_per_second: 20\nrrl_slip: 3\nrrl_window: 5s\ntransfer_from: [192.0.2.0/24, '2001:db8::/32']\n")
+	c, err = loadConfig([]string{"--config", file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MaxTCPConns != 16 || c.TCPIdleTimeout != 3*time.Second || c.MaxForwardInFlight != 50 ||
+		c.RRL.ResponsesPerSecond != 20 || c.RRL.Slip != 3 || c.RRL.Window != 5*time.Second ||
+		len(c.TransferFrom) != 2 || c.TransferFrom[0] != netip.MustParsePrefix("192.0.2.0/24") {
+		t.Fatalf("from the file: %+v", c)
+	}
+	for _, bad := range []struct{ args []string }{
+		{[]string{"--max-tcp-conns", "0"}},
+		{[]string{"--tcp-idle-timeout", "forever"}},
+		{[]string{"--tcp-idle-timeout", "0s"}},
+		{[]string{"--max-forward-in-flight", "-1"}},
+		{[]string{"--rrl-responses-per-second", "-5"}},
+		{[]string{"--rrl-slip", "11"}},
+		{[]string{"--rrl-window", "2h"}},
+		{[]string{"--transfer-from", "10.0.0.0/33"}},
+	} {
+		key := strings.ReplaceAll(strings.TrimPrefix(bad.args[0], "--"), "-", "_")
+		if _, err := loadConfig(bad.args); err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%v: error %v, want it to name %s", bad.args, err, key)
+		}
+	}
+}

@@ -1,0 +1,24 @@
+package resolver
+
+import (
+	"fmt"
+
+	"github.com/miekg/dns"
+)
+
+// packChecked packs m and makes sure the result unpacks again. miekg/dns
+// unpacks some malformed records it then packs into bytes it cannot read
+// (an SOA with an empty RDATA packs two missing names): an upstream reply
+// that does not survive the round trip is an upstream failure, never a
+// cached or forwarded answer a client cannot parse.
+func packChecked(m *dns.Msg) ([]byte, error) {
+	wire, err := m.Pack()
+	if err != nil {
+		return nil, fmt.Errorf("pack reply: %w", err)
+	}
+	var check dns.Msg
+	if err := check.Unpack(wire); err != nil {
+		return nil, fmt.Errorf("reply does not survive packing: %w", err)
+	}
+	return wire, nil
+}
