@@ -76,10 +76,18 @@ func (f *FileSource) Load() error {
 	seen := map[string]bool{}
 	changed := false
 	for _, e := range entries {
-		if e.IsDir() || !IsClusterFile(e.Name()) || strings.HasPrefix(e.Name(), ".") {
+		if !IsClusterFile(e.Name()) || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
 		name := e.Name()
+		if e.IsDir() {
+			if _, had := f.files[name]; had {
+				// A file replaced by a folder is unreadable, not removed.
+				seen[name] = true
+				errs = append(errs, fmt.Errorf("%s: is a folder now, last good contents kept", f.path(name)))
+			}
+			continue
+		}
 		seen[name] = true
 		data, err := fs.ReadFile(f.fsys, name)
 		if err != nil {

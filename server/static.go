@@ -60,7 +60,15 @@ func (zf *ZoneFiles) load(order func(origin string) lb.Policy) (idx *staticIndex
 	var errs []error
 	seen := map[string]bool{}
 	for _, e := range entries {
-		if e.IsDir() || !IsZoneFile(e.Name()) || strings.HasPrefix(e.Name(), ".") {
+		if !IsZoneFile(e.Name()) || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		if e.IsDir() {
+			if _, had := zf.files[e.Name()]; had {
+				// A file replaced by a folder is unreadable, not removed.
+				seen[e.Name()] = true
+				errs = append(errs, fmt.Errorf("%s: is a folder now, last good contents kept", path.Join(zf.where, e.Name())))
+			}
 			continue
 		}
 		seen[e.Name()] = true

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -28,6 +29,23 @@ func Watch(ctx context.Context, log *slog.Logger, dir string, debounce, poll tim
 	defer w.Close()
 	if err := w.Add(dir); err != nil {
 		return fmt.Errorf("watch %s: %w", dir, err)
+	}
+	// The folder itself may be deleted or renamed away and come back (a new
+	// inode the watch does not follow): the poll notices and watches the
+	// new one, so events, not only the poll, keep working.
+	watched, _ := os.Stat(dir)
+	rewatch := func() {
+		st, err := os.Stat(dir)
+		if err != nil || (watched != nil && os.SameFile(st, watched)) {
+			return
+		}
+		_ = w.Remove(dir) // the old inode's watch, if inotify has not dropped it
+		if err := w.Add(dir); err != nil {
+			log.Warn("file watch", "dir", dir, "err", err)
+			return
+		}
+		watched = st
+		log.Info("folder replaced, watching the new one", "dir", dir)
 	}
 	var timer <-chan time.Time
 	var tick <-chan time.Time
@@ -55,6 +73,7 @@ func Watch(ctx context.Context, log *slog.Logger, dir string, debounce, poll tim
 			timer = nil
 			fn()
 		case <-tick:
+			rewatch()
 			fn()
 		}
 	}

@@ -1,0 +1,287 @@
+package faults
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+const modulePath = "github.com/clusterdns/clusterdns"
+
+var (
+	// repoRoot is the module's root folder.
+	repoRoot string
+	// serverBin is ./cmd/clusterdns, built once by TestMain.
+	serverBin string
+)
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		fmt.Println("faults: skipped in -short mode (they build and start the server)")
+		os.Exit(0)
+	}
+	root, err := findRepoRoot()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "faults:", err)
+		os.Exit(1)
+	}
+	repoRoot = root
+	tmp, err := os.MkdirTemp("", "clusterdns-faults-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "faults:", err)
+		os.Exit(1)
+	}
+	serverBin = filepath.Join(tmp, "clusterdns")
+	build := exec.Command("go", "build", "-o", serverBin, "./cmd/clusterdns")
+	build.Dir = repoRoot
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "faults: go build ./cmd/clusterdns failed: %v\n%s", err, out)
+		os.RemoveAll(tmp)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(tmp)
+	os.Exit(code)
+}
+
+func findRepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil {
+			sc := bufio.NewScanner(bytes.NewReader(data))
+			for sc.Scan() {
+				if f := strings.Fields(sc.Text()); len(f) == 2 && f[0] == "module" && f[1] == modulePath {
+					return dir, nil
+				}
+			}
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod of %s above the working folder", modulePath)
+		}
+		dir = parent
+	}
+}
+
+// logBuffer collects a process's output; safe for concurrent use.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// proc is one clusterdns process.
+type proc struct {
+	addr  string // DNS host:port
+	netns string
+	cmd   *exec.Cmd
+	log   *logBuffer
+	done  chan struct{}
+	once  sync.Once
+}
+
+// freePort returns a port free on 127.0.0.1 for UDP and TCP.
+func freePort(t testing.TB) int {
+	t.Helper()
+	for range 50 {
+		u, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := u.LocalAddr().(*net.UDPAddr).Port
+		l, err := net.Listen("tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		u.Close()
+		if err == nil {
+			l.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port on 127.0.0.1")
+	return 0
+}
+
+// cleanEnv drops CLUSTERDNS_* from the environment: only the test's flags
+// configure the server.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "CLUSTERDNS_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// startServer starts clusterdns on a free loopback port with args (which
+// must turn forwarding off or point it at a loopback upstream) and waits
+// until probe answers. The health and metrics endpoints are off unless
+// args set them.
+func startServer(t testing.TB, probe string, args ...string) *proc {
+	t.Helper()
+	for attempt := 0; ; attempt++ {
+		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		p := launch(t, "", addr, append([]string{"--listen", addr, "--health-listen=", "--metrics-listen="}, args...))
+		err := p.waitReady(probe, 30*time.Second)
+		if err == nil {
+			return p
+		}
+		p.stop()
+		if attempt < 2 && strings.Contains(p.log.String(), "address already in use") {
+			continue
+		}
+		t.Fatalf("clusterdns did not come up: %v\n%s", err, p.log.String())
+	}
+}
+
+// launch starts the binary (inside netns when set) without waiting.
+func launch(t testing.TB, netns, addr string, args []string) *proc {
+	t.Helper()
+	if !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--upstreams") }) {
+		t.Fatal("test servers must set --upstreams (off, or a loopback server of the test)")
+	}
+	name, argv := serverBin, args
+	if netns != "" {
+		name, argv = "ip", append([]string{"netns", "exec", netns, serverBin}, args...)
+	}
+	p := &proc{addr: addr, netns: netns, log: &logBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(name, argv...)
+	p.cmd.Env = cleanEnv()
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.stop()
+		if t.Failed() {
+			out := p.log.String()
+			if len(out) > 32<<10 {
+				out = "[...]\n" + out[len(out)-32<<10:]
+			}
+			t.Logf("clusterdns %s log:\n%s", strings.Join(args, " "), out)
+		}
+	})
+	return p
+}
+
+// stop kills the process this test started and reaps it.
+func (p *proc) stop() {
+	p.once.Do(func() {
+		select {
+		case <-p.done:
+			return
+		default:
+		}
+		_ = p.cmd.Process.Kill()
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+		}
+	})
+}
+
+func (p *proc) waitReady(probe string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		select {
+		case <-p.done:
+			return errors.New("exited")
+		default:
+		}
+		r, err := p.ask(probe, dns.TypeA, "udp")
+		if err == nil && r.Rcode == dns.RcodeSuccess && len(r.Answer) > 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no answer to %s within %s: %v %v", probe, timeout, r, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// ask queries the server (from the test's namespace) over netw.
+func (p *proc) ask(name string, qtype uint16, netw string) (*dns.Msg, error) {
+	c := &dns.Client{Net: netw, Timeout: 2 * time.Second}
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(name), qtype)
+	r, _, err := c.Exchange(m, p.addr)
+	return r, err
+}
+
+// mustAsk queries and fails the test without an answer.
+func (p *proc) mustAsk(t testing.TB, name string, qtype uint16) *dns.Msg {
+	t.Helper()
+	r, err := p.ask(name, qtype, "udp")
+	if err != nil {
+		t.Fatalf("%s %s: %v", name, dns.TypeToString[qtype], err)
+	}
+	return r
+}
+
+// runCmd runs a command with a timeout and returns its combined output.
+func runCmd(timeout time.Duration, name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+// copyZones copies the example cluster (zones/*.yaml, *.zone) into a new
+// folder and returns it.
+func copyZones(t testing.TB, dst string) {
+	t.Helper()
+	src := filepath.Join(repoRoot, "zones")
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if ext := filepath.Ext(e.Name()); e.IsDir() || (ext != ".yaml" && ext != ".zone") {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
