@@ -1,0 +1,386 @@
+package kube
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+
+	"github.com/clusterdns/clusterdns/internal/testenv"
+	"github.com/clusterdns/clusterdns/registry"
+	dnsserver "github.com/clusterdns/clusterdns/server"
+)
+
+// The benchmarks are tests that run only with CLUSTERDNS_BENCH=1 (they
+// take minutes and measure rather than check):
+//
+//	CLUSTERDNS_BENCH=1 go test -count=1 -v -timeout 30m -run Bench ./test/kube/
+//
+// TestBenchPropagation: the time from an API write (an EndpointSlice
+// update) to the changed DNS answer, over 500 changes, on a small cluster.
+// TestBenchScale: 10,000 services and 100,000 endpoints (1,000 headless
+// services with one slice of 100 endpoints, 9,000 ClusterIP services): the
+// initial sync time and the server's RSS, then the propagation of endpoint
+// changes with all of it loaded. CLUSTERDNS_BENCH_SERVICES scales it down
+// (e.g. 1000 for 1,000 services and 10,000 endpoints).
+
+func requireBench(t *testing.T) {
+	t.Helper()
+	if os.Getenv("CLUSTERDNS_BENCH") != "1" {
+		t.Skip("benchmark: set CLUSTERDNS_BENCH=1 to run it")
+	}
+}
+
+// benchClient is a clientset with client-side rate limits raised, speaking
+// protobuf, for writing many objects at once.
+func benchClient(t *testing.T, api *testenv.APIServer) kubernetes.Interface {
+	t.Helper()
+	rc := api.RESTConfig()
+	rc.QPS, rc.Burst = 5000, 10000
+	rc.ContentType = "application/vnd.kubernetes.protobuf"
+	rc.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+	c, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestBenchPropagation(t *testing.T) {
+	requireBench(t)
+	api := startAPI(t)
+	k := &cluster{t: t, c: benchClient(t, api)}
+	k.namespace("bench")
+	k.createService(headlessService("bench", "prop", tcpPort("http", 80)))
+	sl := k.createSlice(slice("bench", "prop-1", "prop", discoveryv1.AddressTypeIPv4,
+		[]discoveryv1.EndpointPort{slicePort("http", 80)}, endpoint("10.200.0.1", "", true)))
+	s := startServer(t, kubeArgs(api)...)
+	s.waitReady(t, 60*time.Second)
+	s.waitData(t, "prop.bench.svc.cluster.local", "A", "10.200.0.1")
+
+	r := measurePropagation(t, k, s, sl, "prop.bench.svc.cluster.local", 500)
+	t.Logf("propagation, API write → changed DNS answer, %d endpoint changes on a %s cluster:\n%s",
+		len(r.total), "1-service", r)
+}
+
+// propagation holds the latencies of a series of changes.
+type propagation struct {
+	total, write []time.Duration // write: the Update call alone
+	index        []time.Duration // the server's own "cluster index built" times
+	snapshot     []time.Duration // the server's own "snapshot published" times
+}
+
+func (p *propagation) String() string {
+	var b strings.Builder
+	line := func(what string, d []time.Duration) {
+		if len(d) == 0 {
+			return
+		}
+		fmt.Fprintf(&b, "  %-44s n=%-4d p50 %-9v p90 %-9v p99 %-9v max %v\n", what, len(d),
+			pct(d, 50), pct(d, 90), pct(d, 99), pct(d, 100))
+	}
+	line("API write → DNS answer changed", p.total)
+	line("  of which the API write (Update call)", p.write)
+	line("server: Store.Flush, index build included", p.snapshot)
+	line("server: cluster index build (Handler.Update)", p.index)
+	return b.String()
+}
+
+func pct(d []time.Duration, p int) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	i := (len(s)*p + 99) / 100
+	i = min(max(i-1, 0), len(s)-1)
+	return s[i].Round(10 * time.Microsecond)
+}
+
+// measurePropagation updates the first endpoint's address of sl n times,
+// each time timing from just before the Update call until a DNS query of
+// name (over a kept UDP socket, polled every 200 µs) returns the new
+// address. It also collects the server's debug timings of those changes.
+func measurePropagation(t *testing.T, k *cluster, s *server, sl *discoveryv1.EndpointSlice, name string, n int) *propagation {
+	t.Helper()
+	c := &dns.Client{Net: "udp", Timeout: time.Second}
+	conn, err := c.Dial(s.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	q := new(dns.Msg)
+	q.SetQuestion(dns.Fqdn(name), dns.TypeA)
+	q.SetEdns0(4096, false) // 100 addresses do not fit in 512 bytes
+	has := func(ip string) bool {
+		r, _, err := c.ExchangeWithConn(q, conn)
+		if err != nil {
+			return false
+		}
+		for _, rr := range r.Answer {
+			if a, ok := rr.(*dns.A); ok && a.A.String() == ip {
+				return true
+			}
+		}
+		return false
+	}
+	logOff := len(s.out.String())
+	res := &propagation{}
+	ctx := context.Background()
+	for i := range n {
+		ip := fmt.Sprintf("10.201.%d.%d", i/250, i%250+1)
+		sl.Endpoints[0].Addresses = []string{ip}
+		start := time.Now()
+		got, err := k.c.DiscoveryV1().EndpointSlices(sl.Namespace).Update(ctx, sl, metav1.UpdateOptions{})
+		if err != nil {
+			t.Fatalf("change %d: %v", i, err)
+		}
+		res.write = append(res.write, time.Since(start))
+		sl = got
+		deadline := start.Add(30 * time.Second)
+		for !has(ip) {
+			if time.Now().After(deadline) {
+				t.Fatalf("change %d (%s) not answered within 30 s", i, ip)
+			}
+			time.Sleep(200 * time.Microsecond)
+		}
+		res.total = append(res.total, time.Since(start))
+	}
+	time.Sleep(200 * time.Millisecond) // let the last log lines land
+	logs := s.out.String()[logOff:]
+	res.snapshot = tookOf(logs, "snapshot published")
+	res.index = tookOf(logs, "cluster index built")
+	return res
+}
+
+var tookRe = regexp.MustCompile(`took=(\S+)`)
+
+// tookOf returns the took= durations of the debug lines with msg.
+func tookOf(logs, msg string) []time.Duration {
+	var out []time.Duration
+	sc := bufio.NewScanner(strings.NewReader(logs))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.Contains(line, `msg="`+msg+`"`) {
+			continue
+		}
+		if m := tookRe.FindStringSubmatch(line); m != nil {
+			if d, err := time.ParseDuration(m[1]); err == nil {
+				out = append(out, d)
+			}
+		}
+	}
+	return out
+}
+
+func TestBenchScale(t *testing.T) {
+	requireBench(t)
+	services := 10000
+	if v := os.Getenv("CLUSTERDNS_BENCH_SERVICES"); v != "" {
+		var err error
+		if services, err = strconv.Atoi(v); err != nil || services < 100 || services%100 != 0 {
+			t.Fatalf("CLUSTERDNS_BENCH_SERVICES=%q: want a multiple of 100", v)
+		}
+	}
+	const (
+		namespaces   = 10
+		perSlice     = 100
+		headlessEach = 10 // one service in ten is headless, with one full slice
+	)
+	api := startAPI(t)
+	k := &cluster{t: t, c: benchClient(t, api)}
+	for n := range namespaces {
+		k.namespace(fmt.Sprintf("scale-%d", n))
+	}
+
+	// Write the cluster with 16 concurrent clients' worth of requests.
+	start := time.Now()
+	type job struct {
+		svc *corev1.Service
+		sl  *discoveryv1.EndpointSlice
+	}
+	jobs := make(chan job)
+	var created, failed atomic.Int64
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	for range 16 {
+		wg.Go(func() {
+			ctx := context.Background()
+			for j := range jobs {
+				_, err := k.c.CoreV1().Services(j.svc.Namespace).Create(ctx, j.svc, metav1.CreateOptions{})
+				if err == nil && j.sl != nil {
+					_, err = k.c.DiscoveryV1().EndpointSlices(j.sl.Namespace).Create(ctx, j.sl, metav1.CreateOptions{})
+				}
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				created.Add(1)
+			}
+		})
+	}
+	endpoints := 0
+	for i := range services {
+		ns := fmt.Sprintf("scale-%d", i%namespaces)
+		name := fmt.Sprintf("svc-%05d", i)
+		j := job{svc: clusterIPService(ns, name, tcpPort("http", 80))}
+		if i%headlessEach == 0 {
+			j.svc = headlessService(ns, name, tcpPort("http", 80))
+			h := i / headlessEach
+			var eps []discoveryv1.Endpoint
+			for e := range perSlice {
+				ep := endpoint(fmt.Sprintf("10.%d.%d.%d", 64+h/256, h%256, e+1), "", true)
+				ep.NodeName = ptr.To(fmt.Sprintf("node-%02d", (h+e)%50))
+				ep.Zone = ptr.To([]string{"zone-a", "zone-b", "zone-c"}[e%3])
+				ep.TargetRef = &corev1.ObjectReference{Kind: "Pod", Namespace: ns, Name: fmt.Sprintf("%s-%d", name, e),
+					UID: "3f1b0c6e-0000-4000-8000-000000000000"}
+				eps = append(eps, ep)
+			}
+			j.sl = slice(ns, name+"-abcde", name, discoveryv1.AddressTypeIPv4, []discoveryv1.EndpointPort{slicePort("http", 8080)}, eps...)
+			j.sl.Labels["endpointslice.kubernetes.io/managed-by"] = "endpointslice-controller.k8s.io"
+			endpoints += perSlice
+		}
+		jobs <- j
+	}
+	close(jobs)
+	wg.Wait()
+	if failed.Load() > 0 {
+		t.Fatalf("%d services failed to be created; first error: %v", failed.Load(), firstErr.Load())
+	}
+	t.Logf("wrote %d services (%d headless) and %d endpoints in slices of %d in %v",
+		created.Load(), services/headlessEach, endpoints, perSlice, time.Since(start).Round(time.Millisecond))
+
+	// Initial sync: start the server now that the API holds everything.
+	serverBinary(t) // built before the clock starts
+	start = time.Now()
+	s := startServer(t, kubeArgs(api, "--sync-timeout", "0")...)
+	up := time.Since(start)
+	for s.ready() != http.StatusOK {
+		if time.Since(start) > 10*time.Minute {
+			t.Fatal("not ready within 10 minutes")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ready := time.Since(start)
+	synced := tookOf(s.out.String(), "synced with the API server")
+	rss, hwm := procMemory(t, s.cmd.Process.Pid)
+	t.Logf("initial sync: process answering DNS (SERVFAIL) after %v, /ready after %v (the source's own sync: %v); RSS %d MiB, peak %d MiB",
+		up.Round(time.Millisecond), ready.Round(time.Millisecond), synced, rss>>20, hwm>>20)
+	last := fmt.Sprintf("svc-%05d.scale-%d.svc.cluster.local", services-1, (services-1)%namespaces)
+	s.waitDig(t, propagate, last, "A", "an address", func(a *answer) bool { return a.status == "NOERROR" && len(a.answer) == 1 })
+	first := "svc-00000.scale-0.svc.cluster.local"
+	s.waitDig(t, propagate, first, "A", "100 addresses", func(a *answer) bool { return len(a.answer) == perSlice })
+	time.Sleep(10 * time.Second)
+	rss, hwm = procMemory(t, s.cmd.Process.Pid)
+	t.Logf("10 s later: RSS %d MiB, peak %d MiB", rss>>20, hwm>>20)
+
+	// One endpoint change at a time with everything loaded.
+	sl, err := k.c.DiscoveryV1().EndpointSlices("scale-0").Get(context.Background(), "svc-00000-abcde", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 100
+	r := measurePropagation(t, k, s, sl, first, n)
+	rss, hwm = procMemory(t, s.cmd.Process.Pid)
+	t.Logf("propagation with %d services and %d endpoints loaded, %d endpoint changes:\n%s  RSS after: %d MiB, peak %d MiB",
+		services, endpoints, n, r, rss>>20, hwm>>20)
+	s.stop()
+	memoryBreakdown(t, api)
+}
+
+// memoryBreakdown measures, in this process and against the same API
+// server, the live heap of: plain informers on services and slices (no
+// transform, what a naive source would hold); the KubeSource with its
+// Store and first snapshot; and that plus the server's cluster index.
+func memoryBreakdown(t *testing.T, api *testenv.APIServer) {
+	heap := func() int64 {
+		runtime.GC()
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return int64(m.HeapAlloc)
+	}
+	quiet := slog.New(slog.DiscardHandler)
+	rc := api.RESTConfig()
+	rc.ContentType = "application/vnd.kubernetes.protobuf"
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	base := heap()
+	ctx, cancel := context.WithCancel(context.Background())
+	f := informers.NewSharedInformerFactory(client, 0)
+	f.Core().V1().Services().Informer()
+	f.Discovery().V1().EndpointSlices().Informer()
+	f.Start(ctx.Done())
+	f.WaitForCacheSync(ctx.Done())
+	raw := heap() - base
+	cancel()
+	f.Shutdown()
+	f = nil
+
+	base = heap()
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	store := registry.NewStore(registry.Options{Logger: quiet})
+	src := registry.NewKubeSource(client, store, registry.KubeOptions{Logger: quiet})
+	go src.Run(ctx)
+	for !src.Synced() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	withStore := heap() - base
+	h, err := dnsserver.NewHandler(dnsserver.Options{Domains: []string{"cluster.local"}, TTL: 5, NegativeTTL: 5}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Update(store.Snapshot()); err != nil {
+		t.Fatal(err)
+	}
+	withIndex := heap() - base
+	runtime.KeepAlive(h)
+	t.Logf("live heap after GC, in-process: plain informers (services+slices, no transform) %d MiB; "+
+		"KubeSource (informers caching the model) + Store + snapshot %d MiB; plus the server's cluster index %d MiB (index alone %d MiB)",
+		raw>>20, withStore>>20, withIndex>>20, (withIndex-withStore)>>20)
+}
+
+// procMemory returns a process's resident set size and its peak, in bytes.
+func procMemory(t *testing.T, pid int) (rss, hwm int64) {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "VmRSS:":
+			rss = kb << 10
+		case "VmHWM:":
+			hwm = kb << 10
+		}
+	}
+	return rss, hwm
+}
