@@ -31,6 +31,10 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if spec := os.Getenv(clientEnv); spec != "" {
+		// The test binary run as a DNS client inside a network namespace.
+		os.Exit(clientMain(spec))
+	}
 	flag.Parse()
 	if testing.Short() {
 		fmt.Println("faults: skipped in -short mode (they build and start the server)")
