@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"regexp"
 	"runtime"
@@ -352,14 +353,33 @@ func memoryBreakdown(t *testing.T, api *testenv.APIServer) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	start := time.Now()
 	if err := h.Update(store.Snapshot()); err != nil {
 		t.Fatal(err)
 	}
+	fullBuild := time.Since(start)
 	withIndex := heap() - base
-	runtime.KeepAlive(h)
 	t.Logf("live heap after GC, in-process: plain informers (services+slices, no transform) %d MiB; "+
 		"KubeSource (informers caching the model) + Store + snapshot %d MiB; plus the server's cluster index %d MiB (index alone %d MiB)",
 		raw>>20, withStore>>20, withIndex>>20, (withIndex-withStore)>>20)
+
+	// What one pod event costs (pods are watched with pods: verified and
+	// autopath): the store marks the snapshot Full, the handler rebuilds.
+	var podTimes []time.Duration
+	for i := range 5 {
+		p := &registry.Pod{Key: registry.Key{Namespace: "scale-0", Name: fmt.Sprintf("pod-%d", i)},
+			IPs: []netip.Addr{netip.AddrFrom4([4]byte{10, 250, 0, byte(i + 1)})}}
+		start := time.Now()
+		store.UpsertPod(p)
+		snap := store.Flush()
+		if err := h.Update(snap); err != nil {
+			t.Fatal(err)
+		}
+		podTimes = append(podTimes, time.Since(start))
+	}
+	runtime.KeepAlive(h)
+	t.Logf("in-process: first (full) index build %v; one pod added, Store.Flush + Handler.Update: %v",
+		fullBuild.Round(time.Millisecond), podTimes)
 }
 
 // procMemory returns a process's resident set size and its peak, in bytes.
