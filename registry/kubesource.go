@@ -31,7 +31,7 @@ type KubeOptions struct {
 	// informers each); empty watches the whole cluster.
 	Namespaces []string
 	// Pods also watches pods that are not finished (status.phase other
-	// than Succeeded and Failed). Only `pods: verified` needs them.
+	// than Succeeded and Failed): `pods: verified` and autopath need them.
 	Pods bool
 	// SyncTimeout bounds the wait for the first full view: when it runs
 	// out the store is marked synced anyway, so that clusterdns answers
