@@ -35,6 +35,11 @@ type ListenOptions struct {
 	// RRL limits the rate of UDP responses (nil: no limit); TCP is never
 	// limited.
 	RRL *RRL
+	// UDPBuffer is the receive and send buffer asked for each UDP socket
+	// (0: 4 MiB; the kernel caps it at net.core.rmem_max/wmem_max), so a
+	// burst or a GC pause under load queues queries instead of dropping
+	// them.
+	UDPBuffer int
 }
 
 // Listener serves a Handler over UDP and TCP on one address.
@@ -79,6 +84,9 @@ func listen(h *Handler, opt ListenOptions, log *slog.Logger) (*Listener, error) 
 	if opt.TCPIdleTimeout <= 0 {
 		opt.TCPIdleTimeout = 10 * time.Second
 	}
+	if opt.UDPBuffer <= 0 {
+		opt.UDPBuffer = 4 << 20
+	}
 	l := &Listener{opt: opt, log: log, sem: make(chan struct{}, opt.MaxTCPConns), open: map[net.Conn]struct{}{}}
 	l.h.Store(h)
 	lc := net.ListenConfig{Control: reusePort}
@@ -97,7 +105,14 @@ func listen(h *Handler, opt ListenOptions, log *slog.Logger) (*Listener, error) 
 			l.Close()
 			return nil, fmt.Errorf("listen udp %s (socket %d): %w", addr, i+1, err)
 		}
-		l.udp = append(l.udp, pc.(*net.UDPConn))
+		uc := pc.(*net.UDPConn)
+		if err := uc.SetReadBuffer(opt.UDPBuffer); err != nil {
+			log.Debug("udp receive buffer", "size", opt.UDPBuffer, "err", err)
+		}
+		if err := uc.SetWriteBuffer(opt.UDPBuffer); err != nil {
+			log.Debug("udp send buffer", "size", opt.UDPBuffer, "err", err)
+		}
+		l.udp = append(l.udp, uc)
 	}
 	return l, nil
 }
