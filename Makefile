@@ -3,7 +3,7 @@
 GO ?= go
 export PATH := /usr/local/go/bin:$(PATH)
 
-.PHONY: all build test test-deps apiserver bench vet fmt clean
+.PHONY: all build test test-deps apiserver bench soak vet fmt clean
 
 all: build
 
@@ -26,6 +26,11 @@ test: test-deps
 
 bench: test-deps
 	bash bench/run.sh
+	CLUSTERDNS_LOAD=1 $(GO) test -count=1 -run '^TestLoad$$' -v -timeout 10m ./test/faults/
+
+# 10 minutes of steady load; RSS and goroutines must stay flat.
+soak: test-deps
+	CLUSTERDNS_SOAK=1 $(GO) test -count=1 -run '^TestSoak$$' -v -timeout 20m ./test/faults/
 
 vet:
 	$(GO) vet ./...
