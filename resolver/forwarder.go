@@ -226,6 +226,7 @@ func (f *Forwarder) Cached(q *Question, out []byte) []byte {
 		qq.Key = append([]byte(nil), q.Key...)
 		qq.Wire = append([]byte(nil), q.Wire...)
 		go func() {
+			defer f.recoverPanic(&qq)
 			f.resolve(context.Background(), &qq, key)
 		}()
 		return resp
@@ -248,6 +249,7 @@ func (f *Forwarder) Resolve(q Question, done func(resp []byte)) {
 	}
 	go func() {
 		defer func() { <-f.inflight }()
+		defer f.recoverPanic(&q)
 		key := cacheKey(q.Key, q.Type, q.Class, q.DO, q.CD)
 		ctx, cancel := context.WithTimeout(context.Background(), 3*f.opt.Timeout)
 		defer cancel()

@@ -22,3 +22,12 @@ func packChecked(m *dns.Msg) ([]byte, error) {
 	}
 	return wire, nil
 }
+
+// recoverPanic, deferred on the forwarder's goroutines, turns a panic (in
+// the resolution or in the caller's done callback) into a dropped query:
+// on those goroutines nothing else would stop it from ending the process.
+func (f *Forwarder) recoverPanic(q *Question) {
+	if r := recover(); r != nil {
+		f.log.Error("panic answering a forwarded query", "q", keyString(nameOf(q.Wire), q.Type), "panic", r)
+	}
+}

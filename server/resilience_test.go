@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -294,5 +295,43 @@ func TestConcurrentIdenticalForwardedQuestionsKeepTheirIDs(t *testing.T) {
 	}
 	if q := up.Queries.Load(); q != 1 {
 		t.Logf("upstream asked %d times", q)
+	}
+}
+
+// A panic on the deferred path — after the upstream answered, on the
+// forwarder's goroutine (here: the listener's send) — drops that answer
+// only; nothing there may end the process.
+func TestPanicAnsweringAForwardedQueryDropsOnlyThatQuery(t *testing.T) {
+	up := testdns.Start(t, testdns.AnswerA("192.0.2.8", 60))
+	logs := &lockedBuffer{}
+	f, err := resolver.New(resolver.Options{Upstreams: []string{up.Addr}, Timeout: 2 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := exampleHandler(t, func(o *Options) {
+		o.Fallback = f
+		o.RecursionFrom = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	})
+	for i := range 3 {
+		m := new(dns.Msg)
+		m.SetQuestion(fmt.Sprintf("boom%d.example.org.", i), dns.TypeA)
+		req, _ := m.Pack()
+		if out := h.Respond(req, nil, netip.MustParseAddrPort("127.0.0.1:4000"), false, func([]byte) {
+			panic("test: a bug on the deferred path")
+		}); out != nil {
+			t.Fatal("answered at once")
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); strings.Count(logs.String(), "panic answering a forwarded query") < 3; {
+		if time.Now().After(deadline) {
+			t.Fatalf("panics not logged:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	m := new(dns.Msg)
+	m.SetQuestion("after.example.org.", dns.TypeA)
+	if r := askFrom(t, h, m, "127.0.0.1:4000"); len(r.Answer) != 1 {
+		t.Fatalf("after the panics: %v", r)
 	}
 }
