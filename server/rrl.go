@@ -71,8 +71,8 @@ type rrlBucket struct {
 
 // RRL is a response rate limiter for the UDP listener; make one with NewRRL
 // and pass it in ListenOptions.RRL. It is a prometheus.Collector of its
-// counts. Safe for concurrent use; Check never allocates on the common
-// path and never blocks for long.
+// counts. Safe for concurrent use; charging a response never allocates and
+// holds one of 64 striped locks for a few instructions.
 type RRL struct {
 	opt      RRLOptions
 	seed     maphash.Seed
