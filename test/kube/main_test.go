@@ -12,6 +12,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -41,7 +42,15 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	// Start building the server while the first API server starts: the
+	// build is the slowest step on a busy machine. Not when the tests will
+	// skip for lack of an API server.
+	if _, err := testenv.Binary("kube-apiserver"); err == nil && !testing.Short() {
+		go buildOnce.Do(buildServer)
+	}
 	code := m.Run()
+	buildOnce.Do(func() {}) // waits for a build still running
 	if buildDir != "" {
 		os.RemoveAll(buildDir)
 	}
@@ -53,27 +62,30 @@ func TestMain(m *testing.M) {
 // path.
 func serverBinary(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		root, err := repoRoot()
-		if err != nil {
-			buildErr = err
-			return
-		}
-		if buildDir, err = os.MkdirTemp("", "clusterdns-kube-bin-"); err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(buildDir, "clusterdns")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/clusterdns")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/clusterdns: %v\n%s", err, out)
-		}
-	})
+	buildOnce.Do(buildServer)
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
 	return binPath
+}
+
+// buildServer builds ./cmd/clusterdns into a temporary folder (buildOnce).
+func buildServer() {
+	root, err := repoRoot()
+	if err != nil {
+		buildErr = err
+		return
+	}
+	if buildDir, err = os.MkdirTemp("", "clusterdns-kube-bin-"); err != nil {
+		buildErr = err
+		return
+	}
+	binPath = filepath.Join(buildDir, "clusterdns")
+	cmd := exec.Command("go", "build", "-o", binPath, "./cmd/clusterdns")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		buildErr = fmt.Errorf("go build ./cmd/clusterdns: %v\n%s", err, out)
+	}
 }
 
 // repoRoot walks up from the working folder to this module's go.mod.
@@ -358,6 +370,45 @@ func (s *server) digTry(name, qtype string, extra ...string) (*answer, error) {
 		return nil, fmt.Errorf("dig %s: %v\n%s", strings.Join(argv, " "), err, out)
 	}
 	return a, nil
+}
+
+// digBatch asks s every query in one dig process (batch mode, -f), which
+// costs far less than a process per query; the replies come in order. A
+// query without a reply (dig gave up) is an error. dir holds the query file.
+func (s *server) digBatch(dir string, qs []query) ([]*answer, error) {
+	var lines []string
+	for _, q := range qs {
+		lines = append(lines, strings.Join(append([]string{q.name, q.qtype}, q.opts...), " "))
+	}
+	file, err := os.CreateTemp(dir, "queries-")
+	if err != nil {
+		return nil, err
+	}
+	defer file.Close()
+	if _, err := file.WriteString(strings.Join(lines, "\n") + "\n"); err != nil {
+		return nil, err
+	}
+	argv := append([]string{"@127.0.0.1", "-p", strconv.Itoa(s.port)}, digArgs...)
+	argv = append(argv, "-f", file.Name())
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "dig", argv...).CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("dig %s: %w\n%s", strings.Join(argv, " "), err, tail(string(out), 40))
+	}
+	parts := strings.Split(string(out), ";; Got answer:")
+	if len(parts)-1 != len(qs) {
+		return nil, fmt.Errorf("dig -f: %d replies for %d queries\n%s", len(parts)-1, len(qs), tail(string(out), 40))
+	}
+	var res []*answer
+	for i, part := range parts[1:] {
+		a, err := parseDig(";; Got answer:" + part)
+		if err != nil {
+			return nil, fmt.Errorf("reply %d (%s): %w", i, lines[i], err)
+		}
+		res = append(res, a)
+	}
+	return res, nil
 }
 
 func parseDig(out string) (*answer, error) {

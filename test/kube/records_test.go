@@ -19,6 +19,7 @@ import (
 // follows. One API server (dual-stack service range) and one clusterdns
 // (pods verified) serve every case; each case has its own namespace.
 func TestRecords(t *testing.T) {
+	t.Parallel()
 	api := startAPI(t, dualStackArgs...)
 	k := &cluster{t: t, c: api.Client()}
 	s := startServer(t, kubeArgs(api, "--pods", "verified")...)
@@ -239,6 +240,7 @@ func testVerifiedPods(t *testing.T, k *cluster, s *server, ns string) {
 // TestNamespacesFlag runs clusterdns with --namespaces: only those are
 // served; the others are NXDOMAIN even though they exist.
 func TestNamespacesFlag(t *testing.T) {
+	t.Parallel()
 	api := startAPI(t)
 	k := &cluster{t: t, c: api.Client()}
 	for _, ns := range []string{"alpha", "beta", "gamma"} {
