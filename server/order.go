@@ -7,6 +7,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/clusterdns/clusterdns/internal/dnswire"
 	"github.com/clusterdns/clusterdns/lb"
 )
 
@@ -51,7 +52,7 @@ func findRun(msg []byte) (start, size, n int, ok bool) {
 	off := headerLen
 	for range qd {
 		var err error
-		if off, err = skipWireName(msg, off); err != nil {
+		if off, err = dnswire.SkipName(msg, off); err != nil {
 			return 0, 0, 0, false
 		}
 		off += 4
@@ -64,7 +65,7 @@ func findRun(msg []byte) (start, size, n int, ok bool) {
 		}
 		isPtr := msg[off]&0xC0 == 0xC0
 		ptr := int(binary.BigEndian.Uint16(msg[off:]) & 0x3FFF)
-		nameEnd, err := skipWireName(msg, off)
+		nameEnd, err := dnswire.SkipName(msg, off)
 		if err != nil || nameEnd+10 > len(msg) {
 			return 0, 0, 0, false
 		}
@@ -91,24 +92,6 @@ func findRun(msg []byte) (start, size, n int, ok bool) {
 		off = end
 	}
 	return start, size, n, n >= 2
-}
-
-func skipWireName(msg []byte, off int) (int, error) {
-	for {
-		if off >= len(msg) {
-			return 0, errFormat
-		}
-		l := int(msg[off])
-		switch {
-		case l == 0:
-			return off + 1, nil
-		case l&0xC0 == 0xC0:
-			return off + 2, nil
-		case l&0xC0 != 0:
-			return 0, errFormat
-		}
-		off += 1 + l
-	}
 }
 
 // newRotation prepares the rotation of a packed answer under policy p, or
