@@ -140,6 +140,9 @@ func ConvertPod(p *corev1.Pod) (*Pod, error) {
 		Subdomain:   strings.ToLower(p.Spec.Subdomain),
 		HostNetwork: p.Spec.HostNetwork,
 	}
+	if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+		return out, nil // finished: its IP may already belong to another pod
+	}
 	ips := p.Status.PodIPs
 	if len(ips) == 0 && p.Status.PodIP != "" {
 		ips = []corev1.PodIP{{IP: p.Status.PodIP}}

@@ -183,3 +183,35 @@ func TestBrokenFileKeepsLastGood(t *testing.T) {
 		t.Fatal("the good file must still update")
 	}
 }
+
+// Pods are read at query time only: their changes publish a snapshot that
+// is not Full (no index rebuild) unless they bring or take a namespace.
+func TestPodChangesAreIncremental(t *testing.T) {
+	st := NewStore(Options{})
+	st.UpsertService(&Service{Key: Key{"ns", "a"}, Kind: KindClusterIP})
+	st.MarkSynced()
+	st.Flush()
+	ip := netip.MustParseAddr("10.244.0.5")
+	st.UpsertPod(&Pod{Key: Key{"ns", "p"}, IPs: []netip.Addr{ip}})
+	s := st.Flush()
+	if s.Full || len(s.PodsByIP(ip)) != 1 {
+		t.Fatalf("pod in a known namespace: full=%v pods=%v", s.Full, s.PodsByIP(ip))
+	}
+	st.UpsertPod(&Pod{Key: Key{"ns", "p"}, IPs: []netip.Addr{netip.MustParseAddr("10.244.0.6")}})
+	s = st.Flush()
+	if len(s.PodsByIP(ip)) != 0 || len(s.PodsByIP(netip.MustParseAddr("10.244.0.6"))) != 1 {
+		t.Fatal("a pod's new IP must replace its old one")
+	}
+	st.UpsertPod(&Pod{Key: Key{"other", "q"}, IPs: []netip.Addr{ip}})
+	if s = st.Flush(); !s.Full || !s.HasNamespace("other") {
+		t.Fatalf("a pod in a new namespace: full=%v", s.Full)
+	}
+	st.DeletePod(Key{"other", "q"})
+	if s = st.Flush(); !s.Full || s.HasNamespace("other") || len(s.PodsByIP(ip)) != 0 {
+		t.Fatalf("the namespace's last pod deleted: full=%v has=%v", s.Full, s.HasNamespace("other"))
+	}
+	st.DeleteService(Key{"ns", "a"})
+	if s = st.Flush(); s.Full || !s.HasNamespace("ns") {
+		t.Fatal("ns still has a pod: no namespace change")
+	}
+}

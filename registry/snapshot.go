@@ -45,13 +45,13 @@ type Snapshot struct {
 	// snapshot (added, updated or removed). Nil with Full set.
 	Changed []Key
 	// Full is set when consumers must rebuild everything from this snapshot
-	// (the first one, or a change of namespaces or pods).
+	// (the first one, or a change of the set of namespaces).
 	Full bool
 
 	services   *cow.Map[*ServiceEntry] // key: Key.String()
 	namespaces map[string]struct{}
-	pods       map[Key]*Pod
-	podsByIP   map[netip.Addr][]*Pod
+	pods       *cow.Map[*Pod]   // key: Key.String()
+	podsByIP   *cow.Map[[]*Pod] // key: addrKey
 }
 
 // Service returns the service entry, or nil.
@@ -78,10 +78,28 @@ func (s *Snapshot) Namespaces() iter.Seq[string] { return maps.Keys(s.namespaces
 
 // PodsByIP returns the pods that have this IP (several when host-network
 // pods share the node's address).
-func (s *Snapshot) PodsByIP(ip netip.Addr) []*Pod { return s.podsByIP[ip] }
+func (s *Snapshot) PodsByIP(ip netip.Addr) []*Pod {
+	b := ip.Unmap().As16()
+	p, _ := s.podsByIP.GetBytes(b[:])
+	return p
+}
+
+// addrKey is an address's 16-byte form, the key of podsByIP.
+func addrKey(a netip.Addr) string {
+	b := a.Unmap().As16()
+	return string(b[:])
+}
+
+// namespacesOrNil returns the namespaces of s, nil for a nil snapshot.
+func (s *Snapshot) namespacesOrNil() map[string]struct{} {
+	if s == nil {
+		return nil
+	}
+	return s.namespaces
+}
 
 // Pods iterates over every pod.
-func (s *Snapshot) Pods() iter.Seq[*Pod] { return maps.Values(s.pods) }
+func (s *Snapshot) Pods() iter.Seq[*Pod] { return s.pods.Values() }
 
 // mergeEndpoints builds a service's endpoint list from its slices.
 func mergeEndpoints(svc *Service, slicesOf map[string]*EndpointSlice, podNames bool) []MergedEndpoint {

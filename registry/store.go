@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"maps"
-	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -36,8 +35,10 @@ type Store struct {
 	slicesBySvc map[Key]map[string]*EndpointSlice
 	pods        map[Key]*Pod
 	namespaces  map[string]struct{} // declared Namespace objects
+	nsRefs      map[string]int      // services and pods per namespace
 	dirty       map[Key]struct{}    // services whose entry must be rebuilt
-	full        bool                // namespaces or pods changed
+	dirtyPods   map[Key]struct{}    // pods changed since the last snapshot
+	nsChanged   bool                // the set of namespaces may differ
 	synced      bool
 
 	cur     atomic.Pointer[Snapshot]
@@ -61,8 +62,10 @@ func NewStore(opts Options) *Store {
 		slicesBySvc: map[Key]map[string]*EndpointSlice{},
 		pods:        map[Key]*Pod{},
 		namespaces:  map[string]struct{}{},
+		nsRefs:      map[string]int{},
 		dirty:       map[Key]struct{}{},
-		full:        true,
+		dirtyPods:   map[Key]struct{}{},
+		nsChanged:   true,
 		kick:        make(chan struct{}, 1),
 	}
 }
@@ -106,7 +109,7 @@ func (s *Store) UpsertService(svc *Service) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.services[svc.Key]; !ok {
-		s.full = s.full || !s.hasNamespaceLocked(svc.Namespace)
+		s.refLocked(svc.Namespace, 1)
 	}
 	s.services[svc.Key] = svc
 	s.markLocked(svc.Key)
@@ -119,7 +122,7 @@ func (s *Store) DeleteService(k Key) {
 	if _, ok := s.services[k]; ok {
 		delete(s.services, k)
 		s.markLocked(k)
-		s.full = true // the namespace may have gone with it
+		s.refLocked(k.Namespace, -1)
 	}
 }
 
@@ -166,8 +169,11 @@ func (s *Store) deleteSliceLocked(k Key) {
 func (s *Store) UpsertPod(p *Pod) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if _, ok := s.pods[p.Key]; !ok {
+		s.refLocked(p.Namespace, 1)
+	}
 	s.pods[p.Key] = p
-	s.full = true
+	s.dirtyPods[p.Key] = struct{}{}
 	s.kickLocked()
 }
 
@@ -177,7 +183,8 @@ func (s *Store) DeletePod(k Key) {
 	defer s.mu.Unlock()
 	if _, ok := s.pods[k]; ok {
 		delete(s.pods, k)
-		s.full = true
+		s.refLocked(k.Namespace, -1)
+		s.dirtyPods[k] = struct{}{}
 		s.kickLocked()
 	}
 }
@@ -188,7 +195,7 @@ func (s *Store) UpsertNamespace(ns string) {
 	defer s.mu.Unlock()
 	if _, ok := s.namespaces[ns]; !ok {
 		s.namespaces[ns] = struct{}{}
-		s.full = true
+		s.nsChanged = s.nsChanged || s.nsRefs[ns] == 0
 		s.kickLocked()
 	}
 }
@@ -199,7 +206,7 @@ func (s *Store) DeleteNamespace(ns string) {
 	defer s.mu.Unlock()
 	if _, ok := s.namespaces[ns]; ok {
 		delete(s.namespaces, ns)
-		s.full = true
+		s.nsChanged = s.nsChanged || s.nsRefs[ns] == 0
 		s.kickLocked()
 	}
 }
@@ -262,15 +269,33 @@ func (s *Store) Replace(objs Objects) {
 		m[sl.Name] = sl
 	}
 
-	s.pods = make(map[Key]*Pod, len(objs.Pods))
+	nextPods := make(map[Key]*Pod, len(objs.Pods))
 	for _, p := range objs.Pods {
-		s.pods[p.Key] = p
+		nextPods[p.Key] = p
 	}
+	for k, old := range s.pods {
+		if n, ok := nextPods[k]; !ok || !equalPod(old, n) {
+			s.dirtyPods[k] = struct{}{}
+		}
+	}
+	for k := range nextPods {
+		if _, ok := s.pods[k]; !ok {
+			s.dirtyPods[k] = struct{}{}
+		}
+	}
+	s.pods = nextPods
 	s.namespaces = make(map[string]struct{}, len(objs.Namespaces))
 	for _, ns := range objs.Namespaces {
 		s.namespaces[ns] = struct{}{}
 	}
-	s.full = true // cheap for files; namespaces and pods are rebuilt whole
+	clear(s.nsRefs)
+	for k := range s.services {
+		s.nsRefs[k.Namespace]++
+	}
+	for k := range s.pods {
+		s.nsRefs[k.Namespace]++
+	}
+	s.nsChanged = true // files are small: compare the namespace sets whole
 	s.kickLocked()
 }
 
@@ -291,11 +316,17 @@ func (s *Store) Synced() bool {
 	return s.synced
 }
 
-func (s *Store) hasNamespaceLocked(ns string) bool {
-	if cur := s.cur.Load(); cur != nil {
-		return cur.HasNamespace(ns)
+// refLocked counts a service or pod in or out of its namespace, noting
+// when the namespace appears or disappears.
+func (s *Store) refLocked(ns string, d int) {
+	s.nsRefs[ns] += d
+	n := s.nsRefs[ns]
+	if n == 0 {
+		delete(s.nsRefs, ns)
 	}
-	return false
+	if _, declared := s.namespaces[ns]; !declared && (n == 0 || (n == 1 && d > 0)) {
+		s.nsChanged = true
+	}
 }
 
 func (s *Store) markLocked(k Key) {
@@ -317,7 +348,7 @@ func (s *Store) Flush() *Snapshot {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	prev := s.cur.Load()
-	if !s.synced || (prev != nil && len(s.dirty) == 0 && !s.full) {
+	if !s.synced || (prev != nil && len(s.dirty) == 0 && len(s.dirtyPods) == 0 && !s.nsChanged) {
 		return prev
 	}
 	start := time.Now()
@@ -342,30 +373,59 @@ func (s *Store) Flush() *Snapshot {
 		}
 		next.services = ed.Done()
 	}
-	if s.full || prev == nil {
-		next.Full = next.Full || prev == nil || !slices.Equal(sortedNS(prev), s.namespaceListLocked())
-		next.namespaces = map[string]struct{}{}
-		for _, ns := range s.namespaceListLocked() {
-			next.namespaces[ns] = struct{}{}
+	// Namespaces: rebuilt only when the set may have changed; the index is
+	// rebuilt (Full) only when it did.
+	next.namespaces = prev.namespacesOrNil()
+	if s.nsChanged || prev == nil {
+		set := maps.Clone(s.namespaces)
+		for ns := range s.nsRefs {
+			set[ns] = struct{}{}
 		}
-		next.pods = maps.Clone(s.pods)
-		next.podsByIP = map[netip.Addr][]*Pod{}
-		for _, p := range s.pods {
+		if prev == nil || !maps.Equal(set, prev.namespaces) {
+			next.Full = true
+			next.namespaces = set
+		}
+	}
+	// Pods: copy on write of the changed ones; they never force a rebuild
+	// of the index (they are only read at query time).
+	if prev == nil {
+		next.pods, next.podsByIP = cow.New[*Pod](), cow.New[[]*Pod]()
+	} else {
+		next.pods, next.podsByIP = prev.pods, prev.podsByIP
+	}
+	if len(s.dirtyPods) > 0 {
+		pods, byIP := next.pods.Edit(), next.podsByIP.Edit()
+		for k := range s.dirtyPods {
+			if old, ok := pods.Get(k.String()); ok {
+				for _, ip := range old.IPs {
+					cur, _ := byIP.Get(addrKey(ip))
+					rest := slices.DeleteFunc(slices.Clone(cur), func(p *Pod) bool { return p.Key == k })
+					if len(rest) == 0 {
+						byIP.Delete(addrKey(ip))
+					} else {
+						byIP.Set(addrKey(ip), rest)
+					}
+				}
+			}
+			p, ok := s.pods[k]
+			if !ok {
+				pods.Delete(k.String())
+				continue
+			}
+			pods.Set(k.String(), p)
 			for _, ip := range p.IPs {
-				next.podsByIP[ip] = append(next.podsByIP[ip], p)
+				cur, _ := byIP.Get(addrKey(ip))
+				byIP.Set(addrKey(ip), append(slices.Clip(cur), p))
 			}
 		}
-		if prev != nil && !mapsEqualPods(prev.pods, s.pods) {
-			next.Full = true
-		}
-	} else {
-		next.namespaces, next.pods, next.podsByIP = prev.namespaces, prev.pods, prev.podsByIP
+		next.pods, next.podsByIP = pods.Done(), byIP.Done()
 	}
 	if next.Full {
 		next.Changed = nil
 	}
 	clear(s.dirty)
-	s.full = false
+	clear(s.dirtyPods)
+	s.nsChanged = false
 	s.cur.Store(next)
 	s.subsMu.Lock()
 	subs := slices.Clone(s.subs)
@@ -397,24 +457,5 @@ func (s *Store) entryLocked(k Key, svc *Service) *ServiceEntry {
 	return &ServiceEntry{Service: svc, Endpoints: mergeEndpoints(svc, s.slicesBySvc[k], s.opts.EndpointPodNames)}
 }
 
-func (s *Store) namespaceListLocked() []string {
-	set := maps.Clone(s.namespaces)
-	for k := range s.services {
-		set[k.Namespace] = struct{}{}
-	}
-	for k := range s.pods {
-		set[k.Namespace] = struct{}{}
-	}
-	return slices.Sorted(maps.Keys(set))
-}
 
-func sortedNS(s *Snapshot) []string {
-	if s == nil {
-		return nil
-	}
-	return slices.Sorted(maps.Keys(s.namespaces))
-}
 
-func mapsEqualPods(a, b map[Key]*Pod) bool {
-	return maps.EqualFunc(a, b, func(x, y *Pod) bool { return x == y || equalPod(x, y) })
-}

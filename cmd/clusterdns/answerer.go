@@ -162,6 +162,13 @@ func restartOnly(old, next *config) []string {
 	check("metrics_listen", old.MetricsListen != next.MetricsListen)
 	check("log_level", old.LogLevel != next.LogLevel)
 	check("log_format", old.LogFormat != next.LogFormat)
+	check("sync_timeout", old.SyncTimeout != next.SyncTimeout)
+	// The Kubernetes source watches pods only for verified pod records and
+	// autopath: turning those on or off needs the watch started or stopped.
+	if old.Source != sourceFiles {
+		check("pods", (old.Pods == server.PodsVerified) != (next.Pods == server.PodsVerified))
+		check("autopath", old.Autopath != next.Autopath)
+	}
 	check("max_tcp_conns", old.MaxTCPConns != next.MaxTCPConns)
 	check("tcp_idle_timeout", old.TCPIdleTimeout != next.TCPIdleTimeout)
 	check("rrl_*", old.RRL != next.RRL)

@@ -140,7 +140,7 @@ func freePort(t testing.TB) int {
 func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "CLUSTERDNS_") {
+		if !strings.HasPrefix(kv, "CLUSTERDNS_") && !strings.HasPrefix(kv, "KUBECONFIG=") && !strings.HasPrefix(kv, "KUBERNETES_SERVICE_") {
 			env = append(env, kv)
 		}
 	}
