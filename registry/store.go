@@ -456,6 +456,3 @@ func (s *Store) Run(ctx context.Context) {
 func (s *Store) entryLocked(k Key, svc *Service) *ServiceEntry {
 	return &ServiceEntry{Service: svc, Endpoints: mergeEndpoints(svc, s.slicesBySvc[k], s.opts.EndpointPodNames)}
 }
-
-
-
