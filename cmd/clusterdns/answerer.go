@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
@@ -83,6 +84,12 @@ func (a *answerer) build(cfg *config) (h *server.Handler, unsub func(), stopFwd 
 			return
 		}
 		a.log.Debug("cluster index built", "serial", s.Serial, "took", time.Since(start))
+		if s.Full {
+			// A full build leaves its garbage (parsed objects, the old
+			// index): give those pages back now rather than keep the peak
+			// as RSS. Off the publishing goroutine.
+			go debug.FreeOSMemory()
+		}
 	})
 	if a.zf != nil {
 		if err := h.LoadZones(a.zf); err != nil {
