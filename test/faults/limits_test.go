@@ -18,9 +18,18 @@ import (
 // Prometheus text endpoint; -1 when absent.
 func metric(t *testing.T, url, sample string) float64 {
 	t.Helper()
-	resp, err := http.Get(url)
+	v, err := scrape(url, sample)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return v
+}
+
+// scrape is metric without the test: -1 when absent or unreachable.
+func scrape(url, sample string) (float64, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return -1, err
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
@@ -30,12 +39,12 @@ func metric(t *testing.T, url, sample string) float64 {
 		if rest, ok := strings.CutPrefix(line, sample+" "); ok {
 			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
 			if err != nil {
-				t.Fatalf("%s: %v", line, err)
+				return -1, fmt.Errorf("%s: %w", line, err)
 			}
-			return v
+			return v, nil
 		}
 	}
-	return -1
+	return -1, sc.Err()
 }
 
 // The limits as configured on the command line: max_tcp_conns and
