@@ -86,9 +86,10 @@ func (a *answerer) build(cfg *config) (h *server.Handler, unsub func(), stopFwd 
 		a.log.Debug("cluster index built", "serial", s.Serial, "took", time.Since(start))
 		if s.Full {
 			// A full build leaves its garbage (parsed objects, the old
-			// index): give those pages back now rather than keep the peak
-			// as RSS. Off the publishing goroutine.
-			go debug.FreeOSMemory()
+			// index): give those pages back rather than keep the peak as
+			// RSS — a second later, once the source has dropped what it
+			// parsed (an idle server would never collect it).
+			time.AfterFunc(time.Second, debug.FreeOSMemory)
 		}
 	})
 	if a.zf != nil {
