@@ -82,6 +82,9 @@ trap 'exit 130' INT TERM
 
 port_free() { ! ss -Hlun "sport = :$1" | grep -q . && ! ss -Hltn "sport = :$1" | grep -q .; }
 
+# port_owners PORT: the pids with a UDP socket bound to PORT.
+port_owners() { ss -Hlunp "sport = :$1" | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u | tr '\n' ' '; }
+
 # start_clusterdns PIN LOG: sets SERVER_PID. PIN is a CPU list or "".
 start_clusterdns() {
 	local pin=$1 logf=$2
@@ -129,6 +132,8 @@ wait_ready() {
 		kill -0 "$pid" 2>/dev/null || { sed 's/^/    /' "$logf" >&2; die "$name exited before answering (log: $logf)"; }
 		if dig @127.0.0.1 -p "$port" +norec +time=1 +tries=1 cluster.local SOA 2>/dev/null |
 			grep -q 'status: NOERROR'; then
+			[[ $(port_owners "$port") == "$pid " ]] ||
+				die "$name: UDP port $port is also bound by pid(s) $(port_owners "$port"), which would take part of the queries (set BENCH_PORT)"
 			log "$name answers on 127.0.0.1:$port after $((SECONDS - t0)) s (pid $pid, RSS $(rss "$pid" VmRSS) KiB)"
 			return 0
 		fi
@@ -147,8 +152,12 @@ stop_server() {
 	done
 	kill -KILL "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
+	forget "$pid"
+}
+
+forget() { # PID: no longer ours to kill
 	local keep=() p
-	for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
+	for p in "${PIDS[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
 	PIDS=("${keep[@]}")
 }
 
@@ -286,7 +295,7 @@ measure() {
 	sleep "$win"
 	s1=$(sample "$pid" "$dp")
 	wait "$dp" || die "$label: dnsperf failed (output in $f)"
-	PIDS=("${PIDS[@]/$dp/}")
+	forget "$dp"
 	kill -0 "$pid" 2>/dev/null || die "$label: the server died during the run"
 	RSS_END[$label]=$(rss "$pid" VmRSS)
 	RSS_PEAK[$label]=$(rss "$pid" VmHWM)
@@ -295,6 +304,13 @@ measure() {
 	RCODES[$label]=$(sed -n 's/^ *Response codes: *//p' "$f")
 	NXPCT[$label]=$(awk '/Response codes:/ {for (i = 1; i <= NF; i++) if ($i == "NXDOMAIN") {v = $(i + 2); gsub(/[(),%]/, "", v); print v}}' "$f")
 	[[ -n ${QPS[$label]} ]] || die "$label: no result from dnsperf (output in $f)"
+	local done_pct
+	done_pct=$(awk '/Queries completed:/ {gsub(/[(%)]/, "", $4); print int($4)}' "$f")
+	if ((done_pct < 95)); then
+		log "$label: only $done_pct% of the queries were answered; port owners now: $(port_owners "$port"); dig says: $(dig @127.0.0.1 -p "$port" +norec +time=1 +tries=1 +short "${SAMPLES[0]%% *}" 2>&1 | head -1)"
+		mv "$f" "$f.failed"
+		return 1
+	fi
 	# CPU in % of one core; "others" is what the rest of the machine (other
 	# users' processes, interrupts) used meanwhile.
 	read -r SCPU[$label] PCPU[$label] OTHER[$label] < <(awk -v a="$s0" -v b="$s1" -v hz="$HZ" 'BEGIN {
@@ -339,17 +355,33 @@ want clusterdns && stop_server "$CDNS_PID"
 want knot && stop_server "$KNOT_PID"
 
 # ---- measurements: one fresh server per run --------------------------------
+# A run where the server answered less than 95% of the queries is repeated
+# once with a fresh server, then fails the benchmark.
 run_clusterdns() { # LABEL PIN
-	start_clusterdns "$2" "$RUN/$1.log"
-	wait_ready "$1" "$CDNS_PORT" "$SERVER_PID" "$RUN/$1.log"
-	measure "$1" "$SERVER_PID" "$CDNS_PORT" "$([[ -n $2 ]] && echo 1 || echo 0)" "$([[ -n $2 ]] && echo "$THREADS" || echo "$THREADS_FREE")"
-	stop_server "$SERVER_PID"
+	local try
+	for try in 1 2; do
+		start_clusterdns "$2" "$RUN/$1.log"
+		wait_ready "$1" "$CDNS_PORT" "$SERVER_PID" "$RUN/$1.log"
+		if measure "$1" "$SERVER_PID" "$CDNS_PORT" "$([[ -n $2 ]] && echo 1 || echo 0)" "$([[ -n $2 ]] && echo "$THREADS" || echo "$THREADS_FREE")"; then
+			stop_server "$SERVER_PID"
+			return 0
+		fi
+		stop_server "$SERVER_PID"
+	done
+	die "$1: clusterdns left most queries unanswered twice (dnsperf output in $RUN/$1.dnsperf.txt.failed)"
 }
 run_knot() { # LABEL PIN WORKERS
-	start_knot "$2" "$3" "$RUN/$1.log"
-	wait_ready "$1" "$KNOT_PORT" "$SERVER_PID" "$RUN/$1.log"
-	measure "$1" "$SERVER_PID" "$KNOT_PORT" "$([[ -n $2 ]] && echo 1 || echo 0)" "$([[ -n $2 ]] && echo "$THREADS" || echo "$THREADS_FREE")"
-	stop_server "$SERVER_PID"
+	local try
+	for try in 1 2; do
+		start_knot "$2" "$3" "$RUN/$1.log"
+		wait_ready "$1" "$KNOT_PORT" "$SERVER_PID" "$RUN/$1.log"
+		if measure "$1" "$SERVER_PID" "$KNOT_PORT" "$([[ -n $2 ]] && echo 1 || echo 0)" "$([[ -n $2 ]] && echo "$THREADS" || echo "$THREADS_FREE")"; then
+			stop_server "$SERVER_PID"
+			return 0
+		fi
+		stop_server "$SERVER_PID"
+	done
+	die "$1: Knot left most queries unanswered twice (dnsperf output in $RUN/$1.dnsperf.txt.failed)"
 }
 
 want clusterdns && run_clusterdns clusterdns-pinned 0
@@ -392,13 +424,16 @@ ratio() { awk -v a="${QPS[$1]:-}" -v b="${QPS[$2]:-}" 'BEGIN {if (a == "" || b =
 		echo "ratio clusterdns/knot QPS, pinned (1 core each):     $(ratio clusterdns-pinned knot-pinned)"
 		((UNPINNED)) && echo "ratio clusterdns/knot QPS, unpinned (Knot 1 worker): $(ratio clusterdns-unpinned knot-unpinned)"
 		((UNPINNED)) && echo "ratio clusterdns/knot QPS, unpinned (Knot $NCPU workers): $(ratio clusterdns-unpinned "knot-unpinned-${NCPU}w")"
-		echo "RSS at the end, pinned: clusterdns $(mib "${RSS_END[clusterdns-pinned]}") MiB, knot $(mib "${RSS_END[knot-pinned]}") MiB"
+		echo "QPS pinned:   clusterdns ${QPS[clusterdns-pinned]}, knot ${QPS[knot-pinned]}"
+		((UNPINNED)) && echo "QPS unpinned: clusterdns ${QPS[clusterdns-unpinned]}, knot ${QPS[knot-unpinned]} (1 worker), ${QPS[knot-unpinned-${NCPU}w]} ($NCPU workers)"
+		echo "RSS at the end, pinned:   clusterdns $(mib "${RSS_END[clusterdns-pinned]}") MiB, knot $(mib "${RSS_END[knot-pinned]}") MiB"
+		((UNPINNED)) && echo "RSS at the end, unpinned: clusterdns $(mib "${RSS_END[clusterdns-unpinned]}") MiB, knot $(mib "${RSS_END[knot-unpinned]}") MiB"
 	fi
 	for l in "${LABELS[@]}"; do
 		if ((${OTHER[$l]} > 20)); then
 			echo "note: $l: other processes used ${OTHER[$l]}% of a core during the run: the machine, not the server, set this number"
 		elif [[ $l == *-pinned && ${SCPU[$l]} -lt 90 ]]; then
-			echo "note: $l: the server used only ${SCPU[$l]}% of its core: dnsperf (${PCPU[$l]}% of CPU 1) was the limit"
+			echo "note: $l: the server used only ${SCPU[$l]}% of its core (dnsperf ${PCPU[$l]}% of CPU 1, others ${OTHER[$l]}%): the load generator, not the server, was the limit"
 		fi
 	done
 	echo "full dnsperf outputs, server logs and sample answers: $RUN"
