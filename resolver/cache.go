@@ -3,6 +3,7 @@ package resolver
 import (
 	"encoding/binary"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -40,6 +41,9 @@ type Cache struct {
 	opt CacheOptions
 	c   *gocache.Cache
 	now func() time.Time
+	// putMu makes "count, then add" one step, so concurrent misses cannot
+	// grow the cache past MaxEntries (lookups never take it).
+	putMu sync.Mutex
 }
 
 // NewCache returns an empty cache.
@@ -112,7 +116,9 @@ func (c *Cache) Put(key string, m *dns.Msg) bool {
 	if !ok {
 		return false
 	}
-	if c.c.ItemCount() >= c.opt.MaxEntries {
+	c.putMu.Lock()
+	defer c.putMu.Unlock()
+	if _, ok := c.c.Get(key); !ok && c.c.ItemCount() >= c.opt.MaxEntries {
 		c.c.DeleteExpired()
 		if c.c.ItemCount() >= c.opt.MaxEntries {
 			return false
