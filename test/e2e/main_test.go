@@ -1,19 +1,14 @@
 package e2e
 
 import (
-	"bufio"
-	"bytes"
 	"flag"
 	"fmt"
+	"github.com/clusterdns/clusterdns/internal/testbin"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 )
-
-const modulePath = "github.com/clusterdns/clusterdns"
 
 var (
 	// repoRoot is the module's root folder (the one holding go.mod).
@@ -28,52 +23,21 @@ func TestMain(m *testing.M) {
 		fmt.Println("e2e: skipped in -short mode (they build and start the server)")
 		os.Exit(0)
 	}
-	root, err := findRepoRoot()
+	root, err := testbin.RepoRoot()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		os.Exit(1)
 	}
 	repoRoot = root
-	tmp, err := os.MkdirTemp("", "clusterdns-e2e-bin-")
+	bin, cleanup, err := testbin.BuildServer(repoRoot, "clusterdns-e2e-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		os.Exit(1)
 	}
-	serverBin = filepath.Join(tmp, "clusterdns")
-	build := exec.Command("go", "build", "-o", serverBin, "./cmd/clusterdns")
-	build.Dir = repoRoot
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: go build ./cmd/clusterdns failed: %v\n%s", err, out)
-		os.RemoveAll(tmp)
-		os.Exit(1)
-	}
+	serverBin = bin
 	code := m.Run()
-	os.RemoveAll(tmp)
+	cleanup()
 	os.Exit(code)
-}
-
-// findRepoRoot walks up from the working folder to this module's go.mod.
-func findRepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil {
-			sc := bufio.NewScanner(bytes.NewReader(data))
-			for sc.Scan() {
-				if f := strings.Fields(sc.Text()); len(f) == 2 && f[0] == "module" && f[1] == modulePath {
-					return dir, nil
-				}
-			}
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod of %s above the working folder", modulePath)
-		}
-		dir = parent
-	}
 }
 
 // inCI reports whether missing prerequisites are failures (CI=true) rather
@@ -115,40 +79,8 @@ func requireRoot(t *testing.T) {
 	}
 }
 
-// syncBuffer collects a process's output; safe for concurrent use.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *syncBuffer) Len() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Len()
-}
-
-// Since returns what was written after the first off bytes.
-func (b *syncBuffer) Since(off int) string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	s := b.buf.String()
-	if off > len(s) {
-		return ""
-	}
-	return s[off:]
-}
+// syncBuffer collects a process's output.
+type syncBuffer = testbin.LogBuffer
 
 // tail returns at most the last n bytes of s, cut at a line start.
 func tail(s string, n int) string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/clusterdns/clusterdns/internal/testbin"
 	"io"
 	"net"
 	"os"
@@ -200,17 +201,7 @@ func freePort(t *testing.T) int {
 
 // cleanEnv is the test's environment without CLUSTERDNS_* variables, so
 // that the runner's environment cannot configure the server under test.
-func cleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		// source: auto would pick the Kubernetes API from these (a CI run
-		// inside a pod): these tests serve files.
-		if !strings.HasPrefix(kv, "CLUSTERDNS_") && !strings.HasPrefix(kv, "KUBECONFIG=") && !strings.HasPrefix(kv, "KUBERNETES_SERVICE_") {
-			env = append(env, kv)
-		}
-	}
-	return env
-}
+func cleanEnv() []string { return testbin.CleanEnv() }
 
 func (s *server) start(t *testing.T, env []string) error {
 	name, argv := serverBin, s.args

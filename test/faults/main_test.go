@@ -1,12 +1,11 @@
 package faults
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/clusterdns/clusterdns/internal/testbin"
 	"net"
 	"os"
 	"os/exec"
@@ -20,8 +19,6 @@ import (
 
 	"github.com/miekg/dns"
 )
-
-const modulePath = "github.com/clusterdns/clusterdns"
 
 var (
 	// repoRoot is the module's root folder.
@@ -40,72 +37,26 @@ func TestMain(m *testing.M) {
 		fmt.Println("faults: skipped in -short mode (they build and start the server)")
 		os.Exit(0)
 	}
-	root, err := findRepoRoot()
+	root, err := testbin.RepoRoot()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "faults:", err)
 		os.Exit(1)
 	}
 	repoRoot = root
-	tmp, err := os.MkdirTemp("", "clusterdns-faults-bin-")
+	bin, cleanup, err := testbin.BuildServer(repoRoot, "clusterdns-faults-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "faults:", err)
 		os.Exit(1)
 	}
-	serverBin = filepath.Join(tmp, "clusterdns")
-	build := exec.Command("go", "build", "-o", serverBin, "./cmd/clusterdns")
-	build.Dir = repoRoot
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "faults: go build ./cmd/clusterdns failed: %v\n%s", err, out)
-		os.RemoveAll(tmp)
-		os.Exit(1)
-	}
+	serverBin = bin
 	code := m.Run()
-	os.RemoveAll(tmp)
+	cleanup()
 	os.Exit(code)
 }
 
-func findRepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil {
-			sc := bufio.NewScanner(bytes.NewReader(data))
-			for sc.Scan() {
-				if f := strings.Fields(sc.Text()); len(f) == 2 && f[0] == "module" && f[1] == modulePath {
-					return dir, nil
-				}
-			}
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod of %s above the working folder", modulePath)
-		}
-		dir = parent
-	}
-}
+// logBuffer collects a process's output.
+type logBuffer = testbin.LogBuffer
 
-// logBuffer collects a process's output; safe for concurrent use.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// proc is one clusterdns process.
 type proc struct {
 	addr  string // DNS host:port
 	netns string
@@ -137,15 +88,7 @@ func freePort(t testing.TB) int {
 
 // cleanEnv drops CLUSTERDNS_* from the environment: only the test's flags
 // configure the server.
-func cleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "CLUSTERDNS_") && !strings.HasPrefix(kv, "KUBECONFIG=") && !strings.HasPrefix(kv, "KUBERNETES_SERVICE_") {
-			env = append(env, kv)
-		}
-	}
-	return env
-}
+func cleanEnv() []string { return testbin.CleanEnv() }
 
 // startServer starts clusterdns on a free loopback port with args (which
 // must turn forwarding off or point it at a loopback upstream) and waits

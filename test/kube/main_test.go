@@ -9,16 +9,14 @@
 package kube
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
+	"github.com/clusterdns/clusterdns/internal/testbin"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,11 +30,9 @@ import (
 	"github.com/clusterdns/clusterdns/internal/testenv"
 )
 
-const modulePath = "github.com/clusterdns/clusterdns"
-
 var (
 	buildOnce sync.Once
-	buildDir  string // temporary folder of the binary, removed by TestMain
+	cleanBin  func() // removes the binary's folder; called by TestMain
 	binPath   string
 	buildErr  error
 )
@@ -51,8 +47,8 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	buildOnce.Do(func() {}) // waits for a build still running
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
+	if cleanBin != nil {
+		cleanBin()
 	}
 	os.Exit(code)
 }
@@ -71,46 +67,16 @@ func serverBinary(t testing.TB) string {
 
 // buildServer builds ./cmd/clusterdns into a temporary folder (buildOnce).
 func buildServer() {
-	root, err := repoRoot()
+	root, err := testbin.RepoRoot()
 	if err != nil {
 		buildErr = err
 		return
 	}
-	if buildDir, err = os.MkdirTemp("", "clusterdns-kube-bin-"); err != nil {
-		buildErr = err
-		return
-	}
-	binPath = filepath.Join(buildDir, "clusterdns")
-	cmd := exec.Command("go", "build", "-o", binPath, "./cmd/clusterdns")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		buildErr = fmt.Errorf("go build ./cmd/clusterdns: %v\n%s", err, out)
-	}
+	binPath, cleanBin, buildErr = testbin.BuildServer(root, "clusterdns-kube-bin-")
 }
 
-// repoRoot walks up from the working folder to this module's go.mod.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil {
-			sc := bufio.NewScanner(bytes.NewReader(data))
-			for sc.Scan() {
-				if f := strings.Fields(sc.Text()); len(f) == 2 && f[0] == "module" && f[1] == modulePath {
-					return dir, nil
-				}
-			}
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod of %s above the working folder", modulePath)
-		}
-		dir = parent
-	}
-}
+// repoRoot is the module's root folder.
+func repoRoot() (string, error) { return testbin.RepoRoot() }
 
 // requireDig skips (or fails under CI=true) when dig is missing.
 func requireDig(t testing.TB) {
@@ -269,19 +235,8 @@ func (s *server) waitLog(t testing.TB, substr string, timeout time.Duration) {
 	}
 }
 
-// cleanEnv is the environment without CLUSTERDNS_* and without what would
-// point the server at another cluster (KUBECONFIG, in-cluster variables).
-func cleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "CLUSTERDNS_") || k == "KUBECONFIG" || strings.HasPrefix(k, "KUBERNETES_SERVICE_") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return env
-}
+// cleanEnv is the environment for the server (testbin.CleanEnv).
+func cleanEnv() []string { return testbin.CleanEnv() }
 
 // freeDNSPort returns a port free on 127.0.0.1 for both UDP and TCP.
 func freeDNSPort(t testing.TB) int {
@@ -509,23 +464,8 @@ func (s *server) waitNoRecord(t testing.TB, name, qtype string) *answer {
 
 // ---- small helpers ----------------------------------------------------------
 
-// syncBuffer collects a process's output; safe for concurrent use.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer collects a process's output.
+type syncBuffer = testbin.LogBuffer
 
 // tail returns the last n lines of s.
 func tail(s string, n int) string {
