@@ -1,66 +1,27 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
-	"path/filepath"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/clusterdns/clusterdns/internal/health"
 	"github.com/clusterdns/clusterdns/registry"
 	"github.com/clusterdns/clusterdns/server"
 )
 
-// kubeRESTConfig decides where the cluster comes from. It returns the API
-// server's client configuration and a description of where it was found, or
-// nil when the cluster comes from files: with source files, or with source
-// auto when no kubeconfig is named (key kubeconfig, then $KUBECONFIG) and
-// the process does not run in a pod ($KUBERNETES_SERVICE_HOST and _PORT).
-// A kubeconfig that cannot be read is an error.
+// kubeRESTConfig is registry.KubeRESTConfig for clusterdns, with room for
+// the informers' start-up requests: client-go's default of 5 per second
+// would delay the first sync when many namespaces are listed.
 func kubeRESTConfig(cfg *config) (*rest.Config, string, error) {
-	if cfg.Source == sourceFiles {
-		return nil, "", nil
-	}
-	var rc *rest.Config
-	var from string
-	var err error
-	switch env := os.Getenv(clientcmd.RecommendedConfigPathEnvVar); {
-	case cfg.Kubeconfig != "":
-		from = "kubeconfig " + cfg.Kubeconfig
-		rc, err = clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
-	case env != "":
-		from = "kubeconfig $KUBECONFIG=" + env
-		rules := &clientcmd.ClientConfigLoadingRules{Precedence: filepath.SplitList(env)}
-		rc, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
-	case os.Getenv("KUBERNETES_SERVICE_HOST") != "" && os.Getenv("KUBERNETES_SERVICE_PORT") != "":
-		from = "in-cluster service account"
-		rc, err = rest.InClusterConfig()
-	default:
-		if cfg.Source == sourceKubernetes {
-			return nil, "", errors.New("source kubernetes: no kubeconfig (--kubeconfig, $KUBECONFIG) and not running in a pod")
-		}
-		return nil, "", nil
-	}
-	if err != nil {
-		return nil, "", fmt.Errorf("Kubernetes API (%s): %w", from, err)
-	}
-	rc.UserAgent = "clusterdns"
-	// Protobuf costs the API server and us less than JSON for big lists.
-	rc.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
-	rc.ContentType = "application/vnd.kubernetes.protobuf"
-	// Informers make a few requests per watched namespace at start and
-	// after outages; client-go's default of 5 per second would delay the
-	// first sync when many namespaces are listed.
-	if rc.QPS == 0 {
+	rc, from, err := registry.KubeRESTConfig(cfg.Source, cfg.Kubeconfig, "clusterdns")
+	if rc != nil && rc.QPS == 0 {
 		rc.QPS, rc.Burst = 50, 100
 	}
-	return rc, from, nil
+	return rc, from, err
 }
 
 // newKubeSource builds the Kubernetes source feeding store. Pods are watched

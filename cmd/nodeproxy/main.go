@@ -18,7 +18,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -27,7 +26,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/knftables"
 
 	"github.com/clusterdns/clusterdns/nodeproxy"
@@ -200,39 +198,8 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) error {
 	return runner.Run(ctx)
 }
 
-// kubeRESTConfig decides where the cluster comes from, as clusterdns does:
-// the API server's client configuration and where it was found, or nil for
-// the cluster files (--source files, or auto without --kubeconfig,
-// $KUBECONFIG or a pod's service account).
+// kubeRESTConfig decides where the cluster comes from, as clusterdns does
+// (registry.KubeRESTConfig).
 func kubeRESTConfig(cfg *config) (*rest.Config, string, error) {
-	if cfg.Source == "files" {
-		return nil, "", nil
-	}
-	var rc *rest.Config
-	var from string
-	var err error
-	switch env := os.Getenv(clientcmd.RecommendedConfigPathEnvVar); {
-	case cfg.Kubeconfig != "":
-		from = "kubeconfig " + cfg.Kubeconfig
-		rc, err = clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
-	case env != "":
-		from = "$KUBECONFIG=" + env
-		rules := &clientcmd.ClientConfigLoadingRules{Precedence: filepath.SplitList(env)}
-		rc, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
-	case os.Getenv("KUBERNETES_SERVICE_HOST") != "" && os.Getenv("KUBERNETES_SERVICE_PORT") != "":
-		from = "in-cluster service account"
-		rc, err = rest.InClusterConfig()
-	default:
-		if cfg.Source == "kubernetes" {
-			return nil, "", errors.New("--source kubernetes: no kubeconfig (--kubeconfig, $KUBECONFIG) and not running in a pod")
-		}
-		return nil, "", nil
-	}
-	if err != nil {
-		return nil, "", fmt.Errorf("Kubernetes API (%s): %w", from, err)
-	}
-	rc.UserAgent = "clusterdns-nodeproxy"
-	rc.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
-	rc.ContentType = "application/vnd.kubernetes.protobuf"
-	return rc, from, nil
+	return registry.KubeRESTConfig(cfg.Source, cfg.Kubeconfig, "clusterdns-nodeproxy")
 }

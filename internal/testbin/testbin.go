@@ -8,11 +8,14 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"testing"
 )
 
 // ModulePath is the module whose go.mod marks the repository root.
@@ -110,4 +113,25 @@ func (b *LogBuffer) Since(off int) string {
 		return ""
 	}
 	return s[off:]
+}
+
+// FreeDNSPort returns a port that was free on 127.0.0.1 for both UDP and
+// TCP (a DNS server binds both); it fails the test when none is found.
+func FreeDNSPort(t testing.TB) int {
+	t.Helper()
+	for range 50 {
+		u, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := u.LocalAddr().(*net.UDPAddr).Port
+		l, err := net.Listen("tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		u.Close()
+		if err == nil {
+			l.Close()
+			return port
+		}
+	}
+	t.Fatal("no port free for both UDP and TCP on 127.0.0.1")
+	return 0
 }

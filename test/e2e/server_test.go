@@ -179,25 +179,8 @@ func launch(t *testing.T, o launchOpts) *server {
 	return nil
 }
 
-// freePort returns a port that was free on 127.0.0.1 for both UDP and TCP.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for i := 0; i < 50; i++ {
-		u, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := u.LocalAddr().(*net.UDPAddr).Port
-		l, err := net.Listen("tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		u.Close()
-		if err == nil {
-			l.Close()
-			return port
-		}
-	}
-	t.Fatal("no port free for both UDP and TCP on 127.0.0.1")
-	return 0
-}
+// freePort returns a port free on 127.0.0.1 for both UDP and TCP.
+var freePort = testbin.FreeDNSPort
 
 // cleanEnv is the test's environment without CLUSTERDNS_* variables, so
 // that the runner's environment cannot configure the server under test.

@@ -6,12 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"github.com/clusterdns/clusterdns/internal/testbin"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -66,25 +64,8 @@ type proc struct {
 	once  sync.Once
 }
 
-// freePort returns a port free on 127.0.0.1 for UDP and TCP.
-func freePort(t testing.TB) int {
-	t.Helper()
-	for range 50 {
-		u, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := u.LocalAddr().(*net.UDPAddr).Port
-		l, err := net.Listen("tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		u.Close()
-		if err == nil {
-			l.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port on 127.0.0.1")
-	return 0
-}
+// freePort returns a port free on 127.0.0.1 for both UDP and TCP.
+var freePort = testbin.FreeDNSPort
 
 // cleanEnv drops CLUSTERDNS_* from the environment: only the test's flags
 // configure the server.

@@ -239,24 +239,7 @@ func (s *server) waitLog(t testing.TB, substr string, timeout time.Duration) {
 func cleanEnv() []string { return testbin.CleanEnv() }
 
 // freeDNSPort returns a port free on 127.0.0.1 for both UDP and TCP.
-func freeDNSPort(t testing.TB) int {
-	t.Helper()
-	for range 50 {
-		u, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := u.LocalAddr().(*net.UDPAddr).Port
-		l, err := net.Listen("tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		u.Close()
-		if err == nil {
-			l.Close()
-			return port
-		}
-	}
-	t.Fatal("no port free for both UDP and TCP on 127.0.0.1")
-	return 0
-}
+var freeDNSPort = testbin.FreeDNSPort
 
 func freeTCPPort(t testing.TB) int {
 	t.Helper()
