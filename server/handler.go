@@ -424,7 +424,7 @@ func (h *Handler) answer(out []byte, q *query, req []byte, zc *uint8) []byte {
 	// Not a known name: find the zone it falls in, if any.
 	for off := 0; off < len(key) && key[off] != 0; off += int(key[off]) + 1 {
 		suffix := key[off:]
-		if z := h.static.Load().zones[string(suffix)]; z != nil {
+		if z := sidx.zones[string(suffix)]; z != nil {
 			*zc = zoneFile
 			return writeNegative(out, q, req, z, dns.RcodeNameError)
 		}
