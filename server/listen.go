@@ -53,6 +53,9 @@ type Listener struct {
 	sem  chan struct{}
 	mu   sync.Mutex
 	open map[net.Conn]struct{}
+	// closed is set by Close, so a UDP read loop that never finds its
+	// socket empty (a flood) still stops.
+	closed atomic.Bool
 	// lastLimitLog is when the TCP connection limit was last logged (unix
 	// nanoseconds): at most one line a second under a flood.
 	lastLimitLog atomic.Int64
@@ -147,6 +150,7 @@ func (l *Listener) Serve() {
 // CloseListeners stops taking new queries and connections; TCP connections
 // already open finish the query they are answering, then close. Close waits.
 func (l *Listener) Close() {
+	l.closed.Store(true)
 	for _, c := range l.udp {
 		c.Close()
 	}
@@ -159,41 +163,6 @@ func (l *Listener) Close() {
 		c.SetReadDeadline(time.Now())
 	}
 	l.mu.Unlock()
-}
-
-func (l *Listener) serveUDP(c *net.UDPConn) {
-	defer l.wg.Done()
-	buf := make([]byte, 65535)
-	out := make([]byte, 0, 65535)
-	var scratch [headerLen + maxNameWire + 4]byte
-	rrl := l.opt.RRL
-	for {
-		n, src, err := c.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			l.log.Warn("udp read", "err", err)
-			continue
-		}
-		resp := l.respond(buf[:n], out, src, false, func(b []byte) {
-			// A deferred (forwarded) answer, from another goroutine.
-			if rrl != nil {
-				if b = rrl.filter(src.Addr(), b, nil); b == nil {
-					return
-				}
-			}
-			c.WriteToUDPAddrPort(b, src)
-		})
-		if resp != nil && rrl != nil {
-			resp = rrl.filter(src.Addr(), resp, scratch[:0])
-		}
-		if resp != nil {
-			if _, err := c.WriteToUDPAddrPort(resp, src); err != nil && !errors.Is(err, net.ErrClosed) {
-				l.log.Debug("udp write", "client", src, "err", err)
-			}
-		}
-	}
 }
 
 // respond runs the handler and turns a panic into a dropped query: one bad
