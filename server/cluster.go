@@ -106,10 +106,11 @@ type recSet struct {
 	recs  map[string]map[uint16][]dns.RR
 	extra map[string]map[uint16][]dns.RR
 	hosts map[string]*hostIndex // service name → its endpoints by label
+	srv   map[string]*srvSource // SRV answers written at query time
 }
 
 func newRecSet(opt *indexOptions) *recSet {
-	return &recSet{opt: opt, zone: map[string]uint8{}, recs: map[string]map[uint16][]dns.RR{}, extra: map[string]map[uint16][]dns.RR{}, hosts: map[string]*hostIndex{}}
+	return &recSet{opt: opt, zone: map[string]uint8{}, recs: map[string]map[uint16][]dns.RR{}, extra: map[string]map[uint16][]dns.RR{}, hosts: map[string]*hostIndex{}, srv: map[string]*srvSource{}}
 }
 
 func (r *recSet) hdr(name string, t uint16) dns.RR_Header {
@@ -160,6 +161,9 @@ func (r *recSet) pack(name string) (string, *node, error) {
 	}
 	n := &node{zone: r.zone[name], hosts: r.hosts[name]}
 	types := r.recs[name]
+	if src := r.srv[name]; src != nil {
+		n.rrsets = append(n.rrsets, rrset{qtype: dns.TypeSRV, srv: src})
+	}
 	for _, t := range slices.Sorted(maps.Keys(types)) {
 		rrs := types[t]
 		if t == dns.TypeCNAME {
@@ -172,6 +176,9 @@ func (r *recSet) pack(name string) (string, *node, error) {
 		p.rot = newRotation(p.wire, r.opt.order)
 		n.rrsets = append(n.rrsets, rrset{qtype: t, ans: p})
 	}
+	// By type, as ANY answers the first one (A when there is one).
+	slices.SortFunc(n.rrsets, func(a, b rrset) int { return int(a.qtype) - int(b.qtype) })
+	n.rrsets = slices.Clip(n.rrsets)
 	return key, n, nil
 }
 
@@ -260,13 +267,24 @@ func (r *recSet) addService(z uint8, domain string, e *registry.ServiceEntry, pt
 		zones := map[string][]string{} // topology zone → addresses, for _zones TXT
 		var zoneOrder []string
 		hi := &hostIndex{entry: e, hosts: map[string]int32{}}
+		// SRV answers (one record per endpoint and port, the bulk of a
+		// large cluster) are written at query time from the endpoints:
+		// only their names are indexed here.
+		var srvs []*srvSource
+		seenPorts := map[registry.EndpointPort]bool{}
+		addSRV := func(owner, port, proto string) {
+			if r.srv[owner] == nil {
+				r.ent(z, owner)
+				src := &srvSource{entry: e, port: port, proto: proto}
+				r.srv[owner] = src
+				srvs = append(srvs, src)
+			}
+		}
 		for i := range e.Endpoints {
 			ep := &e.Endpoints[i]
 			if !e.Published(ep) {
 				continue
 			}
-			host := ep.DNSName + "." + name
-			hostAddr := r.addrRecords(host, []netip.Addr{ep.Address})
 			r.add(z, r.addrRecords(name, []netip.Addr{ep.Address})[0])
 			hi.add(ep.DNSName, int32(i))
 			if ep.Zone != "" {
@@ -276,8 +294,21 @@ func (r *recSet) addService(z uint8, domain string, e *registry.ServiceEntry, pt
 				zones[ep.Zone] = append(zones[ep.Zone], ep.Address.String())
 			}
 			for _, p := range ep.Ports {
-				srvPort(p, host, hostAddr)
+				if seenPorts[p] {
+					continue
+				}
+				seenPorts[p] = true
+				addSRV(name, "", "")
+				if p.Name == "" {
+					continue
+				}
+				port, proto := strings.ToLower(p.Name), strings.ToLower(string(p.Protocol))
+				r.ent(z, "_"+proto+"."+name)
+				addSRV("_"+port+"._"+proto+"."+name, port, proto)
 			}
+		}
+		for _, s := range srvs {
+			s.sharedLabels = len(hi.more) > 0
 		}
 		if len(hi.hosts) > 0 {
 			r.hosts[name] = hi

@@ -456,12 +456,15 @@ func (h *Handler) answerNode(out []byte, q *query, req []byte, n *node, zones []
 	if qtype == dns.TypeANY && len(n.rrsets) > 0 {
 		// RFC 8482: one RRset, not everything.
 		qtype = n.rrsets[0].qtype
-		if n.get(dns.TypeA) != nil {
+		if n.find(dns.TypeA) != nil {
 			qtype = dns.TypeA
 		}
 	}
-	if p := n.get(qtype); p != nil {
-		return writePrepared(out, p, q, req)
+	if rs := n.find(qtype); rs != nil {
+		if rs.srv != nil {
+			return h.srvAnswer(out, q, req, rs.srv)
+		}
+		return writePrepared(out, &rs.ans, q, req)
 	}
 	if n.cname != nil {
 		return h.chase(out, q, req, n)
@@ -511,9 +514,13 @@ func (h *Handler) pack(out []byte, m *dns.Msg, q *query, req []byte) []byte {
 // NODATA with the SOA where the chain ends in a served zone.
 func (h *Handler) follow(m *dns.Msg, owner string, cur *node, zones []*zone, qtype uint16) {
 	for hops := 0; hops < 8 && cur != nil; hops++ {
-		if p := cur.get(qtype); p != nil && (qtype != dns.TypeCNAME || cur.cname != nil) {
+		if rs := cur.find(qtype); rs != nil && (qtype != dns.TypeCNAME || cur.cname != nil) {
+			wire := rs.ans.wire
+			if rs.srv != nil {
+				wire = h.srvWire(owner, rs.srv)
+			}
 			var t dns.Msg
-			if err := t.Unpack(p.wire); err == nil {
+			if err := t.Unpack(wire); err == nil {
 				for _, rr := range t.Answer {
 					rr.Header().Name = owner
 				}

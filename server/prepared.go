@@ -17,10 +17,14 @@ type prepared struct {
 	rot  *rotation // nil: the order never changes
 }
 
-// rrset is the prepared answer for one type at a name.
+// rrset is the answer for one type at a name: prepared, or, for the SRV
+// records of a headless service (one per endpoint and port: the bulk of a
+// large cluster's answers), written at query time from the service's
+// endpoints (srv set, ans empty).
 type rrset struct {
 	qtype uint16
 	ans   prepared
+	srv   *srvSource
 }
 
 // node is a name in a served zone. A node without rrsets is an empty
@@ -33,11 +37,11 @@ type node struct {
 	hosts  *hostIndex // a headless service's endpoints, by label
 }
 
-// get returns the prepared answer for qtype, or nil.
-func (n *node) get(qtype uint16) *prepared {
+// find returns the answer for qtype, or nil.
+func (n *node) find(qtype uint16) *rrset {
 	for i := range n.rrsets {
 		if n.rrsets[i].qtype == qtype {
-			return &n.rrsets[i].ans
+			return &n.rrsets[i]
 		}
 	}
 	return nil

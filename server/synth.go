@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net/netip"
+	"slices"
+	"strings"
 
 	"github.com/miekg/dns"
 
@@ -238,4 +240,167 @@ func (h *Handler) synthesized(name string, qtype uint16) (m *dns.Msg, ok bool) {
 		return nil, false
 	}
 	return m, true
+}
+
+// srvSource is the SRV answer of a headless service's name: one record per
+// published endpoint and port, target the endpoint's name, its address in
+// Additional. At the service name itself (port empty) every port of every
+// endpoint counts, a record repeating an earlier one (same port and target)
+// once; at _<port>._<proto>.<svc> the ports of that name and protocol do.
+type srvSource struct {
+	entry       *registry.ServiceEntry
+	port, proto string // lower-case; empty at the service name
+	// sharedLabels is set when endpoints share a DNS label (hostnames that
+	// repeat): only then can two endpoints' records be the same.
+	sharedLabels bool
+}
+
+// matches reports whether an endpoint port has a record at this name.
+func (s *srvSource) matches(p *registry.EndpointPort) bool {
+	return s.port == "" || (strings.EqualFold(p.Name, s.port) && strings.EqualFold(string(p.Protocol), s.proto))
+}
+
+// repeats reports whether the record of endpoint i's port j at the service
+// name repeats an earlier record of that answer (same port and target).
+func (s *srvSource) repeats(i, j int) bool {
+	if s.port != "" {
+		return false // every matching port is answered, as the API lists them
+	}
+	e := s.entry
+	ep := &e.Endpoints[i]
+	port := ep.Ports[j].Port
+	for _, p := range ep.Ports[:j] {
+		if p.Port == port {
+			return true
+		}
+	}
+	if !s.sharedLabels {
+		return false
+	}
+	for k := range e.Endpoints[:i] {
+		o := &e.Endpoints[k]
+		if o.DNSName == ep.DNSName && e.Published(o) && slices.ContainsFunc(o.Ports, func(p registry.EndpointPort) bool { return p.Port == port }) {
+			return true
+		}
+	}
+	return false
+}
+
+// srvRecordLen is the size of one SRV record of the answer: owner pointer,
+// type to RDLENGTH, priority, weight, port, and the target written out
+// (label, then the service name of svcLen bytes).
+func srvRecordLen(label string, svcLen int) int { return 2 + 10 + 6 + 1 + len(label) + svcLen }
+
+// srvAnswer writes the SRV answer of a headless service name: the records
+// in endpoint and port order, then each endpoint's address once in
+// Additional, its owner a pointer to the endpoint's first target. Targets
+// are written out in full (RFC 2782: no compression in SRV data), in lower
+// case. A message that would exceed 65,535 bytes keeps the records that
+// fit, answers first (and no Additional when not every answer fits).
+func (h *Handler) srvAnswer(out []byte, q *query, req []byte, s *srvSource) []byte {
+	e := s.entry
+	out = startAnswer(out, q, req, 0)
+	svc, svcOff := q.lowerName(), headerLen
+	if s.port != "" {
+		skip := 2 + len(s.port) + 2 + len(s.proto) // the labels _<port> and _<proto>
+		svc, svcOff = svc[skip:], svcOff+skip
+	}
+	ttl := h.opt.TTL
+	an, ar := 0, 0
+	cut := false // not every record fits: no Additional then
+answers:
+	for i := range e.Endpoints {
+		ep := &e.Endpoints[i]
+		if !e.Published(ep) {
+			continue
+		}
+		for j := range ep.Ports {
+			p := &ep.Ports[j]
+			if !s.matches(p) || s.repeats(i, j) {
+				continue
+			}
+			if len(out)+srvRecordLen(ep.DNSName, len(svc)) > dns.MaxMsgSize {
+				cut = true
+				break answers
+			}
+			out = appendRRHeader(out, dns.TypeSRV, ttl, 6+1+len(ep.DNSName)+len(svc))
+			out = append(out, 0, 0, 0, 100, byte(p.Port>>8), byte(p.Port))
+			out = append(append(out, byte(len(ep.DNSName))), ep.DNSName...)
+			out = append(out, svc...)
+			an++
+		}
+	}
+	// Additional: each endpoint's address once, found by walking the
+	// records written above in the same order, its owner a pointer to the
+	// endpoint's first target.
+	off := q.qend // the first record
+	walked, last := 0, -1
+additional:
+	for i := range e.Endpoints {
+		if cut {
+			break
+		}
+		ep := &e.Endpoints[i]
+		if !e.Published(ep) {
+			continue
+		}
+		for j := range ep.Ports {
+			if walked == an {
+				break additional
+			}
+			if !s.matches(&ep.Ports[j]) || s.repeats(i, j) {
+				continue
+			}
+			target := off + 2 + 10 + 6
+			off += srvRecordLen(ep.DNSName, len(svc))
+			walked++
+			if last == i {
+				continue
+			}
+			last = i
+			t, rdlen := uint16(dns.TypeA), 4
+			if ep.Address.Is6() {
+				t, rdlen = dns.TypeAAAA, 16
+			}
+			owner := 2
+			if target > 0x3FFF { // beyond a pointer's reach: the label, then a pointer to the service name
+				owner = 1 + len(ep.DNSName) + 2
+			}
+			if len(out)+owner+10+rdlen > dns.MaxMsgSize {
+				break additional
+			}
+			if owner == 2 {
+				out = append(out, 0xC0|byte(target>>8), byte(target))
+			} else {
+				out = append(append(out, byte(len(ep.DNSName))), ep.DNSName...)
+				out = append(out, 0xC0|byte(svcOff>>8), byte(svcOff))
+			}
+			out = append(out, byte(t>>8), byte(t), 0, 1, byte(ttl>>24), byte(ttl>>16), byte(ttl>>8), byte(ttl), 0, byte(rdlen))
+			if rdlen == 4 {
+				a := ep.Address.As4()
+				out = append(out, a[:]...)
+			} else {
+				a := ep.Address.As16()
+				out = append(out, a[:]...)
+			}
+			ar++
+		}
+	}
+	binary.BigEndian.PutUint16(out[6:], uint16(an))
+	binary.BigEndian.PutUint16(out[10:], uint16(ar))
+	return out
+}
+
+// srvWire is the SRV answer at name (a headless service's, as found by
+// alias chasing) as a whole message, for the slow paths that unpack it.
+func (h *Handler) srvWire(name string, s *srvSource) []byte {
+	req, err := new(dns.Msg).SetQuestion(dns.Fqdn(name), dns.TypeSRV).Pack()
+	if err != nil {
+		return nil
+	}
+	var q query
+	if parseQuery(req, &q) != nil {
+		return nil
+	}
+	return h.srvAnswer(nil, &q, req, s)
 }

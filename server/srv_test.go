@@ -1,0 +1,197 @@
+package server
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/miekg/dns"
+
+	"github.com/clusterdns/clusterdns/registry"
+)
+
+// referenceSRV is how the SRV answers of a headless service were packed
+// before they were written at query time (miekg/dns, one prepared message
+// per name, truncated to 64 KiB): the records srvAnswer must reproduce, in
+// the same order.
+func referenceSRV(e *registry.ServiceEntry, owner, port, proto string) (answer, extra []string) {
+	hdr := func(name string, t uint16) dns.RR_Header {
+		return dns.RR_Header{Name: name, Rrtype: t, Class: dns.ClassINET, Ttl: 5}
+	}
+	svc := e.Name + "." + e.Namespace + ".svc.cluster.local."
+	var ans, add []dns.RR
+	for i := range e.Endpoints {
+		ep := &e.Endpoints[i]
+		if !e.Published(ep) {
+			continue
+		}
+		host := ep.DNSName + "." + svc
+		var a dns.RR = &dns.A{Hdr: hdr(host, dns.TypeA), A: ep.Address.AsSlice()}
+		if ep.Address.Is6() {
+			a = &dns.AAAA{Hdr: hdr(host, dns.TypeAAAA), AAAA: ep.Address.AsSlice()}
+		}
+		for _, p := range ep.Ports {
+			srv := &dns.SRV{Hdr: hdr(owner, dns.TypeSRV), Weight: 100, Port: uint16(p.Port), Target: host}
+			if port == "" {
+				if !slices.ContainsFunc(ans, func(x dns.RR) bool { return dns.IsDuplicate(x, srv) }) {
+					ans = append(ans, srv)
+					add = append(add, a)
+				}
+			} else if strings.EqualFold(p.Name, port) && strings.EqualFold(string(p.Protocol), proto) {
+				ans = append(ans, srv)
+				add = append(add, a)
+			}
+		}
+	}
+	p, err := prepare(owner, dns.TypeSRV, ans, dedupRR(add), dns.RcodeSuccess)
+	if err != nil {
+		panic(err)
+	}
+	var m dns.Msg
+	if err := m.Unpack(p.wire); err != nil {
+		panic(err)
+	}
+	for _, rr := range m.Answer {
+		answer = append(answer, strings.ToLower(rr.String()))
+	}
+	for _, rr := range m.Extra {
+		extra = append(extra, strings.ToLower(rr.String()))
+	}
+	return answer, extra
+}
+
+func TestHeadlessSRVAtQueryTime(t *testing.T) {
+	tcp := func(name string, port int32) registry.EndpointPort {
+		return registry.EndpointPort{Name: name, Protocol: registry.TCP, Port: port}
+	}
+	ep := func(addr, host string, ready bool) registry.Endpoint {
+		return registry.Endpoint{Address: netip.MustParseAddr(addr), Hostname: host, Ready: ready}
+	}
+	many := func(n int, v6 bool) []registry.Endpoint {
+		var out []registry.Endpoint
+		for i := range n {
+			a := netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)})
+			if v6 {
+				a = netip.AddrFrom16([16]byte{0xfd, 0, 14: byte(i >> 8), 15: byte(i)})
+			}
+			out = append(out, registry.Endpoint{Address: a, Ready: i%7 != 3})
+		}
+		return out
+	}
+	type slice struct {
+		ports []registry.EndpointPort
+		eps   []registry.Endpoint
+	}
+	cases := []struct {
+		name     string
+		notReady bool
+		slices   []slice
+	}{
+		{name: "two named ports and an unnamed one", slices: []slice{{
+			ports: []registry.EndpointPort{tcp("http", 80), tcp("grpc", 90), {Protocol: registry.UDP, Port: 53}},
+			eps:   []registry.Endpoint{ep("10.0.0.1", "a", true), ep("10.0.0.2", "", true), ep("10.0.0.3", "c", false)},
+		}}},
+		{name: "not ready published", notReady: true, slices: []slice{{
+			ports: []registry.EndpointPort{tcp("http", 80)},
+			eps:   []registry.Endpoint{ep("10.0.0.1", "a", false), ep("fd00::2", "", true)},
+		}}},
+		{name: "shared hostnames and a port number under two names", slices: []slice{
+			{ports: []registry.EndpointPort{tcp("http", 80), {Name: "http", Protocol: registry.UDP, Port: 80}},
+				eps: []registry.Endpoint{ep("10.0.0.1", "same", true), ep("10.0.0.2", "same", true), ep("10.0.0.3", "other", true)}},
+			{ports: []registry.EndpointPort{tcp("http", 80), tcp("admin", 81)},
+				eps: []registry.Endpoint{ep("10.0.0.4", "same", true), ep("10.0.0.2", "same", true)}},
+		}},
+		{name: "1000 endpoints (targets beyond pointer reach)", slices: []slice{{
+			ports: []registry.EndpointPort{tcp("http", 80)}, eps: many(1000, false)}}},
+		{name: "700 IPv6 endpoints, two ports", slices: []slice{{
+			ports: []registry.EndpointPort{tcp("http", 80), tcp("grpc", 90)}, eps: many(700, true)}}},
+		{name: "3000 endpoints (over 64 KiB)", slices: []slice{{
+			ports: []registry.EndpointPort{tcp("http", 80)}, eps: many(3000, false)}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h, err := NewHandler(Options{Domains: []string{"cluster.local"}, TTL: 5, NegativeTTL: 5}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := registry.NewStore(registry.Options{})
+			st.Subscribe(func(s *registry.Snapshot) {
+				if err := h.Update(s); err != nil {
+					t.Fatal(err)
+				}
+			})
+			k := registry.Key{Namespace: "ns", Name: "hl"}
+			st.UpsertService(&registry.Service{Key: k, Kind: registry.KindHeadless, PublishNotReadyAddresses: c.notReady})
+			for i, sl := range c.slices {
+				st.UpsertEndpointSlice(&registry.EndpointSlice{Key: registry.Key{Namespace: "ns", Name: fmt.Sprintf("hl-%d", i)},
+					Service: "hl", Ports: sl.ports, Endpoints: sl.eps})
+			}
+			st.MarkSynced()
+			e := st.Flush().Service(k)
+			owners := map[string][2]string{"hl.ns.svc.cluster.local.": {}}
+			for _, sl := range c.slices {
+				for _, p := range sl.ports {
+					if p.Name != "" {
+						owners["_"+p.Name+"._"+strings.ToLower(string(p.Protocol))+".hl.ns.svc.cluster.local."] = [2]string{p.Name, string(p.Protocol)}
+					}
+				}
+			}
+			for owner, pp := range owners {
+				for _, asked := range []string{owner, strings.ToUpper(owner)} {
+					r := ask(t, h, new(dns.Msg).SetQuestion(asked, dns.TypeSRV), true)
+					if r.Rcode != dns.RcodeSuccess || !r.Authoritative || r.Question[0].Name != asked {
+						t.Fatalf("%s: rcode %d aa %v question %s", asked, r.Rcode, r.Authoritative, r.Question[0].Name)
+					}
+					var gotA, gotX []string
+					for _, rr := range r.Answer {
+						gotA = append(gotA, strings.ToLower(rr.String()))
+					}
+					for _, rr := range r.Extra {
+						gotX = append(gotX, strings.ToLower(rr.String()))
+					}
+					wantA, wantX := referenceSRV(e, owner, strings.ToLower(pp[0]), strings.ToLower(pp[1]))
+					if !slices.Equal(gotA, wantA) || !slices.Equal(gotX, wantX) {
+						t.Fatalf("%s:\nanswer %d %q\nwant   %d %q\nextra %d %q\nwant  %d %q", asked,
+							len(gotA), head(gotA), len(wantA), head(wantA), len(gotX), head(gotX), len(wantX), head(wantX))
+					}
+				}
+			}
+		})
+	}
+}
+
+func head(s []string) []string { return s[:min(len(s), 6)] }
+
+// An alias to a headless service is chased into its SRV answer.
+func TestHeadlessSRVThroughAlias(t *testing.T) {
+	h, err := NewHandler(Options{Domains: []string{"cluster.local"}, TTL: 5, NegativeTTL: 5}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := registry.NewStore(registry.Options{})
+	st.Subscribe(func(s *registry.Snapshot) {
+		if err := h.Update(s); err != nil {
+			t.Fatal(err)
+		}
+	})
+	st.UpsertService(&registry.Service{Key: registry.Key{Namespace: "ns", Name: "hl"}, Kind: registry.KindHeadless})
+	st.UpsertService(&registry.Service{Key: registry.Key{Namespace: "ns", Name: "alias"}, Kind: registry.KindExternalName,
+		ExternalName: "_http._tcp.hl.ns.svc.cluster.local"})
+	st.UpsertEndpointSlice(&registry.EndpointSlice{Key: registry.Key{Namespace: "ns", Name: "hl-1"}, Service: "hl",
+		Ports:     []registry.EndpointPort{{Name: "http", Protocol: registry.TCP, Port: 80}},
+		Endpoints: []registry.Endpoint{{Address: netip.MustParseAddr("10.0.0.1"), Hostname: "a", Ready: true}}})
+	st.MarkSynced()
+	st.Flush()
+	r := ask(t, h, new(dns.Msg).SetQuestion("alias.ns.svc.cluster.local.", dns.TypeSRV), false)
+	want := rrs(t, 0,
+		"alias.ns.svc.cluster.local. 5 IN CNAME _http._tcp.hl.ns.svc.cluster.local.",
+		"_http._tcp.hl.ns.svc.cluster.local. 5 IN SRV 0 100 80 a.hl.ns.svc.cluster.local.")
+	if g := got(r.Answer); !slices.Equal(g, want) {
+		t.Fatalf("answer %q, want %q", g, want)
+	}
+	if g, w := got(r.Extra), rrs(t, 0, "a.hl.ns.svc.cluster.local. 5 IN A 10.0.0.1"); !slices.Equal(g, w) {
+		t.Fatalf("extra %q, want %q", g, w)
+	}
+}
