@@ -7,7 +7,7 @@
 #     BENCH_SECONDS, server pinned to CPU 0 and dnsperf to CPU 1;
 #  2. a fixed 5,000 QPS of the foundation mix against the 10k-service
 #     cluster: the server's CPU (from /proc/PID/stat) and dnsperf's average
-#     latency;
+#     latency, pinned (server CPU 0, dnsperf CPU 1) and unpinned;
 #  3. RSS with 10,000 services and 100,000 endpoints loaded from files
 #     (1,000 headless services of 100 endpoints each);
 #  4. the Go benchmarks of the hot path (allocs/op), of a cache miss over a
@@ -85,6 +85,17 @@ fixed_lat=$(awk '/Average Latency/ {printf "%.3f ms", $4 * 1000}' "$OUT/fixed.tx
 fixed_qps=$(qps "$OUT/fixed.txt")
 rss10k=$(rss_mib "$cpid")
 stop "$cpid"
+# The same rate with nothing pinned: GOMAXPROCS and UDP sockets = CPUs.
+"$OUT/clusterdns" --health-listen= --metrics-listen= --lame-duck 0s --log-level warn --listen 127.0.0.1:$PORT --upstreams= --zones-dir "$zdir" >"$OUT/fixed-free.log" 2>&1 &
+cpid=$!
+pids+=("$cpid")
+wait_dns 127.0.0.1 $PORT cluster.local
+t0=$(cputicks "$cpid")
+dnsperf -s 127.0.0.1 -p $PORT -d "$qfile" -l "$SECS" -Q 5000 -c 2 -T 1 >"$OUT/fixed-free.txt" 2>&1
+t1=$(cputicks "$cpid")
+free_cpu=$(awk -v d=$((t1 - t0)) -v hz="$HZ" -v s="$SECS" 'BEGIN {printf "%.3f", d / hz / s}')
+free_lat=$(awk '/Average Latency/ {printf "%.3f ms", $4 * 1000}' "$OUT/fixed-free.txt")
+stop "$cpid"
 
 # ---- 3. RSS with 100,000 endpoints ------------------------------------------
 "$OUT/gencluster" -out "$OUT/c100k" -endpoints 100 -queries 1000 -check=false >"$OUT/gen100k.txt" 2>&1
@@ -102,7 +113,8 @@ cat <<EOF
 
 ==================== clusterdns extra benchmarks ====================
 cached forwarded answers (10,000 names, pinned server/dnsperf, ${SECS}s): $fwd_qps QPS, lost $fwd_lost, RSS $fwd_rss MiB
-fixed 5,000 QPS, 10k-service cluster mix: server CPU $fixed_cpu core, average latency $fixed_lat (dnsperf: $fixed_qps QPS)
+fixed 5,000 QPS, 10k-service cluster mix: server CPU $fixed_cpu core, average latency $fixed_lat (dnsperf: $fixed_qps QPS; server pinned to CPU 0, GOMAXPROCS=1)
+  the same unpinned (GOMAXPROCS and UDP sockets = CPUs): server CPU $free_cpu core, average latency $free_lat
 RSS with 10,000 services / 10,000 endpoints: $rss10k MiB; with 10,000 services / 100,000 endpoints: $rss100k MiB
 Go benchmarks (go test ./server -bench ...):
 $(grep -E '^Benchmark' "$OUT/gobench.txt")
