@@ -83,6 +83,7 @@ func (f *FileSource) Load() error {
 	var errs []error
 	seen := map[string]bool{}
 	changed := false
+	var in *interner // shares repeated strings within this load
 	for _, e := range entries {
 		if !IsClusterFile(e.Name()) || strings.HasPrefix(e.Name(), ".") {
 			continue
@@ -120,6 +121,10 @@ func (f *FileSource) Load() error {
 			errs = append(errs, err)
 			continue
 		}
+		if in == nil {
+			in = newInterner()
+		}
+		in.objects(&objs)
 		f.files[name] = parsedFile{sum: sum, stat: stamp, objs: objs}
 		changed = true
 	}

@@ -218,7 +218,7 @@ func (k *KubeSource) informers() ([]informer, error) {
 					func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 						return core.Services(ns).Watch(ctx, o)
 					}),
-				ConvertService, equalService,
+				shared.convertService, equalService,
 				k.store.UpsertService, k.store.DeleteService)),
 			add(watchKind(k, sls,
 				newInformer(k, sls, &discoveryv1.EndpointSlice{}, withServiceName,

@@ -107,8 +107,12 @@ func mergeEndpoints(svc *Service, slicesOf map[string]*EndpointSlice, podNames b
 		return nil
 	}
 	names := slices.Sorted(maps.Keys(slicesOf))
-	var out []MergedEndpoint
-	seen := make(map[netip.Addr]int)
+	n := 0
+	for _, sl := range slicesOf {
+		n += len(sl.Endpoints)
+	}
+	out := make([]MergedEndpoint, 0, n)
+	seen := make(map[netip.Addr]int, n)
 	for _, n := range names {
 		sl := slicesOf[n]
 		for j := range sl.Endpoints {
@@ -134,7 +138,7 @@ func mergeEndpoints(svc *Service, slicesOf map[string]*EndpointSlice, podNames b
 			})
 		}
 	}
-	return out
+	return slices.Clip(out)
 }
 
 // dnsName is the stable label of an endpoint under its service.
