@@ -65,37 +65,62 @@ func addrKey(a netip.Addr) string {
 // names, and as many reverse names).
 type hostIndex struct {
 	entry *registry.ServiceEntry
-	// hosts maps a DNS label to its endpoint's position, or, for a label
-	// that several endpoints share (rare), to -1-i with i an index into more.
-	hosts map[string]int32
-	more  [][]int32
+	// byLabel holds the positions of the published endpoints, sorted by
+	// DNS label, then position: a label is found by binary search (4 bytes
+	// an endpoint rather than a map entry).
+	byLabel []int32
+	shared  bool // some label belongs to several endpoints (rare)
 }
 
-// lookup returns the positions of the endpoints with this label.
-func (hi *hostIndex) lookup(label []byte, one *[1]int32) []int32 {
-	i, ok := hi.hosts[string(label)]
-	switch {
-	case !ok:
-		return nil
-	case i >= 0:
-		one[0] = i
-		return one[:]
-	default:
-		return hi.more[-1-i]
+// newHostIndex indexes the given endpoint positions of e by label.
+func newHostIndex(e *registry.ServiceEntry, positions []int32) *hostIndex {
+	hi := &hostIndex{entry: e, byLabel: positions}
+	slices.SortFunc(hi.byLabel, func(a, b int32) int {
+		if c := strings.Compare(e.Endpoints[a].DNSName, e.Endpoints[b].DNSName); c != 0 {
+			return c
+		}
+		return int(a - b)
+	})
+	for i := 1; i < len(hi.byLabel); i++ {
+		if e.Endpoints[hi.byLabel[i]].DNSName == e.Endpoints[hi.byLabel[i-1]].DNSName {
+			hi.shared = true
+		}
 	}
+	return hi
 }
 
-func (hi *hostIndex) add(label string, i int32) {
-	cur, ok := hi.hosts[label]
-	switch {
-	case !ok:
-		hi.hosts[label] = i
-	case cur >= 0:
-		hi.more = append(hi.more, []int32{cur, i})
-		hi.hosts[label] = int32(-len(hi.more))
-	default:
-		hi.more[-1-cur] = append(hi.more[-1-cur], i)
+// lookup returns the positions of the endpoints with this label (lower
+// case), in endpoint order.
+func (hi *hostIndex) lookup(label []byte) []int32 {
+	eps := hi.entry.Endpoints
+	lo, hi2 := 0, len(hi.byLabel)
+	for lo < hi2 {
+		m := int(uint(lo+hi2) >> 1)
+		if compareLabel(eps[hi.byLabel[m]].DNSName, label) < 0 {
+			lo = m + 1
+		} else {
+			hi2 = m
+		}
 	}
+	end := lo
+	for end < len(hi.byLabel) && eps[hi.byLabel[end]].DNSName == string(label) {
+		end++
+	}
+	return hi.byLabel[lo:end]
+}
+
+// compareLabel compares a string with a byte label like strings.Compare,
+// without converting either.
+func compareLabel(s string, b []byte) int {
+	for i := 0; i < len(s) && i < len(b); i++ {
+		if s[i] != b[i] {
+			if s[i] < b[i] {
+				return -1
+			}
+			return 1
+		}
+	}
+	return len(s) - len(b)
 }
 
 // recSet accumulates records per (name, type) before they are packed.
@@ -266,7 +291,7 @@ func (r *recSet) addService(z uint8, domain string, e *registry.ServiceEntry, pt
 	case registry.KindHeadless:
 		zones := map[string][]string{} // topology zone → addresses, for _zones TXT
 		var zoneOrder []string
-		hi := &hostIndex{entry: e, hosts: map[string]int32{}}
+		var published []int32
 		// SRV answers (one record per endpoint and port, the bulk of a
 		// large cluster) are written at query time from the endpoints:
 		// only their names are indexed here.
@@ -286,7 +311,7 @@ func (r *recSet) addService(z uint8, domain string, e *registry.ServiceEntry, pt
 				continue
 			}
 			r.add(z, r.addrRecords(name, []netip.Addr{ep.Address})[0])
-			hi.add(ep.DNSName, int32(i))
+			published = append(published, int32(i))
 			if ep.Zone != "" {
 				if _, ok := zones[ep.Zone]; !ok {
 					zoneOrder = append(zoneOrder, ep.Zone)
@@ -307,11 +332,12 @@ func (r *recSet) addService(z uint8, domain string, e *registry.ServiceEntry, pt
 				addSRV("_"+port+"._"+proto+"."+name, port, proto)
 			}
 		}
-		for _, s := range srvs {
-			s.sharedLabels = len(hi.more) > 0
-		}
-		if len(hi.hosts) > 0 {
+		if len(published) > 0 {
+			hi := newHostIndex(e, slices.Clone(published))
 			r.hosts[name] = hi
+			for _, s := range srvs {
+				s.sharedLabels = hi.shared
+			}
 		}
 		// Zone hints for client-side balancing (lb.TXTZones), one record per
 		// zone under _zones (per endpoint they are written at query time).

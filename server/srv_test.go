@@ -138,6 +138,24 @@ func TestHeadlessSRVAtQueryTime(t *testing.T) {
 					}
 				}
 			}
+			// Every endpoint name answers the addresses of the endpoints
+			// that have it (hostnames may repeat).
+			byLabel := map[string][]string{}
+			for i := range e.Endpoints {
+				if ep := &e.Endpoints[i]; e.Published(ep) && ep.Address.Is4() {
+					byLabel[ep.DNSName] = append(byLabel[ep.DNSName], ep.Address.String())
+				}
+			}
+			for label, want := range byLabel {
+				r := ask(t, h, new(dns.Msg).SetQuestion(label+".hl.ns.svc.cluster.local.", dns.TypeA), true)
+				var gotIPs []string
+				for _, rr := range r.Answer {
+					gotIPs = append(gotIPs, rr.(*dns.A).A.String())
+				}
+				if !slices.Equal(gotIPs, want) {
+					t.Fatalf("%s A: %q, want %q", label, gotIPs, want)
+				}
+			}
 			for owner, pp := range owners {
 				for _, asked := range []string{owner, strings.ToUpper(owner)} {
 					r := ask(t, h, new(dns.Msg).SetQuestion(asked, dns.TypeSRV), true)

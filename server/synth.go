@@ -54,9 +54,8 @@ func (h *Handler) hostAnswer(out []byte, q *query, req []byte, idx *clusterIndex
 	if !ok || n.hosts == nil {
 		return nil
 	}
-	var one [1]int32
-	eps := n.hosts.lookup(key[1:1+l], &one)
-	if eps == nil {
+	eps := n.hosts.lookup(key[1 : 1+l])
+	if len(eps) == 0 {
 		return nil
 	}
 	e := n.hosts.entry
