@@ -48,10 +48,10 @@ type Snapshot struct {
 	// (the first one, or a change of the set of namespaces).
 	Full bool
 
-	services   *cow.Map[*ServiceEntry] // key: Key.String()
+	services   *cow.Map[string, *ServiceEntry] // key: Key.String()
 	namespaces map[string]struct{}
-	pods       *cow.Map[*Pod]   // key: Key.String()
-	podsByIP   *cow.Map[[]*Pod] // key: addrKey
+	pods       *cow.Map[string, *Pod]     // key: Key.String()
+	podsByIP   *cow.Map[[16]byte, []*Pod] // key: addrKey
 }
 
 // Service returns the service entry, or nil.
@@ -79,16 +79,12 @@ func (s *Snapshot) Namespaces() iter.Seq[string] { return maps.Keys(s.namespaces
 // PodsByIP returns the pods that have this IP (several when host-network
 // pods share the node's address).
 func (s *Snapshot) PodsByIP(ip netip.Addr) []*Pod {
-	b := ip.Unmap().As16()
-	p, _ := s.podsByIP.GetBytes(b[:])
+	p, _ := s.podsByIP.Get(addrKey(ip))
 	return p
 }
 
 // addrKey is an address's 16-byte form, the key of podsByIP.
-func addrKey(a netip.Addr) string {
-	b := a.Unmap().As16()
-	return string(b[:])
-}
+func addrKey(a netip.Addr) [16]byte { return a.Unmap().As16() }
 
 // namespacesOrNil returns the namespaces of s, nil for a nil snapshot.
 func (s *Snapshot) namespacesOrNil() map[string]struct{} {

@@ -355,7 +355,7 @@ func (s *Store) Flush() *Snapshot {
 	next := &Snapshot{Full: prev == nil}
 	if prev == nil {
 		next.Serial = uint32(time.Now().Unix())
-		ed := cow.New[*ServiceEntry]().Edit()
+		ed := cow.New[string, *ServiceEntry]().Edit()
 		for k, svc := range s.services {
 			ed.Set(k.String(), s.entryLocked(k, svc))
 		}
@@ -389,7 +389,7 @@ func (s *Store) Flush() *Snapshot {
 	// Pods: copy on write of the changed ones; they never force a rebuild
 	// of the index (they are only read at query time).
 	if prev == nil {
-		next.pods, next.podsByIP = cow.New[*Pod](), cow.New[[]*Pod]()
+		next.pods, next.podsByIP = cow.New[string, *Pod](), cow.New[[16]byte, []*Pod]()
 	} else {
 		next.pods, next.podsByIP = prev.pods, prev.podsByIP
 	}

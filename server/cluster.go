@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"maps"
+	"math"
 	"net/netip"
 	"slices"
 	"strings"
@@ -26,11 +27,52 @@ type clusterIndex struct {
 	// and ip6.arpa. (for negative answers at known reverse names). Nodes
 	// refer to them by position so that a new serial needs no node rebuilt.
 	zones []*zone
-	names *cow.Map[*node]
-	// ptrs lists, per address (its 16-byte form), what points back to it:
-	// PTR answers are written from these at query time (an address can be
-	// an endpoint of several services).
-	ptrs *cow.Map[[]ptrRef]
+	names *cow.Map[string, *node]
+	// ptrs holds, per address (its 16-byte form), what points back to it:
+	// PTR answers are written from these at query time. An address that is
+	// an endpoint of several services (rare) has a multiRef entry here and
+	// its whole list in ptrsMore.
+	ptrs     *cow.Map[[16]byte, ptrRef]
+	ptrsMore *cow.Map[[16]byte, []ptrRef]
+}
+
+// refs returns what points back at an address (one is scratch space for
+// the common single name), nil when nothing does.
+func (idx *clusterIndex) refs(key [16]byte, one *[1]ptrRef) []ptrRef {
+	return getRefs(idx.ptrs, idx.ptrsMore, key, one)
+}
+
+// ptrReader is a map of ptrRefs being read (a published one or an editor).
+type ptrReader[M any] interface {
+	Get(key [16]byte) (M, bool)
+}
+
+func getRefs(ptrs ptrReader[ptrRef], more ptrReader[[]ptrRef], key [16]byte, one *[1]ptrRef) []ptrRef {
+	r, ok := ptrs.Get(key)
+	switch {
+	case !ok:
+		return nil
+	case r.ep == multiRef:
+		l, _ := more.Get(key)
+		return l
+	}
+	one[0] = r
+	return one[:]
+}
+
+// setRefs stores the (sorted) list of names of an address.
+func setRefs(ptrs *cow.Editor[[16]byte, ptrRef], more *cow.Editor[[16]byte, []ptrRef], key [16]byte, refs []ptrRef) {
+	switch len(refs) {
+	case 0:
+		ptrs.Delete(key)
+		more.Delete(key)
+	case 1:
+		ptrs.Set(key, refs[0])
+		more.Delete(key)
+	default:
+		ptrs.Set(key, ptrRef{ep: multiRef})
+		more.Set(key, refs)
+	}
 }
 
 // indexOptions are the parts of the configuration the index depends on.
@@ -53,11 +95,11 @@ type ptrRef struct {
 	ep    int32
 }
 
+// multiRef marks the ptrs entry of an address with several names.
+const multiRef = math.MinInt32
+
 // addrKey is the key of an address in ptrs.
-func addrKey(a netip.Addr) string {
-	b := a.As16()
-	return string(b[:])
-}
+func addrKey(a netip.Addr) [16]byte { return a.As16() }
 
 // hostIndex finds a headless service's endpoints by their DNS label, so
 // that <label>.<svc>.<ns>.svc.<zone> is answered from the service's node
@@ -351,8 +393,8 @@ func (r *recSet) addService(z uint8, domain string, e *registry.ServiceEntry, pt
 
 // servicePTRs lists the addresses that point back at a service: its
 // ClusterIPs and its published endpoints.
-func servicePTRs(e *registry.ServiceEntry) map[string]ptrRef {
-	out := map[string]ptrRef{}
+func servicePTRs(e *registry.ServiceEntry) map[[16]byte]ptrRef {
+	out := map[[16]byte]ptrRef{}
 	if e == nil {
 		return out
 	}
@@ -403,13 +445,15 @@ func buildClusterIndex(prev *clusterIndex, snap *registry.Snapshot, opt *indexOp
 	}
 	idx := &clusterIndex{snap: snap, zones: zones}
 	incremental := prev != nil && !snap.Full
-	var names *cow.Editor[*node]
-	var ptrs *cow.Editor[[]ptrRef]
+	var names *cow.Editor[string, *node]
+	var ptrs *cow.Editor[[16]byte, ptrRef]
+	var more *cow.Editor[[16]byte, []ptrRef]
 	if incremental {
-		names, ptrs = prev.names.Edit(), prev.ptrs.Edit()
+		names, ptrs, more = prev.names.Edit(), prev.ptrs.Edit(), prev.ptrsMore.Edit()
 	} else {
-		names, ptrs = cow.New[*node]().Edit(), cow.New[[]ptrRef]().Edit()
+		names, ptrs, more = cow.New[string, *node]().Edit(), cow.New[[16]byte, ptrRef]().Edit(), cow.New[[16]byte, []ptrRef]().Edit()
 	}
+	var one [1]ptrRef
 	set := func(r *recSet) error {
 		for _, name := range r.order {
 			key, n, err := r.pack(name)
@@ -429,11 +473,15 @@ func buildClusterIndex(prev *clusterIndex, snap *registry.Snapshot, opt *indexOp
 				return nil, err
 			}
 			for key, ref := range servicePTRs(e) {
-				cur, _ := ptrs.Get(key)
-				ptrs.Set(key, sortRefs(append(cur, ref)))
+				if _, taken := ptrs.Get(key); !taken {
+					ptrs.Set(key, ref)
+					continue
+				}
+				cur := getRefs(ptrs, more, key, &one)
+				setRefs(ptrs, more, key, sortRefs(append(slices.Clone(cur), ref)))
 			}
 		}
-		idx.names, idx.ptrs = names.Done(), ptrs.Done()
+		idx.names, idx.ptrs, idx.ptrsMore = names.Done(), ptrs.Done(), more.Done()
 		return idx, nil
 	}
 	for _, k := range snap.Changed {
@@ -457,21 +505,16 @@ func buildClusterIndex(prev *clusterIndex, snap *registry.Snapshot, opt *indexOp
 			if _, still := newP[key]; still {
 				continue
 			}
-			cur, _ := ptrs.Get(key)
-			kept := slices.DeleteFunc(slices.Clone(cur), func(p ptrRef) bool { return p.entry.Key == k })
-			if len(kept) == 0 {
-				ptrs.Delete(key)
-			} else {
-				ptrs.Set(key, kept)
-			}
+			cur := getRefs(ptrs, more, key, &one)
+			setRefs(ptrs, more, key, slices.DeleteFunc(slices.Clone(cur), func(p ptrRef) bool { return p.entry.Key == k }))
 		}
 		for key, ref := range newP {
-			cur, _ := ptrs.Get(key)
+			cur := getRefs(ptrs, more, key, &one)
 			kept := slices.DeleteFunc(slices.Clone(cur), func(p ptrRef) bool { return p.entry.Key == k })
-			ptrs.Set(key, sortRefs(append(kept, ref)))
+			setRefs(ptrs, more, key, sortRefs(append(kept, ref)))
 		}
 	}
-	idx.names, idx.ptrs = names.Done(), ptrs.Done()
+	idx.names, idx.ptrs, idx.ptrsMore = names.Done(), ptrs.Done(), more.Done()
 	return idx, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/clusterdns/clusterdns/registry"
@@ -21,8 +22,12 @@ func sameIndex(t *testing.T, step string, a, b *clusterIndex) {
 	if a.ptrs.Len() != b.ptrs.Len() {
 		t.Fatalf("%s: %d reverse addresses incrementally, %d rebuilt", step, a.ptrs.Len(), b.ptrs.Len())
 	}
-	for key, rb := range b.ptrs.All() {
-		ra, _ := a.ptrs.Get(key)
+	if a.ptrsMore.Len() != b.ptrsMore.Len() {
+		t.Fatalf("%s: %d shared reverse addresses incrementally, %d rebuilt", step, a.ptrsMore.Len(), b.ptrsMore.Len())
+	}
+	for key := range b.ptrs.All() {
+		var oneA, oneB [1]ptrRef
+		ra, rb := a.refs(key, &oneA), b.refs(key, &oneB)
 		if len(ra) != len(rb) {
 			t.Fatalf("%s: address %x: %d names incrementally, %d rebuilt", step, key, len(ra), len(rb))
 		}
@@ -47,6 +52,13 @@ func sameIndex(t *testing.T, step string, a, b *clusterIndex) {
 			if na.rrsets[i].qtype != nb.rrsets[i].qtype || !bytes.Equal(na.rrsets[i].ans.wire, nb.rrsets[i].ans.wire) {
 				t.Fatalf("%s: name %q type %d differs", step, key, nb.rrsets[i].qtype)
 			}
+			if sa, sb := na.rrsets[i].srv, nb.rrsets[i].srv; (sa == nil) != (sb == nil) ||
+				sa != nil && (sa.entry.Key != sb.entry.Key || sa.port != sb.port || sa.proto != sb.proto || sa.sharedLabels != sb.sharedLabels) {
+				t.Fatalf("%s: name %q: SRV source differs", step, key)
+			}
+		}
+		if (na.hosts == nil) != (nb.hosts == nil) || na.hosts != nil && !slices.Equal(na.hosts.byLabel, nb.hosts.byLabel) {
+			t.Fatalf("%s: name %q: endpoint names differ", step, key)
 		}
 	}
 }

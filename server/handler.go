@@ -12,6 +12,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/clusterdns/clusterdns/internal/cow"
 	"github.com/clusterdns/clusterdns/lb"
 	"github.com/clusterdns/clusterdns/registry"
 	"github.com/clusterdns/clusterdns/resolver"
@@ -402,7 +403,7 @@ func (h *Handler) answer(out []byte, q *query, req []byte, zc *uint8) []byte {
 	key := q.lowerName()
 	cidx := h.cluster.Load()
 	if cidx != nil {
-		if n, ok := cidx.names.GetBytes(key); ok {
+		if n, ok := cow.GetBytes(cidx.names, key); ok {
 			*zc = zoneCluster
 			if int(n.zone) >= len(h.clusterZones) {
 				*zc = zoneReverse

@@ -9,6 +9,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/clusterdns/clusterdns/internal/cow"
 	"github.com/clusterdns/clusterdns/registry"
 )
 
@@ -50,7 +51,7 @@ func (h *Handler) hostAnswer(out []byte, q *query, req []byte, idx *clusterIndex
 	if l == 0 || 1+l >= len(key) {
 		return nil
 	}
-	n, ok := idx.names.GetBytes(key[1+l:])
+	n, ok := cow.GetBytes(idx.names, key[1+l:])
 	if !ok || n.hosts == nil {
 		return nil
 	}
@@ -176,9 +177,9 @@ func (h *Handler) ptrAnswer(out []byte, q *query, req []byte, idx *clusterIndex,
 	if !ok {
 		return nil
 	}
-	b := a.As16()
-	refs, ok := idx.ptrs.GetBytes(b[:])
-	if !ok {
+	var one [1]ptrRef
+	refs := idx.refs(a.As16(), &one)
+	if refs == nil {
 		return nil
 	}
 	if q.qtype != dns.TypePTR && q.qtype != dns.TypeANY {

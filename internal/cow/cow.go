@@ -1,4 +1,4 @@
-// Package cow provides Map, a string-keyed map split into shards that is
+// Package cow provides Map, a map split into shards that is
 // immutable once published: an edit clones only the shards it touches and
 // shares the rest with the previous version. The registry's snapshots and
 // the server's name index use it so that one change costs what the change
@@ -14,24 +14,28 @@ import (
 // pointers plus every touched shard (about 1/1024 of the keys each).
 const shards = 1024
 
+// Key is what a Map is keyed by: a string, or the 16 bytes of an address
+// (netip.Addr.As16), which cost no allocation of their own.
+type Key interface{ ~string | ~[16]byte }
+
 // Map is an immutable sharded map. The zero value is not usable; use New.
 // Readers may use a Map from any goroutine without locks.
-type Map[V any] struct {
-	shards [shards]map[string]V
+type Map[K Key, V any] struct {
+	shards [shards]map[K]V
 	size   int
 }
 
 // New returns an empty map.
-func New[V any]() *Map[V] {
-	m := &Map[V]{}
+func New[K Key, V any]() *Map[K, V] {
+	m := &Map[K, V]{}
 	for i := range m.shards {
-		m.shards[i] = map[string]V{}
+		m.shards[i] = map[K]V{}
 	}
 	return m
 }
 
 // shardOf is FNV-1a over the key's bytes, folded to the shard count.
-func shardOf[K string | []byte](key K) int {
+func shardOf[B ~string | ~[]byte | ~[16]byte](key B) int {
 	h := uint32(2166136261)
 	for i := 0; i < len(key); i++ {
 		h ^= uint32(key[i])
@@ -40,24 +44,24 @@ func shardOf[K string | []byte](key K) int {
 	return int((h ^ h>>16) % shards)
 }
 
-// GetBytes looks a key up by its bytes without allocating.
-func (m *Map[V]) GetBytes(key []byte) (V, bool) {
+// GetBytes looks a string key up by its bytes without allocating.
+func GetBytes[V any](m *Map[string, V], key []byte) (V, bool) {
 	v, ok := m.shards[shardOf(key)][string(key)]
 	return v, ok
 }
 
 // Get looks a key up.
-func (m *Map[V]) Get(key string) (V, bool) {
+func (m *Map[K, V]) Get(key K) (V, bool) {
 	v, ok := m.shards[shardOf(key)][key]
 	return v, ok
 }
 
 // Len returns the number of keys.
-func (m *Map[V]) Len() int { return m.size }
+func (m *Map[K, V]) Len() int { return m.size }
 
 // All iterates over every key and value in no particular order.
-func (m *Map[V]) All() iter.Seq2[string, V] {
-	return func(yield func(string, V) bool) {
+func (m *Map[K, V]) All() iter.Seq2[K, V] {
+	return func(yield func(K, V) bool) {
 		for i := range m.shards {
 			for k, v := range m.shards[i] {
 				if !yield(k, v) {
@@ -69,7 +73,7 @@ func (m *Map[V]) All() iter.Seq2[string, V] {
 }
 
 // Values iterates over every value in no particular order.
-func (m *Map[V]) Values() iter.Seq[V] {
+func (m *Map[K, V]) Values() iter.Seq[V] {
 	return func(yield func(V) bool) {
 		for _, v := range m.All() {
 			if !yield(v) {
@@ -81,23 +85,23 @@ func (m *Map[V]) Values() iter.Seq[V] {
 
 // Editor builds the next version of a Map. One goroutine uses it; the map
 // it started from stays valid and unchanged for readers.
-type Editor[V any] struct {
-	m      *Map[V]
+type Editor[K Key, V any] struct {
+	m      *Map[K, V]
 	copied [shards]bool
 }
 
 // Edit starts a new version of m.
-func (m *Map[V]) Edit() *Editor[V] {
+func (m *Map[K, V]) Edit() *Editor[K, V] {
 	next := *m // copies the array of shard pointers
-	return &Editor[V]{m: &next}
+	return &Editor[K, V]{m: &next}
 }
 
-func (e *Editor[V]) shard(key string) map[string]V {
+func (e *Editor[K, V]) shard(key K) map[K]V {
 	s := shardOf(key)
 	if !e.copied[s] {
 		e.m.shards[s] = maps.Clone(e.m.shards[s])
 		if e.m.shards[s] == nil {
-			e.m.shards[s] = map[string]V{}
+			e.m.shards[s] = map[K]V{}
 		}
 		e.copied[s] = true
 	}
@@ -105,10 +109,10 @@ func (e *Editor[V]) shard(key string) map[string]V {
 }
 
 // Get reads the version being built.
-func (e *Editor[V]) Get(key string) (V, bool) { return e.m.Get(key) }
+func (e *Editor[K, V]) Get(key K) (V, bool) { return e.m.Get(key) }
 
 // Set adds or replaces a key.
-func (e *Editor[V]) Set(key string, v V) {
+func (e *Editor[K, V]) Set(key K, v V) {
 	sh := e.shard(key)
 	if _, ok := sh[key]; !ok {
 		e.m.size++
@@ -117,7 +121,7 @@ func (e *Editor[V]) Set(key string, v V) {
 }
 
 // Delete removes a key if present.
-func (e *Editor[V]) Delete(key string) {
+func (e *Editor[K, V]) Delete(key K) {
 	if _, ok := e.m.Get(key); !ok {
 		return
 	}
@@ -126,4 +130,4 @@ func (e *Editor[V]) Delete(key string) {
 }
 
 // Done returns the new version; the editor must not be used afterwards.
-func (e *Editor[V]) Done() *Map[V] { return e.m }
+func (e *Editor[K, V]) Done() *Map[K, V] { return e.m }
