@@ -54,7 +54,11 @@ func TestKubernetesSourceDrivesRules(t *testing.T) {
 	store := registry.NewStore(registry.Options{})
 	tracker := NewTracker(nil)
 	store.Subscribe(tracker.OnSnapshot)
-	kube := registry.NewKubeSource(client, store, registry.KubeOptions{})
+	kapi, err := registry.NewKubeAPI(api.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	kube := registry.NewKubeSource(kapi, store, registry.KubeOptions{})
 	go kube.Run(ctx)
 
 	// The rules side runs on a thread in a fresh namespace; the API calls

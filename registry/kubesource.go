@@ -20,7 +20,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 )
@@ -56,7 +55,7 @@ type KubeOptions struct {
 // backoff and resume their watches (relisting when needed); the store keeps
 // the last published snapshot meanwhile.
 type KubeSource struct {
-	client kubernetes.Interface
+	client KubeAPI
 	store  *Store
 	opts   KubeOptions
 	log    *slog.Logger
@@ -65,9 +64,9 @@ type KubeSource struct {
 	ran    atomic.Bool
 }
 
-// NewKubeSource returns a source that will feed store from client once
-// Run is called. It does not contact the API server.
-func NewKubeSource(client kubernetes.Interface, store *Store, opts KubeOptions) *KubeSource {
+// NewKubeSource returns a source that will feed store from client (see
+// NewKubeAPI) once Run is called. It does not contact the API server.
+func NewKubeSource(client KubeAPI, store *Store, opts KubeOptions) *KubeSource {
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
@@ -174,7 +173,6 @@ func (k *KubeSource) informers() ([]informer, error) {
 		namespaces = []string{metav1.NamespaceAll}
 	}
 	shared := newInterner()
-	core, discovery := k.client.CoreV1(), k.client.DiscoveryV1()
 	var out []informer
 	add := func(inf informer, err error) error {
 		if err != nil {
@@ -210,46 +208,18 @@ func (k *KubeSource) informers() ([]informer, error) {
 			nss = "namespace " + ns
 		}
 		err := errors.Join(
-			add(watchKind(k, svcs,
-				newInformer(k, svcs, &corev1.Service{}, nil,
-					func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-						return core.Services(ns).List(ctx, o)
-					},
-					func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-						return core.Services(ns).Watch(ctx, o)
-					}),
+			add(watchKind(k, svcs, k.newInformer(svcs, ResourceServices, ns, &corev1.Service{}, nil),
 				shared.convertService, equalService,
 				k.store.UpsertService, k.store.DeleteService)),
-			add(watchKind(k, sls,
-				newInformer(k, sls, &discoveryv1.EndpointSlice{}, withServiceName,
-					func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-						return discovery.EndpointSlices(ns).List(ctx, o)
-					},
-					func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-						return discovery.EndpointSlices(ns).Watch(ctx, o)
-					}),
+			add(watchKind(k, sls, k.newInformer(sls, ResourceEndpointSlices, ns, &discoveryv1.EndpointSlice{}, withServiceName),
 				shared.convertSlice, equalSlice,
 				k.store.UpsertEndpointSlice, k.store.DeleteEndpointSlice)),
-			add(watchKind(k, nss,
-				newInformer(k, nss, &corev1.Namespace{}, oneNamespace,
-					func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-						return core.Namespaces().List(ctx, o)
-					},
-					func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-						return core.Namespaces().Watch(ctx, o)
-					}),
+			add(watchKind(k, nss, k.newInformer(nss, ResourceNamespaces, "", &corev1.Namespace{}, oneNamespace),
 				convertNamespace, func(a, b string) bool { return a == b },
 				k.store.UpsertNamespace, func(key Key) { k.store.DeleteNamespace(key.Name) })),
 		)
 		if k.opts.Pods {
-			err = errors.Join(err, add(watchKind(k, pods,
-				newInformer(k, pods, &corev1.Pod{}, unfinished,
-					func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-						return core.Pods(ns).List(ctx, o)
-					},
-					func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-						return core.Pods(ns).Watch(ctx, o)
-					}),
+			err = errors.Join(err, add(watchKind(k, pods, k.newInformer(pods, ResourcePods, ns, &corev1.Pod{}, unfinished),
 				ConvertPod, equalPod,
 				k.store.UpsertPod, k.store.DeletePod)))
 		}
@@ -260,19 +230,17 @@ func (k *KubeSource) informers() ([]informer, error) {
 	return out, nil
 }
 
-// newInformer returns an informer of the API type of example over list and
-// watch, with tweak applied to their options. It reports the outcome of
-// every request to the source's API state so that losing and regaining the
-// API server is logged once each.
-func newInformer(k *KubeSource, what string, example runtime.Object, tweak func(*metav1.ListOptions),
-	list func(context.Context, metav1.ListOptions) (runtime.Object, error),
-	watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error)) cache.SharedIndexInformer {
+// newInformer returns an informer of resource in namespace ("": all),
+// whose objects look like example, with tweak applied to the options of its
+// requests. It reports the outcome of every request to the source's API
+// state so that losing and regaining the API server is logged once each.
+func (k *KubeSource) newInformer(what, resource, namespace string, example runtime.Object, tweak func(*metav1.ListOptions)) cache.SharedIndexInformer {
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			if tweak != nil {
 				tweak(&o)
 			}
-			obj, err := list(ctx, o)
+			obj, err := k.client.List(ctx, resource, namespace, o)
 			k.api.note(ctx, what, err)
 			return obj, err
 		},
@@ -280,7 +248,7 @@ func newInformer(k *KubeSource, what string, example runtime.Object, tweak func(
 			if tweak != nil {
 				tweak(&o)
 			}
-			w, err := watchFn(ctx, o)
+			w, err := k.client.Watch(ctx, resource, namespace, o)
 			k.api.note(ctx, what, err)
 			return w, err
 		},

@@ -21,6 +21,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/clusterdns/clusterdns/internal/testkube"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
@@ -61,7 +63,7 @@ func startKube(t *testing.T, client *fake.Clientset, opts KubeOptions) (*KubeSou
 	if opts.Logger == nil {
 		opts.Logger = testLogger(t.Output())
 	}
-	src := NewKubeSource(client, store, opts)
+	src := NewKubeSource(testkube.New(client), store, opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- src.Run(ctx) }()
@@ -318,7 +320,7 @@ func (syncedRegistration) HasSyncedChecker() cache.DoneChecker { return nil }
 func TestKubeSourceTombstones(t *testing.T) {
 	store := NewStore(Options{})
 	store.MarkSynced()
-	src := NewKubeSource(fake.NewClientset(), store, KubeOptions{Logger: testLogger(t.Output())})
+	src := NewKubeSource(testkube.New(fake.NewClientset()), store, KubeOptions{Logger: testLogger(t.Output())})
 	svcInf := &captureInformer{}
 	if _, err := watchKind(src, "services", svcInf, ConvertService, equalService, store.UpsertService, store.DeleteService); err != nil {
 		t.Fatal(err)

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"fmt"
 	"io/fs"
 	"log/slog"
 
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/clusterdns/clusterdns/internal/health"
@@ -27,9 +25,9 @@ func kubeRESTConfig(cfg *config) (*rest.Config, string, error) {
 // newKubeSource builds the Kubernetes source feeding store. Pods are watched
 // only when something answers from them: verified pod records, autopath.
 func newKubeSource(cfg *config, rc *rest.Config, store *registry.Store, log *slog.Logger) (*registry.KubeSource, error) {
-	client, err := kubernetes.NewForConfig(rc)
+	client, err := registry.NewKubeAPI(rc)
 	if err != nil {
-		return nil, fmt.Errorf("Kubernetes client: %w", err)
+		return nil, err
 	}
 	return registry.NewKubeSource(client, store, registry.KubeOptions{
 		Namespaces:  cfg.Namespaces,

@@ -24,7 +24,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/knftables"
 
@@ -158,9 +157,9 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) error {
 		return err
 	}
 	if rc != nil {
-		client, err := kubernetes.NewForConfig(rc)
+		client, err := registry.NewKubeAPI(rc)
 		if err != nil {
-			return fmt.Errorf("Kubernetes client: %w", err)
+			return err
 		}
 		// No sync timeout: until the first full view no rule is written,
 		// and the rules of a previous run stay in place.

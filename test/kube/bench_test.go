@@ -343,7 +343,11 @@ func memoryBreakdown(t *testing.T, api *testenv.APIServer) {
 	ctx, cancel = context.WithCancel(context.Background())
 	defer cancel()
 	store := registry.NewStore(registry.Options{Logger: quiet})
-	src := registry.NewKubeSource(client, store, registry.KubeOptions{Logger: quiet})
+	kapi, err := registry.NewKubeAPI(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := registry.NewKubeSource(kapi, store, registry.KubeOptions{Logger: quiet})
 	go src.Run(ctx)
 	for !src.Synced() {
 		time.Sleep(10 * time.Millisecond)
