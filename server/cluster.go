@@ -3,7 +3,6 @@ package server
 import (
 	"fmt"
 	"maps"
-	"math"
 	"net/netip"
 	"slices"
 	"strings"
@@ -28,51 +27,9 @@ type clusterIndex struct {
 	// refer to them by position so that a new serial needs no node rebuilt.
 	zones []*zone
 	names *cow.Map[string, *node]
-	// ptrs holds, per address (its 16-byte form), what points back to it:
-	// PTR answers are written from these at query time. An address that is
-	// an endpoint of several services (rare) has a multiRef entry here and
-	// its whole list in ptrsMore.
-	ptrs     *cow.Map[[16]byte, ptrRef]
-	ptrsMore *cow.Map[[16]byte, []ptrRef]
-}
-
-// refs returns what points back at an address (one is scratch space for
-// the common single name), nil when nothing does.
-func (idx *clusterIndex) refs(key [16]byte, one *[1]ptrRef) []ptrRef {
-	return getRefs(idx.ptrs, idx.ptrsMore, key, one)
-}
-
-// ptrReader is a map of ptrRefs being read (a published one or an editor).
-type ptrReader[M any] interface {
-	Get(key [16]byte) (M, bool)
-}
-
-func getRefs(ptrs ptrReader[ptrRef], more ptrReader[[]ptrRef], key [16]byte, one *[1]ptrRef) []ptrRef {
-	r, ok := ptrs.Get(key)
-	switch {
-	case !ok:
-		return nil
-	case r.ep == multiRef:
-		l, _ := more.Get(key)
-		return l
-	}
-	one[0] = r
-	return one[:]
-}
-
-// setRefs stores the (sorted) list of names of an address.
-func setRefs(ptrs *cow.Editor[[16]byte, ptrRef], more *cow.Editor[[16]byte, []ptrRef], key [16]byte, refs []ptrRef) {
-	switch len(refs) {
-	case 0:
-		ptrs.Delete(key)
-		more.Delete(key)
-	case 1:
-		ptrs.Set(key, refs[0])
-		more.Delete(key)
-	default:
-		ptrs.Set(key, ptrRef{ep: multiRef})
-		more.Set(key, refs)
-	}
+	// ptrs holds what points back at each address (PTR answers are
+	// written from it at query time).
+	ptrs *revIndex
 }
 
 // indexOptions are the parts of the configuration the index depends on.
@@ -94,9 +51,6 @@ type ptrRef struct {
 	entry *registry.ServiceEntry
 	ep    int32
 }
-
-// multiRef marks the ptrs entry of an address with several names.
-const multiRef = math.MinInt32
 
 // addrKey is the key of an address in ptrs.
 func addrKey(a netip.Addr) [16]byte { return a.As16() }
@@ -446,14 +400,11 @@ func buildClusterIndex(prev *clusterIndex, snap *registry.Snapshot, opt *indexOp
 	idx := &clusterIndex{snap: snap, zones: zones}
 	incremental := prev != nil && !snap.Full
 	var names *cow.Editor[string, *node]
-	var ptrs *cow.Editor[[16]byte, ptrRef]
-	var more *cow.Editor[[16]byte, []ptrRef]
 	if incremental {
-		names, ptrs, more = prev.names.Edit(), prev.ptrs.Edit(), prev.ptrsMore.Edit()
+		names = prev.names.Edit()
 	} else {
-		names, ptrs, more = cow.New[string, *node]().Edit(), cow.New[[16]byte, ptrRef]().Edit(), cow.New[[16]byte, []ptrRef]().Edit()
+		names = cow.New[string, *node]().Edit()
 	}
-	var one [1]ptrRef
 	set := func(r *recSet) error {
 		for _, name := range r.order {
 			key, n, err := r.pack(name)
@@ -468,22 +419,19 @@ func buildClusterIndex(prev *clusterIndex, snap *registry.Snapshot, opt *indexOp
 		return nil, err
 	}
 	if !incremental {
+		var ptrs revBuilder
 		for e := range snap.Services() {
 			if err := set(serviceRecords(opt, e)); err != nil {
 				return nil, err
 			}
 			for key, ref := range servicePTRs(e) {
-				if _, taken := ptrs.Get(key); !taken {
-					ptrs.Set(key, ref)
-					continue
-				}
-				cur := getRefs(ptrs, more, key, &one)
-				setRefs(ptrs, more, key, sortRefs(append(slices.Clone(cur), ref)))
+				ptrs.add(key, ref)
 			}
 		}
-		idx.names, idx.ptrs, idx.ptrsMore = names.Done(), ptrs.Done(), more.Done()
+		idx.names, idx.ptrs = names.Done(), ptrs.done()
 		return idx, nil
 	}
+	ptrs := prev.ptrs.edit()
 	for _, k := range snap.Changed {
 		oldE, newE := prev.snap.Service(k), snap.Service(k)
 		oldR, newR := serviceRecords(opt, oldE), serviceRecords(opt, newE)
@@ -502,32 +450,16 @@ func buildClusterIndex(prev *clusterIndex, snap *registry.Snapshot, opt *indexOp
 		// Reverse references: drop this service's, add its new ones.
 		oldP, newP := servicePTRs(oldE), servicePTRs(newE)
 		for key := range oldP {
-			if _, still := newP[key]; still {
-				continue
+			if _, still := newP[key]; !still {
+				ptrs.replace(key, k, nil)
 			}
-			cur := getRefs(ptrs, more, key, &one)
-			setRefs(ptrs, more, key, slices.DeleteFunc(slices.Clone(cur), func(p ptrRef) bool { return p.entry.Key == k }))
 		}
 		for key, ref := range newP {
-			cur := getRefs(ptrs, more, key, &one)
-			kept := slices.DeleteFunc(slices.Clone(cur), func(p ptrRef) bool { return p.entry.Key == k })
-			setRefs(ptrs, more, key, sortRefs(append(kept, ref)))
+			ptrs.replace(key, k, &ref)
 		}
 	}
-	idx.names, idx.ptrs, idx.ptrsMore = names.Done(), ptrs.Done(), more.Done()
+	idx.names, idx.ptrs = names.Done(), ptrs.done()
 	return idx, nil
-}
-
-// sortRefs orders the names of one address by namespace and service, so
-// that answers do not depend on the order services were indexed in.
-func sortRefs(refs []ptrRef) []ptrRef {
-	slices.SortFunc(refs, func(a, b ptrRef) int {
-		if c := strings.Compare(a.entry.Namespace, b.entry.Namespace); c != 0 {
-			return c
-		}
-		return strings.Compare(a.entry.Name, b.entry.Name)
-	})
-	return refs
 }
 
 func dedupRR(rrs []dns.RR) []dns.RR {

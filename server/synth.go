@@ -177,9 +177,8 @@ func (h *Handler) ptrAnswer(out []byte, q *query, req []byte, idx *clusterIndex,
 	if !ok {
 		return nil
 	}
-	var one [1]ptrRef
-	refs := idx.refs(a.As16(), &one)
-	if refs == nil {
+	refs := idx.ptrs.lookup(a.As16())
+	if len(refs) == 0 {
 		return nil
 	}
 	if q.qtype != dns.TypePTR && q.qtype != dns.TypeANY {
@@ -191,7 +190,8 @@ func (h *Handler) ptrAnswer(out []byte, q *query, req []byte, idx *clusterIndex,
 	}
 	out = startAnswer(out, q, req, len(refs))
 	zone := h.clusterZones[0]
-	for _, r := range refs {
+	for i := range refs {
+		r := &refs[i].ref
 		e := r.entry
 		rdlen := 1 + len(e.Name) + 1 + len(e.Namespace) + 4 + len(zone)
 		var host string
