@@ -307,7 +307,7 @@ func (a *apiState) note(ctx context.Context, what string, err error) {
 // model values the Store holds (shared, never modified) instead of a second,
 // larger copy of the API objects; and an update is converted once.
 type cached[M any] struct {
-	metav1.ObjectMeta
+	slimMeta
 	model M
 	err   error
 }
@@ -333,9 +333,9 @@ func cacheTransform[T apiObject, M any](convert func(T) (M, error)) cache.Transf
 		}
 		m, err := convert(o)
 		return &cached[M]{
-			ObjectMeta: metav1.ObjectMeta{Name: o.GetName(), Namespace: o.GetNamespace(), ResourceVersion: o.GetResourceVersion()},
-			model:      m,
-			err:        err,
+			slimMeta: slimMeta{name: o.GetName(), namespace: o.GetNamespace(), resourceVersion: o.GetResourceVersion()},
+			model:    m,
+			err:      err,
 		}, nil
 	}
 }
@@ -375,8 +375,8 @@ func watchKind[T apiObject, M any](k *KubeSource, what string, inf cache.SharedI
 		if c.err != nil {
 			// The API server validates what the conversions check, so this
 			// is not expected; serve nothing rather than stale data.
-			k.log.Error("object not served", "watch", what, "object", c.Namespace+"/"+c.Name, "err", c.err)
-			remove(keyOf(c.Namespace, c.Name))
+			k.log.Error("object not served", "watch", what, "object", c.namespace+"/"+c.name, "err", c.err)
+			remove(keyOf(c.namespace, c.name))
 			return
 		}
 		upsert(c.model)
@@ -385,7 +385,7 @@ func watchKind[T apiObject, M any](k *KubeSource, what string, inf cache.SharedI
 	reg, err := typed.AddTypedEventHandler(cache.TypedResourceEventHandlerFuncs[*cached[M]]{
 		AddFunc: apply,
 		UpdateFunc: func(old, cur *cached[M]) {
-			if old.ResourceVersion == cur.ResourceVersion && old.ResourceVersion != "" {
+			if old.resourceVersion == cur.resourceVersion && old.resourceVersion != "" {
 				return // a relist that found the object unchanged
 			}
 			if old.err == nil && cur.err == nil && same(old.model, cur.model) {
