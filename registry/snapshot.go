@@ -97,18 +97,30 @@ func (s *Snapshot) namespacesOrNil() map[string]struct{} {
 // Pods iterates over every pod.
 func (s *Snapshot) Pods() iter.Seq[*Pod] { return s.pods.Values() }
 
-// mergeEndpoints builds a service's endpoint list from its slices.
-func mergeEndpoints(svc *Service, slicesOf map[string]*EndpointSlice, podNames bool) []MergedEndpoint {
+// mergeEndpoints builds a service's endpoint list from its slices. seen is
+// scratch space, reused from service to service: a full build of 100,000
+// endpoints leaves no map per service behind as garbage among the lists it
+// keeps (which would hold the heap's pages).
+func mergeEndpoints(svc *Service, slicesOf map[string]*EndpointSlice, podNames bool, seen map[netip.Addr]int) []MergedEndpoint {
 	if len(slicesOf) == 0 {
 		return nil
 	}
-	names := slices.Sorted(maps.Keys(slicesOf))
+	var names []string
+	var one [1]string
+	if len(slicesOf) == 1 {
+		for n := range slicesOf {
+			one[0] = n
+		}
+		names = one[:]
+	} else {
+		names = slices.Sorted(maps.Keys(slicesOf))
+	}
 	n := 0
 	for _, sl := range slicesOf {
 		n += len(sl.Endpoints)
 	}
 	out := make([]MergedEndpoint, 0, n)
-	seen := make(map[netip.Addr]int, n)
+	clear(seen)
 	for _, n := range names {
 		sl := slicesOf[n]
 		for j := range sl.Endpoints {

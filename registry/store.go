@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"maps"
+	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -40,6 +41,7 @@ type Store struct {
 	dirtyPods   map[Key]struct{}    // pods changed since the last snapshot
 	nsChanged   bool                // the set of namespaces may differ
 	synced      bool
+	seen        map[netip.Addr]int // scratch of mergeEndpoints
 
 	cur     atomic.Pointer[Snapshot]
 	kick    chan struct{}
@@ -454,5 +456,12 @@ func (s *Store) Run(ctx context.Context) {
 }
 
 func (s *Store) entryLocked(k Key, svc *Service) *ServiceEntry {
-	return &ServiceEntry{Service: svc, Endpoints: mergeEndpoints(svc, s.slicesBySvc[k], s.opts.EndpointPodNames)}
+	if s.seen == nil {
+		s.seen = map[netip.Addr]int{}
+	}
+	e := &ServiceEntry{Service: svc, Endpoints: mergeEndpoints(svc, s.slicesBySvc[k], s.opts.EndpointPodNames, s.seen)}
+	if len(s.seen) > 1<<12 {
+		s.seen = nil // do not keep the table of a rare huge service
+	}
+	return e
 }
