@@ -128,6 +128,8 @@ type recSet struct {
 	extra map[string]map[uint16][]dns.RR
 	hosts map[string]*hostIndex // service name → its endpoints by label
 	srv   map[string]*srvSource // SRV answers written at query time
+
+	scratch []rrset // pack's list of a name's rrsets, reused
 }
 
 func newRecSet(opt *indexOptions) *recSet {
@@ -174,32 +176,38 @@ func (r *recSet) addrRecords(name string, ips []netip.Addr) []dns.RR {
 	return out
 }
 
-// pack builds the node of one name of the set.
-func (r *recSet) pack(name string) (string, *node, error) {
-	key, err := nameToWire(name)
+// pack builds the node of one name of the set, its pieces from ar.
+func (r *recSet) pack(name string, ar *arena) (string, *node, error) {
+	key, err := ar.wireName(name)
 	if err != nil {
 		return "", nil, fmt.Errorf("name %q: %w", name, err)
 	}
-	n := &node{zone: r.zone[name], hosts: r.hosts[name]}
+	n := ar.node()
+	n.zone, n.hosts = r.zone[name], r.hosts[name]
 	types := r.recs[name]
+	list := r.scratch[:0]
 	if src := r.srv[name]; src != nil {
-		n.rrsets = append(n.rrsets, rrset{qtype: dns.TypeSRV, srv: src})
+		list = append(list, rrset{qtype: dns.TypeSRV, srv: src})
 	}
 	for _, t := range slices.Sorted(maps.Keys(types)) {
 		rrs := types[t]
 		if t == dns.TypeCNAME {
 			n.cname = rrs[0].(*dns.CNAME)
 		}
-		p, err := prepare(name, t, rrs, dedupRR(r.extra[name][t]), dns.RcodeSuccess)
+		wire, err := packAnswer(name, t, rrs, dedupRR(r.extra[name][t]), dns.RcodeSuccess)
 		if err != nil {
 			return "", nil, err
 		}
+		p := prepared{wire: ar.copyBytes(wire)}
 		p.rot = newRotation(p.wire, r.opt.order)
-		n.rrsets = append(n.rrsets, rrset{qtype: t, ans: p})
+		list = append(list, rrset{qtype: t, ans: p})
 	}
 	// By type, as ANY answers the first one (A when there is one).
-	slices.SortFunc(n.rrsets, func(a, b rrset) int { return int(a.qtype) - int(b.qtype) })
-	n.rrsets = slices.Clip(n.rrsets)
+	slices.SortFunc(list, func(a, b rrset) int { return int(a.qtype) - int(b.qtype) })
+	if len(list) > 0 {
+		n.rrsets = ar.rrsetList(list)
+	}
+	r.scratch = list[:0]
 	return key, n, nil
 }
 
@@ -405,9 +413,13 @@ func buildClusterIndex(prev *clusterIndex, snap *registry.Snapshot, opt *indexOp
 	} else {
 		names = cow.New[string, *node]().Edit()
 	}
+	var ar *arena // pieces of a full build come in blocks
+	if !incremental {
+		ar = &arena{}
+	}
 	set := func(r *recSet) error {
 		for _, name := range r.order {
-			key, n, err := r.pack(name)
+			key, n, err := r.pack(name, ar)
 			if err != nil {
 				return err
 			}

@@ -77,6 +77,18 @@ func newZone(soa *dns.SOA) (*zone, error) {
 // prepare packs rrs as the answer to (name, qtype) with extra records in
 // additional. The name must be lower-case.
 func prepare(name string, qtype uint16, answer, additional []dns.RR, rcode int) (prepared, error) {
+	wire, err := packAnswer(name, qtype, answer, additional, rcode)
+	if err != nil {
+		return prepared{}, err
+	}
+	// Pack sizes its buffer for the uncompressed message: keep only what
+	// the compressed one uses (a third of it for SRV answers).
+	return prepared{wire: append([]byte(nil), wire...)}, nil
+}
+
+// packAnswer is prepare's message, in a buffer larger than it and shared
+// with nothing: the caller copies what it keeps.
+func packAnswer(name string, qtype uint16, answer, additional []dns.RR, rcode int) ([]byte, error) {
 	m := &dns.Msg{
 		MsgHdr:   dns.MsgHdr{Response: true, Authoritative: true, Rcode: rcode},
 		Question: []dns.Question{{Name: name, Qtype: qtype, Qclass: dns.ClassINET}},
@@ -86,19 +98,17 @@ func prepare(name string, qtype uint16, answer, additional []dns.RR, rcode int) 
 	}
 	wire, err := m.Pack()
 	if err != nil {
-		return prepared{}, fmt.Errorf("pack %s %s: %w", name, dns.TypeToString[qtype], err)
+		return nil, fmt.Errorf("pack %s %s: %w", name, dns.TypeToString[qtype], err)
 	}
 	if len(wire) > dns.MaxMsgSize {
 		// Even TCP cannot carry it: keep the records that fit.
 		m.Truncate(dns.MaxMsgSize)
 		m.Truncated = false
 		if wire, err = m.Pack(); err != nil {
-			return prepared{}, fmt.Errorf("pack %s: %w", name, err)
+			return nil, fmt.Errorf("pack %s: %w", name, err)
 		}
 	}
-	// Pack sizes its buffer for the uncompressed message: keep only what
-	// the compressed one uses (a third of it for SRV answers).
-	return prepared{wire: append([]byte(nil), wire...)}, nil
+	return wire, nil
 }
 
 // writePrepared copies p into out as the answer to q. The question in p

@@ -1,0 +1,81 @@
+package server
+
+import (
+	"unsafe"
+
+	"github.com/miekg/dns"
+)
+
+// arena hands out the small pieces that a full index build keeps (nodes,
+// their rrset lists, answers' wire bytes, name keys) from blocks of 48 to
+// 64 KiB. Allocated one by one they would lie among the build's far larger
+// garbage (records, maps, pack buffers) and keep most of its pages in use
+// after it is collected; from blocks, the garbage's pages are freed whole.
+// A nil *arena allocates each piece on its own (incremental updates, whose
+// few pieces are not worth a block).
+//
+// Handed-out bytes are never written again, so keys may be strings over
+// them. A block lives as long as any piece of it does.
+type arena struct {
+	bytes  []byte
+	nodes  []node
+	rrsets []rrset
+}
+
+const (
+	arenaBytes  = 64 << 10
+	arenaNodes  = 1024 // 48 KiB
+	arenaRRsets = 1024 // 48 KiB
+)
+
+// copyBytes returns a copy of b that is never written again.
+func (a *arena) copyBytes(b []byte) []byte {
+	if a == nil || len(b) > arenaBytes/16 {
+		return append([]byte(nil), b...)
+	}
+	if cap(a.bytes)-len(a.bytes) < len(b) {
+		a.bytes = make([]byte, 0, arenaBytes)
+	}
+	off := len(a.bytes)
+	a.bytes = append(a.bytes, b...)
+	return a.bytes[off:len(a.bytes):len(a.bytes)]
+}
+
+// wireName packs a presentation name into lower-case wire form, the key
+// of the names map.
+func (a *arena) wireName(name string) (string, error) {
+	if a == nil {
+		return nameToWire(name)
+	}
+	var buf [maxNameWire + 1]byte
+	n, err := dns.PackDomainName(dns.Fqdn(lowerASCII(name)), buf[:], 0, nil, false)
+	if err != nil {
+		return "", err
+	}
+	b := a.copyBytes(buf[:n])
+	return unsafe.String(unsafe.SliceData(b), len(b)), nil
+}
+
+func (a *arena) node() *node {
+	if a == nil {
+		return &node{}
+	}
+	if len(a.nodes) == cap(a.nodes) {
+		a.nodes = make([]node, 0, arenaNodes)
+	}
+	a.nodes = a.nodes[:len(a.nodes)+1]
+	return &a.nodes[len(a.nodes)-1]
+}
+
+// rrsetList returns a copy of rs, which the caller no longer modifies.
+func (a *arena) rrsetList(rs []rrset) []rrset {
+	if a == nil || len(rs) > arenaRRsets/16 {
+		return append([]rrset(nil), rs...)
+	}
+	if cap(a.rrsets)-len(a.rrsets) < len(rs) {
+		a.rrsets = make([]rrset, 0, arenaRRsets)
+	}
+	off := len(a.rrsets)
+	a.rrsets = append(a.rrsets, rs...)
+	return a.rrsets[off:len(a.rrsets):len(a.rrsets)]
+}
