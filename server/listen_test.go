@@ -109,13 +109,7 @@ func TestUDPBurstEveryQueryAnsweredOnce(t *testing.T) {
 // TestUDPOversizeQueryGetsFORMERR: a datagram longer than the server reads
 // whole over UDP is answered FORMERR with its ID, and the socket goes on.
 func TestUDPOversizeQueryGetsFORMERR(t *testing.T) {
-	h := exampleHandler(t, nil)
-	l, err := Listen(h, ListenOptions{Addr: "127.0.0.1:0", UDPSockets: 1}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go l.Serve()
-	defer l.Close()
+	l := startListener(t, exampleHandler(t, nil), ListenOptions{UDPSockets: 1}, nil)
 	m := new(dns.Msg)
 	m.SetQuestion("web-server-service.default.svc.cluster.local.", dns.TypeA)
 	m.Id = 4242
@@ -158,8 +152,7 @@ func TestUDPOversizeQueryGetsFORMERR(t *testing.T) {
 // TestUDPCloseStopsUnderFlood: Close stops the read loops even when the
 // socket is never empty.
 func TestUDPCloseStopsUnderFlood(t *testing.T) {
-	h := exampleHandler(t, nil)
-	l, err := Listen(h, ListenOptions{Addr: "127.0.0.1:0", UDPSockets: 1}, nil)
+	l, err := Listen(exampleHandler(t, nil), ListenOptions{Addr: "127.0.0.1:0", UDPSockets: 1}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
