@@ -124,7 +124,7 @@ func (f *FileSource) Load() error {
 		if in == nil {
 			in = newInterner()
 		}
-		in.objects(&objs)
+		objs = compactObjects(objs, in)
 		f.files[name] = parsedFile{sum: sum, stat: stamp, objs: objs}
 		changed = true
 	}

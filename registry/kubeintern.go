@@ -18,6 +18,14 @@ type interner struct {
 
 func newInterner() *interner { return &interner{strs: map[string]string{}} }
 
+// lookup returns the shared copy of s, if there is one.
+func (in *interner) lookup(s string) (string, bool) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	t, ok := in.strs[s]
+	return t, ok
+}
+
 func (in *interner) intern(s string) string {
 	if s == "" {
 		return s
@@ -76,18 +84,5 @@ func (in *interner) service(svc *Service) {
 	for i := range svc.Ports {
 		p := &svc.Ports[i]
 		p.Name, p.TargetPort = in.intern(p.Name), in.intern(p.TargetPort)
-	}
-}
-
-// objects shares the strings of everything a file held.
-func (in *interner) objects(o *Objects) {
-	for _, s := range o.Services {
-		in.service(s)
-	}
-	for _, sl := range o.Slices {
-		in.slice(sl)
-	}
-	for _, p := range o.Pods {
-		p.Namespace = in.intern(p.Namespace)
 	}
 }
