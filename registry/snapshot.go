@@ -97,11 +97,22 @@ func (s *Snapshot) namespacesOrNil() map[string]struct{} {
 // Pods iterates over every pod.
 func (s *Snapshot) Pods() iter.Seq[*Pod] { return s.pods.Values() }
 
-// mergeEndpoints builds a service's endpoint list from its slices. seen is
-// scratch space, reused from service to service: a full build of 100,000
-// endpoints leaves no map per service behind as garbage among the lists it
-// keeps (which would hold the heap's pages).
-func mergeEndpoints(svc *Service, slicesOf map[string]*EndpointSlice, podNames bool, seen map[netip.Addr]int) []MergedEndpoint {
+// mergeScratch is the working space of mergeEndpoints, reused from service
+// to service: a full build of 100,000 endpoints leaves no map or buffer per
+// service behind as garbage among the lists it keeps (which would hold the
+// heap's pages).
+type mergeScratch struct {
+	seen   map[netip.Addr]int
+	text   []byte      // generated labels of one service
+	labels []labelSpan // where each is in text
+}
+
+type labelSpan struct{ ep, start, end int }
+
+// mergeEndpoints builds a service's endpoint list from its slices. The
+// labels it generates (dashed addresses, lower-case pod names) share one
+// string per service.
+func mergeEndpoints(svc *Service, slicesOf map[string]*EndpointSlice, podNames bool, sc *mergeScratch) []MergedEndpoint {
 	if len(slicesOf) == 0 {
 		return nil
 	}
@@ -120,16 +131,29 @@ func mergeEndpoints(svc *Service, slicesOf map[string]*EndpointSlice, podNames b
 		n += len(sl.Endpoints)
 	}
 	out := make([]MergedEndpoint, 0, n)
-	clear(seen)
+	if sc.seen == nil {
+		sc.seen = map[netip.Addr]int{}
+	}
+	clear(sc.seen)
+	sc.text, sc.labels = sc.text[:0], sc.labels[:0]
+	label := func(i int, ep *Endpoint) {
+		if ep.Hostname != "" {
+			out[i].DNSName = ep.Hostname
+			return
+		}
+		start := len(sc.text)
+		sc.text = appendLabel(sc.text, ep, podNames)
+		sc.labels = append(sc.labels, labelSpan{ep: i, start: start, end: len(sc.text)})
+	}
 	for _, n := range names {
 		sl := slicesOf[n]
 		for j := range sl.Endpoints {
 			ep := &sl.Endpoints[j]
-			if i, dup := seen[ep.Address]; dup {
+			if i, dup := sc.seen[ep.Address]; dup {
 				m := &out[i]
 				if !m.Ready && ep.Ready { // the ready copy wins
 					m.Endpoint = ep
-					m.DNSName = dnsName(ep, podNames)
+					label(i, ep)
 				}
 				for _, p := range sl.Ports {
 					if !slices.Contains(m.Ports, p) {
@@ -138,27 +162,44 @@ func mergeEndpoints(svc *Service, slicesOf map[string]*EndpointSlice, podNames b
 				}
 				continue
 			}
-			seen[ep.Address] = len(out)
-			out = append(out, MergedEndpoint{
-				Endpoint: ep,
-				DNSName:  dnsName(ep, podNames),
-				Ports:    slices.Clip(sl.Ports),
-			})
+			sc.seen[ep.Address] = len(out)
+			out = append(out, MergedEndpoint{Endpoint: ep, Ports: slices.Clip(sl.Ports)})
+			label(len(out)-1, ep)
 		}
+	}
+	if len(sc.labels) > 0 {
+		all := string(sc.text)
+		for _, l := range sc.labels { // in order: a replaced label's last write wins
+			out[l.ep].DNSName = all[l.start:l.end]
+		}
+	}
+	if len(sc.seen) > 1<<12 {
+		*sc = mergeScratch{} // do not keep the tables of a rare huge service
 	}
 	return slices.Clip(out)
 }
 
-// dnsName is the stable label of an endpoint under its service.
-func dnsName(ep *Endpoint, podNames bool) string {
-	switch {
-	case ep.Hostname != "":
-		return ep.Hostname
-	case podNames && ep.PodName != "":
-		return strings.ToLower(ep.PodName)
-	default:
-		return DashedIP(ep.Address)
+// appendLabel appends the label of an endpoint without a hostname: its pod
+// name in lower case (with podNames), else its dashed address.
+func appendLabel(b []byte, ep *Endpoint, podNames bool) []byte {
+	if podNames && ep.PodName != "" {
+		start := len(b)
+		b = append(b, ep.PodName...)
+		for i := start; i < len(b); i++ {
+			if 'A' <= b[i] && b[i] <= 'Z' {
+				b[i] += 'a' - 'A'
+			}
+		}
+		return b
 	}
+	start := len(b)
+	b = ep.Address.AppendTo(b)
+	for i := start; i < len(b); i++ {
+		if b[i] == '.' || b[i] == ':' {
+			b[i] = '-'
+		}
+	}
+	return b
 }
 
 // DashedIP writes an address as a DNS label: 10.1.2.3 → 10-1-2-3,

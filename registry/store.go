@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"maps"
-	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -41,7 +40,7 @@ type Store struct {
 	dirtyPods   map[Key]struct{}    // pods changed since the last snapshot
 	nsChanged   bool                // the set of namespaces may differ
 	synced      bool
-	seen        map[netip.Addr]int // scratch of mergeEndpoints
+	merge       mergeScratch // scratch of mergeEndpoints
 
 	cur     atomic.Pointer[Snapshot]
 	kick    chan struct{}
@@ -425,8 +424,17 @@ func (s *Store) Flush() *Snapshot {
 	if next.Full {
 		next.Changed = nil
 	}
-	clear(s.dirty)
-	clear(s.dirtyPods)
+	// A full sync leaves tables of every key behind: start small again.
+	if len(s.dirty) > 1024 {
+		s.dirty = map[Key]struct{}{}
+	} else {
+		clear(s.dirty)
+	}
+	if len(s.dirtyPods) > 1024 {
+		s.dirtyPods = map[Key]struct{}{}
+	} else {
+		clear(s.dirtyPods)
+	}
 	s.nsChanged = false
 	s.cur.Store(next)
 	s.subsMu.Lock()
@@ -456,12 +464,5 @@ func (s *Store) Run(ctx context.Context) {
 }
 
 func (s *Store) entryLocked(k Key, svc *Service) *ServiceEntry {
-	if s.seen == nil {
-		s.seen = map[netip.Addr]int{}
-	}
-	e := &ServiceEntry{Service: svc, Endpoints: mergeEndpoints(svc, s.slicesBySvc[k], s.opts.EndpointPodNames, s.seen)}
-	if len(s.seen) > 1<<12 {
-		s.seen = nil // do not keep the table of a rare huge service
-	}
-	return e
+	return &ServiceEntry{Service: svc, Endpoints: mergeEndpoints(svc, s.slicesBySvc[k], s.opts.EndpointPodNames, &s.merge)}
 }
