@@ -265,50 +265,42 @@ func serviceRecords(opt *indexOptions, e *registry.ServiceEntry) *recSet {
 
 func (r *recSet) addService(z uint8, domain string, e *registry.ServiceEntry, ptr bool) {
 	name := e.Name + "." + e.Namespace + ".svc." + domain
-	srvPort := func(p registry.EndpointPort, target string, addrs []dns.RR) {
-		srv := &dns.SRV{Hdr: r.hdr(name, dns.TypeSRV), Priority: 0, Weight: 100, Port: uint16(p.Port), Target: target}
-		if !slices.ContainsFunc(r.recs[name][dns.TypeSRV], func(x dns.RR) bool { return dns.IsDuplicate(x, srv) }) {
-			r.add(z, srv)
-			r.addExtra(name, dns.TypeSRV, addrs...)
+	// SRV answers are written at query time from the service (srvSource):
+	// only their names are indexed here.
+	var srvs []*srvSource
+	addSRV := func(owner, port, proto string) {
+		if r.srv[owner] == nil {
+			r.ent(z, owner)
+			src := &srvSource{entry: e, port: port, proto: proto}
+			r.srv[owner] = src
+			srvs = append(srvs, src)
 		}
-		if p.Name == "" {
-			return
+	}
+	// srvPort indexes the SRV names of a port: the service name, and
+	// _<port>._<proto> under it for a named port.
+	srvPort := func(portName string, protocol registry.Protocol) {
+		addSRV(name, "", "")
+		if portName != "" {
+			port, proto := strings.ToLower(portName), strings.ToLower(string(protocol))
+			r.ent(z, "_"+proto+"."+name)
+			addSRV("_"+port+"._"+proto+"."+name, port, proto)
 		}
-		proto := "_" + strings.ToLower(string(p.Protocol)) + "." + name
-		r.ent(z, proto)
-		named := *srv
-		named.Hdr.Name = "_" + strings.ToLower(p.Name) + "." + proto
-		r.add(z, &named)
-		r.addExtra(named.Hdr.Name, dns.TypeSRV, addrs...)
 	}
 	switch e.Kind {
 	case registry.KindExternalName:
 		r.add(z, &dns.CNAME{Hdr: r.hdr(name, dns.TypeCNAME), Target: dns.Fqdn(e.ExternalName)})
 	case registry.KindClusterIP:
-		addrs := r.addrRecords(name, e.ClusterIPs)
-		for _, rr := range addrs {
+		for _, rr := range r.addrRecords(name, e.ClusterIPs) {
 			r.add(z, rr)
 		}
 		for _, p := range e.Ports {
-			srvPort(registry.EndpointPort{Name: p.Name, Protocol: p.Protocol, Port: p.Port}, name, addrs)
+			srvPort(p.Name, p.Protocol)
 		}
 	case registry.KindHeadless:
 		zones := map[string][]string{} // topology zone → addresses, for _zones TXT
 		var zoneOrder []string
 		var published []int32
-		// SRV answers (one record per endpoint and port, the bulk of a
-		// large cluster) are written at query time from the endpoints:
-		// only their names are indexed here.
-		var srvs []*srvSource
 		seenPorts := map[registry.EndpointPort]bool{}
-		addSRV := func(owner, port, proto string) {
-			if r.srv[owner] == nil {
-				r.ent(z, owner)
-				src := &srvSource{entry: e, port: port, proto: proto}
-				r.srv[owner] = src
-				srvs = append(srvs, src)
-			}
-		}
 		for i := range e.Endpoints {
 			ep := &e.Endpoints[i]
 			if !e.Published(ep) {
@@ -327,13 +319,7 @@ func (r *recSet) addService(z uint8, domain string, e *registry.ServiceEntry, pt
 					continue
 				}
 				seenPorts[p] = true
-				addSRV(name, "", "")
-				if p.Name == "" {
-					continue
-				}
-				port, proto := strings.ToLower(p.Name), strings.ToLower(string(p.Protocol))
-				r.ent(z, "_"+proto+"."+name)
-				addSRV("_"+port+"._"+proto+"."+name, port, proto)
+				srvPort(p.Name, p.Protocol)
 			}
 		}
 		if len(published) > 0 {

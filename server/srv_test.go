@@ -213,3 +213,86 @@ func TestHeadlessSRVThroughAlias(t *testing.T) {
 		t.Fatalf("extra %q, want %q", g, w)
 	}
 }
+
+// ClusterIP SRV answers written at query time match the old packing: one
+// record per port (a port number once at the service name), target the
+// service, its addresses in Additional.
+func TestClusterIPSRVAtQueryTime(t *testing.T) {
+	ports := []registry.ServicePort{
+		{Name: "http", Protocol: registry.TCP, Port: 80}, {Name: "dns", Protocol: registry.UDP, Port: 53},
+		{Name: "dns", Protocol: registry.TCP, Port: 53}, {Name: "http-alt", Protocol: registry.TCP, Port: 80},
+		{Name: "http", Protocol: registry.TCP, Port: 81}, {Protocol: registry.TCP, Port: 8080},
+	}
+	for _, ips := range [][]string{{"10.96.0.10", "fd00::10"}, {"fd00::11"}, nil} {
+		h, err := NewHandler(Options{Domains: []string{"cluster.local"}, TTL: 5, NegativeTTL: 5}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := registry.NewStore(registry.Options{})
+		st.Subscribe(func(s *registry.Snapshot) {
+			if err := h.Update(s); err != nil {
+				t.Fatal(err)
+			}
+		})
+		svc := &registry.Service{Key: registry.Key{Namespace: "ns", Name: "web"}, Kind: registry.KindClusterIP, Ports: ports}
+		for _, ip := range ips {
+			svc.ClusterIPs = append(svc.ClusterIPs, netip.MustParseAddr(ip))
+		}
+		st.UpsertService(svc)
+		st.MarkSynced()
+		st.Flush()
+		const name = "web.ns.svc.cluster.local."
+		hdr := func(owner string, t uint16) dns.RR_Header {
+			return dns.RR_Header{Name: owner, Rrtype: t, Class: dns.ClassINET, Ttl: 5}
+		}
+		var addrs []dns.RR
+		for _, ip := range svc.ClusterIPs {
+			if ip.Is4() {
+				addrs = append(addrs, &dns.A{Hdr: hdr(name, dns.TypeA), A: ip.AsSlice()})
+			} else {
+				addrs = append(addrs, &dns.AAAA{Hdr: hdr(name, dns.TypeAAAA), AAAA: ip.AsSlice()})
+			}
+		}
+		want := map[string][]dns.RR{}
+		extra := map[string][]dns.RR{}
+		for _, p := range ports { // the old srvPort
+			srv := &dns.SRV{Hdr: hdr(name, dns.TypeSRV), Weight: 100, Port: uint16(p.Port), Target: name}
+			if !slices.ContainsFunc(want[name], func(x dns.RR) bool { return dns.IsDuplicate(x, srv) }) {
+				want[name] = append(want[name], srv)
+				extra[name] = append(extra[name], addrs...)
+			}
+			if p.Name != "" {
+				owner := "_" + p.Name + "._" + strings.ToLower(string(p.Protocol)) + "." + name
+				named := *srv
+				named.Hdr.Name = owner
+				want[owner] = append(want[owner], &named)
+				extra[owner] = append(extra[owner], addrs...)
+			}
+		}
+		for owner, rrs := range want {
+			p, err := prepare(owner, dns.TypeSRV, rrs, dedupRR(extra[owner]), dns.RcodeSuccess)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ref dns.Msg
+			if err := ref.Unpack(p.wire); err != nil {
+				t.Fatal(err)
+			}
+			for _, asked := range []string{owner, strings.ToUpper(owner)} {
+				r := ask(t, h, new(dns.Msg).SetQuestion(asked, dns.TypeSRV), false)
+				lower := func(rrs []dns.RR) (out []string) {
+					for _, rr := range rrs {
+						out = append(out, strings.ToLower(rr.String()))
+					}
+					return out
+				}
+				if g, w := lower(r.Answer), lower(ref.Answer); !slices.Equal(g, w) {
+					t.Fatalf("%v %s answer %q, want %q", ips, asked, g, w)
+				}
+				if g, w := lower(r.Extra), lower(ref.Extra); !slices.Equal(g, w) {
+					t.Fatalf("%v %s extra %q, want %q", ips, asked, g, w)
+				}
+			}
+		}
+	}
+}

@@ -242,11 +242,14 @@ func (h *Handler) synthesized(name string, qtype uint16) (m *dns.Msg, ok bool) {
 	return m, true
 }
 
-// srvSource is the SRV answer of a headless service's name: one record per
-// published endpoint and port, target the endpoint's name, its address in
-// Additional. At the service name itself (port empty) every port of every
-// endpoint counts, a record repeating an earlier one (same port and target)
-// once; at _<port>._<proto>.<svc> the ports of that name and protocol do.
+// srvSource is the SRV answer at a service's name or one of its
+// _<port>._<proto> names, written at query time. For a headless service:
+// one record per published endpoint and port, target the endpoint's name,
+// its address in Additional. For a ClusterIP service: one record per port,
+// target the service name, its ClusterIPs in Additional. At the service
+// name itself (port empty) every port counts, a record repeating an earlier
+// one (same port and target) once; at _<port>._<proto>.<svc> the ports of
+// that name and protocol do.
 type srvSource struct {
 	entry       *registry.ServiceEntry
 	port, proto string // lower-case; empty at the service name
@@ -304,6 +307,9 @@ func (h *Handler) srvAnswer(out []byte, q *query, req []byte, s *srvSource) []by
 	if s.port != "" {
 		skip := 2 + len(s.port) + 2 + len(s.proto) // the labels _<port> and _<proto>
 		svc, svcOff = svc[skip:], svcOff+skip
+	}
+	if e.Kind != registry.KindHeadless {
+		return h.clusterIPSRV(out, s, svc, svcOff)
 	}
 	ttl := h.opt.TTL
 	an, ar := 0, 0
@@ -389,6 +395,57 @@ additional:
 	binary.BigEndian.PutUint16(out[6:], uint16(an))
 	binary.BigEndian.PutUint16(out[10:], uint16(ar))
 	return out
+}
+
+// clusterIPSRV writes the records of a ClusterIP service's SRV answer
+// after the question in out: svc is the service name (lower case), at
+// offset svcOff of the question.
+func (h *Handler) clusterIPSRV(out []byte, s *srvSource, svc []byte, svcOff int) []byte {
+	e, ttl := s.entry, h.opt.TTL
+	an := 0
+	for j := range e.Ports {
+		p := &e.Ports[j]
+		if s.port != "" {
+			if !strings.EqualFold(p.Name, s.port) || !strings.EqualFold(string(p.Protocol), s.proto) {
+				continue
+			}
+		} else if repeatsPort(e.Ports[:j], p.Port) {
+			continue
+		}
+		out = appendRRHeader(out, dns.TypeSRV, ttl, 6+len(svc))
+		out = append(out, 0, 0, 0, 100, byte(p.Port>>8), byte(p.Port))
+		out = append(out, svc...) // written out, as RFC 2782 asks
+		an++
+	}
+	ar := 0
+	for _, ip := range e.ClusterIPs {
+		if an == 0 {
+			break
+		}
+		out = append(out, 0xC0|byte(svcOff>>8), byte(svcOff))
+		if ip.Is4() {
+			a := ip.As4()
+			out = append(out, 0, byte(dns.TypeA), 0, 1, byte(ttl>>24), byte(ttl>>16), byte(ttl>>8), byte(ttl), 0, 4)
+			out = append(out, a[:]...)
+		} else {
+			a := ip.As16()
+			out = append(out, 0, byte(dns.TypeAAAA), 0, 1, byte(ttl>>24), byte(ttl>>16), byte(ttl>>8), byte(ttl), 0, 16)
+			out = append(out, a[:]...)
+		}
+		ar++
+	}
+	binary.BigEndian.PutUint16(out[6:], uint16(an))
+	binary.BigEndian.PutUint16(out[10:], uint16(ar))
+	return out
+}
+
+func repeatsPort(ports []registry.ServicePort, port int32) bool {
+	for _, p := range ports {
+		if p.Port == port {
+			return true
+		}
+	}
+	return false
 }
 
 // srvWire is the SRV answer at name (a headless service's, as found by
