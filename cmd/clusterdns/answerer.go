@@ -40,6 +40,7 @@ type answerer struct {
 	stopFwd   context.CancelFunc
 	listener  *server.Listener
 	parentCtx context.Context
+	released  sync.Once // releaseStartupPages, after the first full build
 }
 
 // build makes a handler (and forwarder) for cfg, subscribed to the store
@@ -89,7 +90,7 @@ func (a *answerer) build(cfg *config) (h *server.Handler, unsub func(), stopFwd 
 			// index): give those pages back rather than keep the peak as
 			// RSS — a second later, once the source has dropped what it
 			// parsed (an idle server would never collect it).
-			time.AfterFunc(time.Second, debug.FreeOSMemory)
+			time.AfterFunc(time.Second, a.afterFullBuild)
 		}
 	})
 	if a.zf != nil {
@@ -98,6 +99,20 @@ func (a *answerer) build(cfg *config) (h *server.Handler, unsub func(), stopFwd 
 		}
 	}
 	return h, unsub, cancel, nil
+}
+
+// afterFullBuild returns a full build's garbage to the OS and, once, the
+// pages of the binary that only starting up used.
+func (a *answerer) afterFullBuild() {
+	debug.FreeOSMemory()
+	a.released.Do(func() {
+		n, err := releaseStartupPages()
+		if err != nil {
+			a.log.Debug("startup pages kept", "err", err)
+			return
+		}
+		a.log.Debug("startup pages released", "mapped_bytes", n)
+	})
 }
 
 // start builds the first handler.
