@@ -160,6 +160,7 @@ func (a *answerer) reload(next *config) error {
 	if a.listener != nil {
 		a.listener.SetHandler(h)
 	}
+	applyMemoryLimit(next)
 	a.unsub()
 	a.stopFwd()
 	a.h, a.unsub, a.stopFwd, a.cfg = h, unsub, stop, next

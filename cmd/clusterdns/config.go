@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -68,6 +70,9 @@ type config struct {
 	MaxForwardInFlight int           // forwarded queries at once; beyond: SERVFAIL
 	RRL                server.RRLOptions
 	TransferFrom       []netip.Prefix // clients allowed to ask AXFR/IXFR (not implemented: NOTIMP)
+	// MemoryLimit is the Go runtime's soft memory limit in bytes
+	// (debug.SetMemoryLimit); -1 leaves it to $GOMEMLIMIT.
+	MemoryLimit int64
 }
 
 // Where the cluster comes from (key source).
@@ -134,6 +139,7 @@ var settings = []setting{
 	{"rrl_slip", "with rate limiting, every Nth response over the limit is sent truncated (TC=1) instead of dropped; 0 drops them all", 2},
 	{"rrl_window", "with rate limiting, how long a client that went over the limit stays limited at most", "15s"},
 	{"transfer_from", "client networks allowed to ask zone transfers (AXFR/IXFR, not implemented: NOTIMP); others get REFUSED", []string{}},
+	{"memory_limit", "soft memory limit of the Go runtime, such as 100MiB (the garbage collector works harder near it); 0 removes it; empty leaves it to $GOMEMLIMIT", ""},
 }
 
 func flagName(key string) string { return strings.ReplaceAll(key, "_", "-") }
@@ -330,6 +336,9 @@ func parseLimits(v *viper.Viper, c *config) error {
 			return fmt.Errorf("%s %q: want a duration from 1ms to 1h, such as 10s", d.key, s)
 		}
 	}
+	if c.MemoryLimit, err = memoryLimit(v.GetString("memory_limit")); err != nil {
+		return err
+	}
 	for _, cidr := range v.GetStringSlice("transfer_from") {
 		for _, part := range strings.Split(cidr, ",") {
 			if part = strings.TrimSpace(part); part == "" {
@@ -473,4 +482,31 @@ func parseForwarding(v *viper.Viper, c *config) error {
 		return err
 	}
 	return nil
+}
+
+// memoryLimit reads a size in bytes with an optional unit (B, KiB, MiB,
+// GiB, as GOMEMLIMIT takes them); "" is -1 (not set), "0" no limit.
+func memoryLimit(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return -1, nil
+	}
+	num, mult := s, int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"B", 1}} {
+		if strings.HasSuffix(s, u.suffix) {
+			num, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > (1<<40)/mult || (n > 0 && n*mult < 16<<20) {
+		return 0, fmt.Errorf("memory_limit %q: want 0 or a size from 16MiB to 1024GiB, such as 100MiB", s)
+	}
+	if n == 0 {
+		return math.MaxInt64, nil // what debug.SetMemoryLimit takes for no limit
+	}
+	return n * mult, nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"net/netip"
 	"strings"
 	"testing"
@@ -41,5 +42,26 @@ func TestLimitKeys(t *testing.T) {
 		if _, err := loadConfig(bad.args); err == nil || !strings.Contains(err.Error(), key) {
 			t.Errorf("%v: error %v, want it to name %s", bad.args, err, key)
 		}
+	}
+}
+
+func TestMemoryLimitKey(t *testing.T) {
+	for _, c := range []struct {
+		value string
+		want  int64
+	}{{"", -1}, {"0", math.MaxInt64}, {"100MiB", 100 << 20}, {"1GiB", 1 << 30}, {"20971520", 20 << 20}, {"64 MiB", 64 << 20}} {
+		got, err := memoryLimit(c.value)
+		if err != nil || got != c.want {
+			t.Errorf("memory_limit %q: %d, %v; want %d", c.value, got, err, c.want)
+		}
+	}
+	for _, bad := range []string{"100MB", "-1", "1MiB", "lots", "2000GiB"} {
+		if _, err := memoryLimit(bad); err == nil || !strings.Contains(err.Error(), "memory_limit") {
+			t.Errorf("memory_limit %q: err %v, want one naming the key", bad, err)
+		}
+	}
+	c, err := loadConfig([]string{"--memory-limit", "80MiB"})
+	if err != nil || c.MemoryLimit != 80<<20 {
+		t.Fatalf("--memory-limit 80MiB: %+v, %v", c, err)
 	}
 }

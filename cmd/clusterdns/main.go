@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -59,6 +60,7 @@ func newLogger(cfg *config) *slog.Logger {
 // serves until ctx ends.
 func run(ctx context.Context, cfg *config) error {
 	log := newLogger(cfg)
+	applyMemoryLimit(cfg)
 	// client-go code that logs without a context logger goes through klog's
 	// global logger: send it to ours too (the process's one logging setup).
 	klog.SetSlogLogger(log)
@@ -247,4 +249,12 @@ func newForwarder(cfg *config, log *slog.Logger, metrics *resolver.Metrics) (*re
 	}
 	log.Info("forwarding", "upstreams", ups, "stub_domains", cfg.StubDomains, "policy", cfg.UpstreamPolicy)
 	return f, nil
+}
+
+// applyMemoryLimit sets the runtime's soft memory limit from memory_limit,
+// when the key is set (else $GOMEMLIMIT, read by the runtime, applies).
+func applyMemoryLimit(cfg *config) {
+	if cfg.MemoryLimit >= 0 {
+		debug.SetMemoryLimit(cfg.MemoryLimit)
+	}
 }
