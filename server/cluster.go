@@ -128,12 +128,13 @@ type recSet struct {
 	extra map[string]map[uint16][]dns.RR
 	hosts map[string]*hostIndex // service name → its endpoints by label
 	srv   map[string]*srvSource // SRV answers written at query time
+	addrs map[string][]*addrSource
 
 	scratch []rrset // pack's list of a name's rrsets, reused
 }
 
 func newRecSet(opt *indexOptions) *recSet {
-	return &recSet{opt: opt, zone: map[string]uint8{}, recs: map[string]map[uint16][]dns.RR{}, extra: map[string]map[uint16][]dns.RR{}, hosts: map[string]*hostIndex{}, srv: map[string]*srvSource{}}
+	return &recSet{opt: opt, zone: map[string]uint8{}, recs: map[string]map[uint16][]dns.RR{}, extra: map[string]map[uint16][]dns.RR{}, hosts: map[string]*hostIndex{}, srv: map[string]*srvSource{}, addrs: map[string][]*addrSource{}}
 }
 
 func (r *recSet) hdr(name string, t uint16) dns.RR_Header {
@@ -188,6 +189,13 @@ func (r *recSet) pack(name string, ar *arena) (string, *node, error) {
 	list := r.scratch[:0]
 	if src := r.srv[name]; src != nil {
 		list = append(list, rrset{qtype: dns.TypeSRV, srv: src})
+	}
+	for _, src := range r.addrs[name] {
+		t := uint16(dns.TypeA)
+		if src.v6 {
+			t = dns.TypeAAAA
+		}
+		list = append(list, rrset{qtype: t, addrs: src})
 	}
 	for _, t := range slices.Sorted(maps.Keys(types)) {
 		rrs := types[t]
@@ -301,12 +309,17 @@ func (r *recSet) addService(z uint8, domain string, e *registry.ServiceEntry, pt
 		var zoneOrder []string
 		var published []int32
 		seenPorts := map[registry.EndpointPort]bool{}
+		n4, n6 := 0, 0
 		for i := range e.Endpoints {
 			ep := &e.Endpoints[i]
 			if !e.Published(ep) {
 				continue
 			}
-			r.add(z, r.addrRecords(name, []netip.Addr{ep.Address})[0])
+			if ep.Address.Is4() {
+				n4++
+			} else {
+				n6++
+			}
 			published = append(published, int32(i))
 			if ep.Zone != "" {
 				if _, ok := zones[ep.Zone]; !ok {
@@ -321,6 +334,21 @@ func (r *recSet) addService(z uint8, domain string, e *registry.ServiceEntry, pt
 				seenPorts[p] = true
 				srvPort(p.Name, p.Protocol)
 			}
+		}
+		// The service's addresses are written at query time as well.
+		for _, f := range []struct {
+			v6 bool
+			n  int
+		}{{false, n4}, {true, n6}} {
+			if f.n == 0 {
+				continue
+			}
+			src := &addrSource{entry: e, v6: f.v6, n: f.n}
+			if r.opt.order != nil && f.n > 1 {
+				src.sel = r.opt.order.Build(make([]lb.Candidate, f.n))
+			}
+			r.ent(z, name)
+			r.addrs[name] = append(r.addrs[name], src)
 		}
 		if len(published) > 0 {
 			hi := newHostIndex(e, slices.Clone(published))

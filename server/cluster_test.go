@@ -52,6 +52,10 @@ func sameIndex(t *testing.T, step string, a, b *clusterIndex) {
 				sa != nil && (sa.entry.Key != sb.entry.Key || sa.port != sb.port || sa.proto != sb.proto || sa.sharedLabels != sb.sharedLabels) {
 				t.Fatalf("%s: name %q: SRV source differs", step, key)
 			}
+			if aa, ab := na.rrsets[i].addrs, nb.rrsets[i].addrs; (aa == nil) != (ab == nil) ||
+				aa != nil && (aa.entry.Key != ab.entry.Key || aa.v6 != ab.v6 || aa.n != ab.n || (aa.sel == nil) != (ab.sel == nil)) {
+				t.Fatalf("%s: name %q: address source differs", step, key)
+			}
 		}
 		if (na.hosts == nil) != (nb.hosts == nil) || na.hosts != nil && !slices.Equal(na.hosts.byLabel, nb.hosts.byLabel) {
 			t.Fatalf("%s: name %q: endpoint names differ", step, key)

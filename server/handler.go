@@ -227,6 +227,7 @@ func (h *Handler) Respond(req, out []byte, client netip.AddrPort, tcp bool, send
 		}
 		resp = writeEmpty(out, &q, req, rcode, false)
 	default:
+		q.truncAt = truncationSize(&q, tcp)
 		resp = h.answer(out, &q, req, &zc)
 		if resp != nil && h.opt.Autopath && resp[3]&0xF == dns.RcodeNameError {
 			if r, deferred := h.autopath(out, &q, req, client, tcp, send, resp, start); deferred {
@@ -357,9 +358,9 @@ func bytesEqualFold(a, b []byte) bool {
 // ednsSize is the UDP payload size clusterdns advertises (DNS flag day 2020).
 const ednsSize = 1232
 
-// finish adds the OPT record when the client sent one, and truncates a UDP
-// response that exceeds the client's size: TC=1 with the question only.
-func finish(resp []byte, q *query, req []byte, tcp bool) []byte {
+// truncationSize is the size of a response (without OPT) beyond which
+// finish sends it truncated.
+func truncationSize(q *query, tcp bool) int {
 	limit := dns.MaxMsgSize
 	if !tcp {
 		limit = 512
@@ -367,11 +368,16 @@ func finish(resp []byte, q *query, req []byte, tcp bool) []byte {
 			limit = int(q.udpSize)
 		}
 	}
-	size := len(resp)
 	if q.edns {
-		size += 11
+		limit -= 11 // the OPT record finish appends
 	}
-	if size > limit {
+	return limit
+}
+
+// finish adds the OPT record when the client sent one, and truncates a UDP
+// response that exceeds the client's size: TC=1 with the question only.
+func finish(resp []byte, q *query, req []byte, tcp bool) []byte {
+	if len(resp) > truncationSize(q, tcp) {
 		rcode := int(binary.BigEndian.Uint16(resp[2:]) & 0xF)
 		aa := binary.BigEndian.Uint16(resp[2:])&flagAA != 0
 		resp = writeEmpty(resp, q, req, rcode, aa)
@@ -462,8 +468,11 @@ func (h *Handler) answerNode(out []byte, q *query, req []byte, n *node, zones []
 		}
 	}
 	if rs := n.find(qtype); rs != nil {
-		if rs.srv != nil {
+		switch {
+		case rs.srv != nil:
 			return h.srvAnswer(out, q, req, rs.srv)
+		case rs.addrs != nil:
+			return h.addrAnswer(out, q, req, rs.addrs)
 		}
 		return writePrepared(out, &rs.ans, q, req)
 	}
@@ -517,8 +526,8 @@ func (h *Handler) follow(m *dns.Msg, owner string, cur *node, zones []*zone, qty
 	for hops := 0; hops < 8 && cur != nil; hops++ {
 		if rs := cur.find(qtype); rs != nil && (qtype != dns.TypeCNAME || cur.cname != nil) {
 			wire := rs.ans.wire
-			if rs.srv != nil {
-				wire = h.srvWire(owner, rs.srv)
+			if rs.srv != nil || rs.addrs != nil {
+				wire = h.liveWire(owner, rs)
 			}
 			var t dns.Msg
 			if err := t.Unpack(wire); err == nil {

@@ -17,14 +17,15 @@ type prepared struct {
 	rot  *rotation // nil: the order never changes
 }
 
-// rrset is the answer for one type at a name: prepared, or, for the SRV
-// records of a headless service (one per endpoint and port: the bulk of a
-// large cluster's answers), written at query time from the service's
-// endpoints (srv set, ans empty).
+// rrset is the answer for one type at a name: prepared, or written at
+// query time from the service (ans empty): SRV answers (srv), whose records
+// grow with endpoints times ports, and a headless service's addresses
+// (addrs).
 type rrset struct {
 	qtype uint16
 	ans   prepared
 	srv   *srvSource
+	addrs *addrSource
 }
 
 // node is a name in a served zone. A node without rrsets is an empty

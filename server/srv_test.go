@@ -296,3 +296,84 @@ func TestClusterIPSRVAtQueryTime(t *testing.T) {
 		}
 	}
 }
+
+// A headless service's addresses are written at query time: its published
+// endpoints of the asked family in endpoint order, rotated per query with
+// answer ordering on; ANY answers the A records; an alias is chased to
+// them.
+func TestHeadlessAddressesAtQueryTime(t *testing.T) {
+	for _, order := range []string{"off", "round_robin"} {
+		h, err := NewHandler(Options{Domains: []string{"cluster.local"}, TTL: 5, NegativeTTL: 5, AnswerOrder: order}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := registry.NewStore(registry.Options{})
+		st.Subscribe(func(s *registry.Snapshot) {
+			if err := h.Update(s); err != nil {
+				t.Fatal(err)
+			}
+		})
+		st.UpsertService(&registry.Service{Key: registry.Key{Namespace: "ns", Name: "hl"}, Kind: registry.KindHeadless})
+		st.UpsertService(&registry.Service{Key: registry.Key{Namespace: "ns", Name: "alias"}, Kind: registry.KindExternalName,
+			ExternalName: "hl.ns.svc.cluster.local"})
+		var eps []registry.Endpoint
+		var want4, want6 []string
+		for i := range 7 {
+			a4 := netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)})
+			a6 := netip.AddrFrom16([16]byte{0xfd, 15: byte(i + 1)})
+			eps = append(eps, registry.Endpoint{Address: a4, Ready: i != 2}, registry.Endpoint{Address: a6, Ready: i != 4})
+			if i != 2 {
+				want4 = append(want4, a4.String())
+			}
+			if i != 4 {
+				want6 = append(want6, a6.String())
+			}
+		}
+		st.UpsertEndpointSlice(&registry.EndpointSlice{Key: registry.Key{Namespace: "ns", Name: "hl-1"}, Service: "hl", Endpoints: eps})
+		st.MarkSynced()
+		st.Flush()
+		addrs := func(name string, qtype uint16) []string {
+			r := ask(t, h, new(dns.Msg).SetQuestion(name, qtype), false)
+			var out []string
+			for _, rr := range r.Answer {
+				switch a := rr.(type) {
+				case *dns.A:
+					out = append(out, a.A.String())
+				case *dns.AAAA:
+					out = append(out, a.AAAA.String())
+				}
+			}
+			return out
+		}
+		isRotation := func(got, want []string) bool {
+			for k := range want {
+				if slices.Equal(got, append(slices.Clone(want[k:]), want[:k]...)) {
+					return true
+				}
+			}
+			return false
+		}
+		for _, c := range []struct {
+			name  string
+			qtype uint16
+			want  []string
+		}{
+			{"hl.ns.svc.cluster.local.", dns.TypeA, want4},
+			{"HL.ns.svc.cluster.local.", dns.TypeAAAA, want6},
+			{"hl.ns.svc.cluster.local.", dns.TypeANY, want4},
+			{"alias.ns.svc.cluster.local.", dns.TypeA, want4},
+		} {
+			firsts := map[string]bool{}
+			for range 20 {
+				got := addrs(c.name, c.qtype)
+				if order == "off" && !slices.Equal(got, c.want) || !isRotation(got, c.want) {
+					t.Fatalf("order %s, %s %s: %q, want (a rotation of) %q", order, c.name, dns.TypeToString[c.qtype], got, c.want)
+				}
+				firsts[got[0]] = true
+			}
+			if order == "round_robin" && c.qtype != dns.TypeANY && len(firsts) < 2 {
+				t.Errorf("%s %s: never rotated", c.name, dns.TypeToString[c.qtype])
+			}
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/clusterdns/clusterdns/internal/cow"
+	"github.com/clusterdns/clusterdns/lb"
 	"github.com/clusterdns/clusterdns/registry"
 )
 
@@ -329,6 +330,9 @@ answers:
 				cut = true
 				break answers
 			}
+			if q.truncAt > 0 && len(out) > q.truncAt {
+				return out // sent truncated whatever follows
+			}
 			out = appendRRHeader(out, dns.TypeSRV, ttl, 6+1+len(ep.DNSName)+len(svc))
 			out = append(out, 0, 0, 0, 100, byte(p.Port>>8), byte(p.Port))
 			out = append(append(out, byte(len(ep.DNSName))), ep.DNSName...)
@@ -448,10 +452,10 @@ func repeatsPort(ports []registry.ServicePort, port int32) bool {
 	return false
 }
 
-// srvWire is the SRV answer at name (a headless service's, as found by
-// alias chasing) as a whole message, for the slow paths that unpack it.
-func (h *Handler) srvWire(name string, s *srvSource) []byte {
-	req, err := new(dns.Msg).SetQuestion(dns.Fqdn(name), dns.TypeSRV).Pack()
+// liveWire is the answer of rs (written at query time) at name, as found by
+// alias chasing, as a whole message for the slow paths that unpack it.
+func (h *Handler) liveWire(name string, rs *rrset) []byte {
+	req, err := new(dns.Msg).SetQuestion(dns.Fqdn(name), rs.qtype).Pack()
 	if err != nil {
 		return nil
 	}
@@ -459,5 +463,81 @@ func (h *Handler) srvWire(name string, s *srvSource) []byte {
 	if parseQuery(req, &q) != nil {
 		return nil
 	}
-	return h.srvAnswer(nil, &q, req, s)
+	if rs.addrs != nil {
+		return h.addrAnswer(nil, &q, req, rs.addrs)
+	}
+	return h.srvAnswer(nil, &q, req, rs.srv)
+}
+
+// addrSource is a headless service's A (or AAAA) answer, written at query
+// time: the addresses of its published endpoints of that family, in
+// endpoint order, rotated per query as prepared answers are (answer_order:
+// the record the selector picks first, the others following in order).
+type addrSource struct {
+	entry *registry.ServiceEntry
+	v6    bool
+	n     int         // records
+	sel   lb.Selector // nil: the order never changes
+}
+
+// addrAnswer writes the answer of s: records owned by the question name (a
+// pointer to it), as many as fit in 65,535 bytes.
+func (h *Handler) addrAnswer(out []byte, q *query, req []byte, s *addrSource) []byte {
+	out = startAnswer(out, q, req, 0)
+	k := 0
+	if s.sel != nil {
+		if k = s.sel.Select(0); k < 0 || k >= s.n {
+			k = 0
+		}
+	}
+	limit := dns.MaxMsgSize
+	if q.truncAt > 0 && q.truncAt < limit {
+		limit = q.truncAt + 1 // beyond it the response is sent truncated: stop there
+	}
+	an := 0
+	out, an, full := s.appendRecords(out, h.opt.TTL, k, s.n, an, limit)
+	if !full {
+		out, an, _ = s.appendRecords(out, h.opt.TTL, 0, k, an, limit)
+	}
+	binary.BigEndian.PutUint16(out[6:], uint16(an))
+	return out
+}
+
+// appendRecords appends records from to to (positions among the answer's
+// records); full reports that the message reached limit, where it stopped
+// (a record that would pass 65,535 bytes is left out; past a smaller limit
+// one more is written, so that the response is known to be too large).
+func (s *addrSource) appendRecords(out []byte, ttl uint32, from, to, an, limit int) ([]byte, int, bool) {
+	e := s.entry
+	i := 0
+	for j := range e.Endpoints {
+		ep := &e.Endpoints[j]
+		if !e.Published(ep) || ep.Address.Is4() == s.v6 {
+			continue
+		}
+		if i >= to {
+			break
+		}
+		if i >= from {
+			if len(out) >= limit {
+				return out, an, true
+			}
+			if s.v6 {
+				if len(out)+12+16 > dns.MaxMsgSize {
+					return out, an, true
+				}
+				a := ep.Address.As16()
+				out = append(appendRRHeader(out, dns.TypeAAAA, ttl, 16), a[:]...)
+			} else {
+				if len(out)+12+4 > dns.MaxMsgSize {
+					return out, an, true
+				}
+				a := ep.Address.As4()
+				out = append(appendRRHeader(out, dns.TypeA, ttl, 4), a[:]...)
+			}
+			an++
+		}
+		i++
+	}
+	return out, an, false
 }

@@ -43,6 +43,10 @@ type query struct {
 	do           bool
 	version      uint8
 	ecsOrOptions bool // the OPT carried options (ignored, never echoed)
+	// truncAt is the response size beyond which the response is sent
+	// truncated (TC=1, no records): answers written at query time stop
+	// there. 0: no limit but the message's.
+	truncAt int
 }
 
 // lowerName returns the lower-cased question name.
