@@ -9,7 +9,8 @@
 #     cluster: the server's CPU (from /proc/PID/stat) and dnsperf's average
 #     latency, pinned (server CPU 0, dnsperf CPU 1) and unpinned;
 #  3. RSS with 10,000 services and 100,000 endpoints loaded from files
-#     (1,000 headless services of 100 endpoints each);
+#     (1,000 headless services of 100 endpoints each), idle and after 5 s
+#     of queries, and with an empty cluster;
 #  4. the Go benchmarks of the hot path (allocs/op), of a cache miss over a
 #     loopback upstream, and of one endpoint change with 10,000 services.
 #
@@ -34,6 +35,7 @@ go build -o "$OUT/gencluster" ./bench/gencluster
 
 cputicks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_mib() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+rss_split() { awk '/RssAnon|RssFile/ {printf "%s%s %.1f", sep, $1, $2/1024; sep=", "}' "/proc/$1/status"; }
 wait_dns() { # addr port name
 	for _ in $(seq 100); do
 		dig +time=1 +tries=1 +short @"$1" -p "$2" "$3" SOA >/dev/null 2>&1 && return 0
@@ -102,9 +104,20 @@ stop "$cpid"
 zdir=$(find "$OUT/c100k" -name '*.yaml' -printf '%h\n' | head -1)
 start big 0 --listen 127.0.0.1:$PORT --upstreams= --zones-dir "$zdir"; bpid=$started
 wait_dns 127.0.0.1 $PORT cluster.local
-sleep 3 # the full build's garbage is returned to the OS after the first snapshot
+sleep 3 # the full build's garbage (and the binary's startup pages) are returned to the OS after the first snapshot
 rss100k=$(rss_mib "$bpid")
+rss100k_split=$(rss_split "$bpid")
+qfile=$(find "$OUT/c100k" -name '*queries*' | head -1)
+taskset -c 1 dnsperf -s 127.0.0.1 -p $PORT -d "$qfile" -l 5 -Q 5000 -c 2 -T 1 >"$OUT/big.txt" 2>&1
+rss100k_served=$(rss_mib "$bpid")
 stop "$bpid"
+# An empty cluster: what the process itself costs.
+mkdir -p "$OUT/empty"
+start empty 0 --listen 127.0.0.1:$PORT --upstreams= --zones-dir "$OUT/empty"; epid=$started
+wait_dns 127.0.0.1 $PORT cluster.local
+sleep 3
+rss_empty=$(rss_mib "$epid")
+stop "$epid"
 
 # ---- 4. Go benchmarks ---------------------------------------------------------
 go test ./server -run '^$' -bench 'RespondA$|RespondNXDOMAIN|ForwardCached|ForwardMiss|EndpointChange|IndexHeap100k' -benchtime 1s >"$OUT/gobench.txt" 2>&1 || true
@@ -115,7 +128,9 @@ cat <<EOF
 cached forwarded answers (10,000 names, pinned server/dnsperf, ${SECS}s): $fwd_qps QPS, lost $fwd_lost, RSS $fwd_rss MiB
 fixed 5,000 QPS, 10k-service cluster mix: server CPU $fixed_cpu core, average latency $fixed_lat (dnsperf: $fixed_qps QPS; server pinned to CPU 0, GOMAXPROCS=1)
   the same unpinned (GOMAXPROCS and UDP sockets = CPUs): server CPU $free_cpu core, average latency $free_lat
-RSS with 10,000 services / 10,000 endpoints: $rss10k MiB; with 10,000 services / 100,000 endpoints: $rss100k MiB
+RSS with 10,000 services / 10,000 endpoints (after the 5,000 QPS run): $rss10k MiB
+RSS with 10,000 services / 100,000 endpoints, 3 s after loading: $rss100k MiB ($rss100k_split MiB), after 5 s of 5,000 QPS: $rss100k_served MiB
+RSS with an empty cluster: $rss_empty MiB
 Go benchmarks (go test ./server -bench ...):
 $(grep -E '^Benchmark' "$OUT/gobench.txt")
 outputs: $OUT
