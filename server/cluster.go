@@ -129,12 +129,13 @@ type recSet struct {
 	hosts map[string]*hostIndex // service name → its endpoints by label
 	srv   map[string]*srvSource // SRV answers written at query time
 	addrs map[string][]*addrSource
+	txt   map[string]*zonesSource
 
 	scratch []rrset // pack's list of a name's rrsets, reused
 }
 
 func newRecSet(opt *indexOptions) *recSet {
-	return &recSet{opt: opt, zone: map[string]uint8{}, recs: map[string]map[uint16][]dns.RR{}, extra: map[string]map[uint16][]dns.RR{}, hosts: map[string]*hostIndex{}, srv: map[string]*srvSource{}, addrs: map[string][]*addrSource{}}
+	return &recSet{opt: opt, zone: map[string]uint8{}, recs: map[string]map[uint16][]dns.RR{}, extra: map[string]map[uint16][]dns.RR{}, hosts: map[string]*hostIndex{}, srv: map[string]*srvSource{}, addrs: map[string][]*addrSource{}, txt: map[string]*zonesSource{}}
 }
 
 func (r *recSet) hdr(name string, t uint16) dns.RR_Header {
@@ -189,6 +190,9 @@ func (r *recSet) pack(name string, ar *arena) (string, *node, error) {
 	list := r.scratch[:0]
 	if src := r.srv[name]; src != nil {
 		list = append(list, rrset{qtype: dns.TypeSRV, srv: src})
+	}
+	if src := r.txt[name]; src != nil {
+		list = append(list, rrset{qtype: dns.TypeTXT, zones: src})
 	}
 	for _, src := range r.addrs[name] {
 		t := uint16(dns.TypeA)
@@ -305,8 +309,7 @@ func (r *recSet) addService(z uint8, domain string, e *registry.ServiceEntry, pt
 			srvPort(p.Name, p.Protocol)
 		}
 	case registry.KindHeadless:
-		zones := map[string][]string{} // topology zone → addresses, for _zones TXT
-		var zoneOrder []string
+		var zoneOrder []string // topology zones, for _zones TXT
 		var published []int32
 		seenPorts := map[registry.EndpointPort]bool{}
 		n4, n6 := 0, 0
@@ -322,10 +325,9 @@ func (r *recSet) addService(z uint8, domain string, e *registry.ServiceEntry, pt
 			}
 			published = append(published, int32(i))
 			if ep.Zone != "" {
-				if _, ok := zones[ep.Zone]; !ok {
+				if !slices.Contains(zoneOrder, ep.Zone) {
 					zoneOrder = append(zoneOrder, ep.Zone)
 				}
-				zones[ep.Zone] = append(zones[ep.Zone], ep.Address.String())
 			}
 			for _, p := range ep.Ports {
 				if seenPorts[p] {
@@ -359,8 +361,10 @@ func (r *recSet) addService(z uint8, domain string, e *registry.ServiceEntry, pt
 		}
 		// Zone hints for client-side balancing (lb.TXTZones), one record per
 		// zone under _zones (per endpoint they are written at query time).
-		for _, zn := range zoneOrder {
-			r.add(z, &dns.TXT{Hdr: r.hdr("_zones."+name, dns.TypeTXT), Txt: append([]string{"zone=" + zn}, zones[zn]...)})
+		if len(zoneOrder) > 0 {
+			zname := "_zones." + name
+			r.ent(z, zname)
+			r.txt[zname] = &zonesSource{entry: e, zones: slices.Clip(zoneOrder)}
 		}
 		// A headless service with no published endpoint has no names at
 		// all: NXDOMAIN, as the specification says.

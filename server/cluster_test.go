@@ -56,6 +56,10 @@ func sameIndex(t *testing.T, step string, a, b *clusterIndex) {
 				aa != nil && (aa.entry.Key != ab.entry.Key || aa.v6 != ab.v6 || aa.n != ab.n || (aa.sel == nil) != (ab.sel == nil)) {
 				t.Fatalf("%s: name %q: address source differs", step, key)
 			}
+			if za, zb := na.rrsets[i].zones, nb.rrsets[i].zones; (za == nil) != (zb == nil) ||
+				za != nil && (za.entry.Key != zb.entry.Key || !slices.Equal(za.zones, zb.zones)) {
+				t.Fatalf("%s: name %q: zone hints differ", step, key)
+			}
 		}
 		if (na.hosts == nil) != (nb.hosts == nil) || na.hosts != nil && !slices.Equal(na.hosts.byLabel, nb.hosts.byLabel) {
 			t.Fatalf("%s: name %q: endpoint names differ", step, key)

@@ -473,6 +473,8 @@ func (h *Handler) answerNode(out []byte, q *query, req []byte, n *node, zones []
 			return h.srvAnswer(out, q, req, rs.srv)
 		case rs.addrs != nil:
 			return h.addrAnswer(out, q, req, rs.addrs)
+		case rs.zones != nil:
+			return h.zonesAnswer(out, q, req, rs.zones)
 		}
 		return writePrepared(out, &rs.ans, q, req)
 	}
@@ -526,7 +528,7 @@ func (h *Handler) follow(m *dns.Msg, owner string, cur *node, zones []*zone, qty
 	for hops := 0; hops < 8 && cur != nil; hops++ {
 		if rs := cur.find(qtype); rs != nil && (qtype != dns.TypeCNAME || cur.cname != nil) {
 			wire := rs.ans.wire
-			if rs.srv != nil || rs.addrs != nil {
+			if rs.live() {
 				wire = h.liveWire(owner, rs)
 			}
 			var t dns.Msg

@@ -19,14 +19,18 @@ type prepared struct {
 
 // rrset is the answer for one type at a name: prepared, or written at
 // query time from the service (ans empty): SRV answers (srv), whose records
-// grow with endpoints times ports, and a headless service's addresses
-// (addrs).
+// grow with endpoints times ports, a headless service's addresses (addrs)
+// and its zone hints (zones).
 type rrset struct {
 	qtype uint16
 	ans   prepared
 	srv   *srvSource
 	addrs *addrSource
+	zones *zonesSource
 }
+
+// live reports whether the answer is written at query time.
+func (rs *rrset) live() bool { return rs.srv != nil || rs.addrs != nil || rs.zones != nil }
 
 // node is a name in a served zone. A node without rrsets is an empty
 // non-terminal (NODATA for every type). A node with a cname answers it for

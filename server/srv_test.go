@@ -377,3 +377,54 @@ func TestHeadlessAddressesAtQueryTime(t *testing.T) {
 		}
 	}
 }
+
+// Zone hints written at query time match the old packing: one TXT per zone
+// in order of first appearance, "zone=<zone>" then its published addresses.
+func TestZoneHintsAtQueryTime(t *testing.T) {
+	h, err := NewHandler(Options{Domains: []string{"cluster.local"}, TTL: 5, NegativeTTL: 5}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := registry.NewStore(registry.Options{})
+	st.Subscribe(func(s *registry.Snapshot) {
+		if err := h.Update(s); err != nil {
+			t.Fatal(err)
+		}
+	})
+	st.UpsertService(&registry.Service{Key: registry.Key{Namespace: "ns", Name: "hl"}, Kind: registry.KindHeadless})
+	var eps []registry.Endpoint
+	zones := []string{"zone-b", "zone-a", "", "zone-c"}
+	byZone := map[string][]string{}
+	var order []string
+	for i := range 40 {
+		a := netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)})
+		if i%5 == 1 {
+			a = netip.AddrFrom16([16]byte{0xfd, 15: byte(i + 1)})
+		}
+		ep := registry.Endpoint{Address: a, Zone: zones[i%4], Ready: i%7 != 0}
+		eps = append(eps, ep)
+		if ep.Ready && ep.Zone != "" {
+			if byZone[ep.Zone] == nil {
+				order = append(order, ep.Zone)
+			}
+			byZone[ep.Zone] = append(byZone[ep.Zone], a.String())
+		}
+	}
+	st.UpsertEndpointSlice(&registry.EndpointSlice{Key: registry.Key{Namespace: "ns", Name: "hl-1"}, Service: "hl", Endpoints: eps})
+	st.MarkSynced()
+	st.Flush()
+	const name = "_zones.hl.ns.svc.cluster.local."
+	var want []string
+	for _, z := range order {
+		rr := &dns.TXT{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 5}, Txt: append([]string{"zone=" + z}, byZone[z]...)}
+		want = append(want, rr.String())
+	}
+	r := ask(t, h, new(dns.Msg).SetQuestion(name, dns.TypeTXT), true)
+	var got []string
+	for _, rr := range r.Answer {
+		got = append(got, rr.String())
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("zone hints:\n%q\nwant\n%q", got, want)
+	}
+}

@@ -463,10 +463,57 @@ func (h *Handler) liveWire(name string, rs *rrset) []byte {
 	if parseQuery(req, &q) != nil {
 		return nil
 	}
-	if rs.addrs != nil {
+	switch {
+	case rs.addrs != nil:
 		return h.addrAnswer(nil, &q, req, rs.addrs)
+	case rs.zones != nil:
+		return h.zonesAnswer(nil, &q, req, rs.zones)
 	}
 	return h.srvAnswer(nil, &q, req, rs.srv)
+}
+
+// zonesSource is the TXT answer at _zones.<svc> of a headless service whose
+// endpoints name their topology zone: one record per zone, in order of
+// first appearance, "zone=<zone>" then the zone's published addresses
+// (lb.TXTZones reads them).
+type zonesSource struct {
+	entry *registry.ServiceEntry
+	zones []string
+}
+
+// zonesAnswer writes the answer of s. A record stops at 65,535 bytes of
+// data, the message at 65,535 bytes.
+func (h *Handler) zonesAnswer(out []byte, q *query, req []byte, s *zonesSource) []byte {
+	out = startAnswer(out, q, req, 0)
+	e, an := s.entry, 0
+zones:
+	for _, zn := range s.zones {
+		if len(out)+12+1+len("zone=")+len(zn) > dns.MaxMsgSize || q.truncAt > 0 && len(out) > q.truncAt {
+			break
+		}
+		rec := len(out)
+		out = appendRRHeader(out, dns.TypeTXT, h.opt.TTL, 0)
+		out = append(out, byte(len("zone=")+len(zn)))
+		out = append(append(out, "zone="...), zn...)
+		for i := range e.Endpoints {
+			ep := &e.Endpoints[i]
+			if ep.Zone != zn || !e.Published(ep) {
+				continue
+			}
+			if len(out)+1+len("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff") > min(dns.MaxMsgSize, rec+12+0xFFFF) {
+				binary.BigEndian.PutUint16(out[rec+10:], uint16(len(out)-rec-12))
+				an++
+				break zones
+			}
+			at := len(out)
+			out = ep.Address.AppendTo(append(out, 0))
+			out[at] = byte(len(out) - at - 1)
+		}
+		binary.BigEndian.PutUint16(out[rec+10:], uint16(len(out)-rec-12))
+		an++
+	}
+	binary.BigEndian.PutUint16(out[6:], uint16(an))
+	return out
 }
 
 // addrSource is a headless service's A (or AAAA) answer, written at query
