@@ -71,3 +71,15 @@ func TestMergedLabels(t *testing.T) {
 		}
 	}
 }
+
+// packNames keeps every endpoint's names.
+func TestPackNames(t *testing.T) {
+	eps := []Endpoint{{Hostname: "web-0", PodName: "web-0"}, {PodName: "pod-b"}, {}, {Hostname: "h", PodName: "other"}}
+	want := slicesClone(eps)
+	packNames(eps)
+	if !reflect.DeepEqual(eps, want) {
+		t.Fatalf("packed %+v, want %+v", eps, want)
+	}
+}
+
+func slicesClone(eps []Endpoint) []Endpoint { return append([]Endpoint(nil), eps...) }

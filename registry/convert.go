@@ -12,14 +12,28 @@ import (
 // ServiceNameLabel is the EndpointSlice label that names its service.
 const ServiceNameLabel = discoveryv1.LabelServiceName
 
+// serviceBlock is a Service with room for one port and one address.
+type serviceBlock struct {
+	svc  Service
+	port [1]ServicePort
+	ip   [1]netip.Addr
+}
+
 // ConvertService turns an API Service into the slim model. It is the one
 // conversion used by every source (files and the Kubernetes watch). It fails
 // on a clusterIP that is not an IP address.
 func ConvertService(s *corev1.Service) (*Service, error) {
-	out := &Service{
+	// The common service (one port, at most one address) is one
+	// allocation: its parts live as long as it does.
+	block := new(serviceBlock)
+	out := &block.svc
+	*out = Service{
 		Key:                      Key{Namespace: nsOrDefault(s.Namespace), Name: s.Name},
 		PublishNotReadyAddresses: s.Spec.PublishNotReadyAddresses,
 		ExternalTrafficLocal:     s.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
+	}
+	if len(s.Spec.Ports) == 1 {
+		out.Ports = block.port[:0:1]
 	}
 	if s.Name == "" {
 		return nil, fmt.Errorf("service without metadata.name")
@@ -42,6 +56,9 @@ func ConvertService(s *corev1.Service) (*Service, error) {
 		// The API keeps clusterIP equal to clusterIPs[0]; a file may not.
 		if c := s.Spec.ClusterIP; c != "" && len(ips) > 0 && c != ips[0] {
 			return nil, fmt.Errorf("service %s: clusterIP %q differs from clusterIPs[0] %q", out.Key, c, ips[0])
+		}
+		if len(ips) == 1 {
+			out.ClusterIPs = block.ip[:0:1]
 		}
 		for _, ip := range ips {
 			a, err := netip.ParseAddr(ip)

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"strings"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -62,8 +63,7 @@ func (in *interner) convertService(s *corev1.Service) (*Service, error) {
 
 // slice shares the strings of a slice that repeat across objects: its
 // namespace and service name, its ports' names, its endpoints' node and
-// zone names; an endpoint's pod name equal to its hostname (StatefulSets)
-// becomes the same string.
+// zone names; and packs its endpoints' own names.
 func (in *interner) slice(sl *EndpointSlice) {
 	sl.Namespace, sl.Service = in.intern(sl.Namespace), in.intern(sl.Service)
 	for i := range sl.Ports {
@@ -72,8 +72,44 @@ func (in *interner) slice(sl *EndpointSlice) {
 	for i := range sl.Endpoints {
 		e := &sl.Endpoints[i]
 		e.NodeName, e.Zone = in.intern(e.NodeName), in.intern(e.Zone)
-		if e.PodName == e.Hostname {
+	}
+	packNames(sl.Endpoints)
+}
+
+// packNames moves the hostnames and pod names of a slice's endpoints into
+// one string: decoded one by one they are 100 small allocations per slice
+// among the decoder's garbage, whose pages they would keep in use. A pod
+// name equal to the hostname (StatefulSets) is stored once.
+func packNames(eps []Endpoint) {
+	n := 0
+	for i := range eps {
+		e := &eps[i]
+		n += len(e.Hostname)
+		if e.PodName != e.Hostname {
+			n += len(e.PodName)
+		}
+	}
+	if n == 0 {
+		return
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for i := range eps {
+		e := &eps[i]
+		b.WriteString(e.Hostname)
+		if e.PodName != e.Hostname {
+			b.WriteString(e.PodName)
+		}
+	}
+	all, off := b.String(), 0
+	for i := range eps {
+		e := &eps[i]
+		same := e.PodName == e.Hostname
+		e.Hostname, off = all[off:off+len(e.Hostname)], off+len(e.Hostname)
+		if same {
 			e.PodName = e.Hostname
+		} else {
+			e.PodName, off = all[off:off+len(e.PodName)], off+len(e.PodName)
 		}
 	}
 }

@@ -112,7 +112,7 @@ type labelSpan struct{ ep, start, end int }
 // mergeEndpoints builds a service's endpoint list from its slices. The
 // labels it generates (dashed addresses, lower-case pod names) share one
 // string per service.
-func mergeEndpoints(svc *Service, slicesOf map[string]*EndpointSlice, podNames bool, sc *mergeScratch) []MergedEndpoint {
+func mergeEndpoints(slicesOf map[string]*EndpointSlice, podNames bool, sc *mergeScratch) []MergedEndpoint {
 	if len(slicesOf) == 0 {
 		return nil
 	}

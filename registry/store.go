@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -356,9 +357,28 @@ func (s *Store) Flush() *Snapshot {
 	next := &Snapshot{Full: prev == nil}
 	if prev == nil {
 		next.Serial = uint32(time.Now().Unix())
+		// The first snapshot's entries and keys in one block each (not
+		// scattered among the merge's garbage); later ones come one by one.
 		ed := cow.New[string, *ServiceEntry]().Edit()
-		for k, svc := range s.services {
-			ed.Set(k.String(), s.entryLocked(k, svc))
+		entries := make([]ServiceEntry, 0, len(s.services))
+		order := slices.Collect(maps.Keys(s.services))
+		n := 0
+		for _, k := range order {
+			n += len(k.Namespace) + 1 + len(k.Name)
+		}
+		var keys strings.Builder
+		keys.Grow(n)
+		for _, k := range order {
+			keys.WriteString(k.Namespace)
+			keys.WriteByte('/')
+			keys.WriteString(k.Name)
+		}
+		all, off := keys.String(), 0
+		for _, k := range order {
+			key := all[off : off+len(k.Namespace)+1+len(k.Name)]
+			off += len(key)
+			entries = append(entries, ServiceEntry{Service: s.services[k], Endpoints: s.mergeLocked(k)})
+			ed.Set(key, &entries[len(entries)-1])
 		}
 		next.services = ed.Done()
 	} else {
@@ -464,5 +484,9 @@ func (s *Store) Run(ctx context.Context) {
 }
 
 func (s *Store) entryLocked(k Key, svc *Service) *ServiceEntry {
-	return &ServiceEntry{Service: svc, Endpoints: mergeEndpoints(svc, s.slicesBySvc[k], s.opts.EndpointPodNames, &s.merge)}
+	return &ServiceEntry{Service: svc, Endpoints: s.mergeLocked(k)}
+}
+
+func (s *Store) mergeLocked(k Key) []MergedEndpoint {
+	return mergeEndpoints(s.slicesBySvc[k], s.opts.EndpointPodNames, &s.merge)
 }

@@ -20,6 +20,22 @@ type arena struct {
 	bytes  []byte
 	nodes  []node
 	rrsets []rrset
+	srvs   []srvSource
+	addrs  []addrSource
+	hosts  []hostIndex
+}
+
+// arenaNew returns a zeroed T from the block *chunk (a new block of n when
+// it is full), or a T of its own with a nil arena.
+func arenaNew[T any](a *arena, chunk *[]T, n int) *T {
+	if a == nil {
+		return new(T)
+	}
+	if len(*chunk) == cap(*chunk) {
+		*chunk = make([]T, 0, n)
+	}
+	*chunk = (*chunk)[:len(*chunk)+1]
+	return &(*chunk)[len(*chunk)-1]
 }
 
 const (
@@ -60,11 +76,30 @@ func (a *arena) node() *node {
 	if a == nil {
 		return &node{}
 	}
-	if len(a.nodes) == cap(a.nodes) {
-		a.nodes = make([]node, 0, arenaNodes)
+	return arenaNew(a, &a.nodes, arenaNodes)
+}
+
+// srvSource, addrSource and hostIndex return zeroed values for a service's
+// index entries.
+func (a *arena) srvSource() *srvSource {
+	if a == nil {
+		return &srvSource{}
 	}
-	a.nodes = a.nodes[:len(a.nodes)+1]
-	return &a.nodes[len(a.nodes)-1]
+	return arenaNew(a, &a.srvs, 1024) // 48 KiB
+}
+
+func (a *arena) addrSource() *addrSource {
+	if a == nil {
+		return &addrSource{}
+	}
+	return arenaNew(a, &a.addrs, 1024) // 48 KiB
+}
+
+func (a *arena) hostIndex() *hostIndex {
+	if a == nil {
+		return &hostIndex{}
+	}
+	return arenaNew(a, &a.hosts, 1024) // 40 KiB
 }
 
 // rrsetList returns a copy of rs, which the caller no longer modifies.

@@ -69,8 +69,9 @@ type hostIndex struct {
 }
 
 // newHostIndex indexes the given endpoint positions of e by label.
-func newHostIndex(e *registry.ServiceEntry, positions []int32) *hostIndex {
-	hi := &hostIndex{entry: e, byLabel: positions}
+func newHostIndex(ar *arena, e *registry.ServiceEntry, positions []int32) *hostIndex {
+	hi := ar.hostIndex()
+	hi.entry, hi.byLabel = e, positions
 	slices.SortFunc(hi.byLabel, func(a, b int32) int {
 		if c := strings.Compare(e.Endpoints[a].DNSName, e.Endpoints[b].DNSName); c != 0 {
 			return c
@@ -132,6 +133,7 @@ type recSet struct {
 	txt   map[string]*zonesSource
 
 	scratch []rrset // pack's list of a name's rrsets, reused
+	ar      *arena  // where a full build's pieces come from; nil: allocated one by one
 }
 
 func newRecSet(opt *indexOptions) *recSet {
@@ -264,8 +266,9 @@ func zoneRecords(opt *indexOptions, snap *registry.Snapshot, zones []*zone, name
 
 // serviceRecords are the names one service owns in every cluster domain,
 // and the PTRs it contributes. No two services own the same name.
-func serviceRecords(opt *indexOptions, e *registry.ServiceEntry) *recSet {
+func serviceRecords(opt *indexOptions, e *registry.ServiceEntry, ar *arena) *recSet {
 	r := newRecSet(opt)
+	r.ar = ar
 	if e == nil {
 		return r
 	}
@@ -283,7 +286,8 @@ func (r *recSet) addService(z uint8, domain string, e *registry.ServiceEntry, pt
 	addSRV := func(owner, port, proto string) {
 		if r.srv[owner] == nil {
 			r.ent(z, owner)
-			src := &srvSource{entry: e, port: port, proto: proto}
+			src := r.ar.srvSource()
+			src.entry, src.port, src.proto = e, port, proto
 			r.srv[owner] = src
 			srvs = append(srvs, src)
 		}
@@ -345,7 +349,8 @@ func (r *recSet) addService(z uint8, domain string, e *registry.ServiceEntry, pt
 			if f.n == 0 {
 				continue
 			}
-			src := &addrSource{entry: e, v6: f.v6, n: f.n}
+			src := r.ar.addrSource()
+			src.entry, src.v6, src.n = e, f.v6, f.n
 			if r.opt.order != nil && f.n > 1 {
 				src.sel = r.opt.order.Build(make([]lb.Candidate, f.n))
 			}
@@ -353,7 +358,7 @@ func (r *recSet) addService(z uint8, domain string, e *registry.ServiceEntry, pt
 			r.addrs[name] = append(r.addrs[name], src)
 		}
 		if len(published) > 0 {
-			hi := newHostIndex(e, slices.Clone(published))
+			hi := newHostIndex(r.ar, e, slices.Clone(published))
 			r.hosts[name] = hi
 			for _, s := range srvs {
 				s.sharedLabels = hi.shared
@@ -451,7 +456,7 @@ func buildClusterIndex(prev *clusterIndex, snap *registry.Snapshot, opt *indexOp
 	if !incremental {
 		var ptrs revBuilder
 		for e := range snap.Services() {
-			if err := set(serviceRecords(opt, e)); err != nil {
+			if err := set(serviceRecords(opt, e, ar)); err != nil {
 				return nil, err
 			}
 			for key, ref := range servicePTRs(e) {
@@ -464,7 +469,7 @@ func buildClusterIndex(prev *clusterIndex, snap *registry.Snapshot, opt *indexOp
 	ptrs := prev.ptrs.edit()
 	for _, k := range snap.Changed {
 		oldE, newE := prev.snap.Service(k), snap.Service(k)
-		oldR, newR := serviceRecords(opt, oldE), serviceRecords(opt, newE)
+		oldR, newR := serviceRecords(opt, oldE, nil), serviceRecords(opt, newE, nil)
 		for _, name := range oldR.order {
 			if _, still := newR.zone[name]; !still {
 				key, err := nameToWire(name)
