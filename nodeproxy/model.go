@@ -159,7 +159,7 @@ func eligibleEndpoints(e *registry.ServiceEntry, sp registry.ServicePort, fam fa
 		if familyOf(ep.Address) != fam || (onNode != "" && ep.NodeName != onNode) {
 			continue
 		}
-		port := targetPort(ep.Ports, sp)
+		port := targetPort(ep.Ports(), sp)
 		if port == 0 {
 			continue
 		}

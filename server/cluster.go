@@ -333,7 +333,7 @@ func (r *recSet) addService(z uint8, domain string, e *registry.ServiceEntry, pt
 					zoneOrder = append(zoneOrder, ep.Zone)
 				}
 			}
-			for _, p := range ep.Ports {
+			for _, p := range ep.Ports() {
 				if seenPorts[p] {
 					continue
 				}

@@ -32,7 +32,7 @@ func referenceSRV(e *registry.ServiceEntry, owner, port, proto string) (answer, 
 		if ep.Address.Is6() {
 			a = &dns.AAAA{Hdr: hdr(host, dns.TypeAAAA), AAAA: ep.Address.AsSlice()}
 		}
-		for _, p := range ep.Ports {
+		for _, p := range ep.Ports() {
 			srv := &dns.SRV{Hdr: hdr(owner, dns.TypeSRV), Weight: 100, Port: uint16(p.Port), Target: host}
 			if port == "" {
 				if !slices.ContainsFunc(ans, func(x dns.RR) bool { return dns.IsDuplicate(x, srv) }) {

@@ -272,8 +272,9 @@ func (s *srvSource) repeats(i, j int) bool {
 	}
 	e := s.entry
 	ep := &e.Endpoints[i]
-	port := ep.Ports[j].Port
-	for _, p := range ep.Ports[:j] {
+	ports := ep.Ports()
+	port := ports[j].Port
+	for _, p := range ports[:j] {
 		if p.Port == port {
 			return true
 		}
@@ -283,7 +284,7 @@ func (s *srvSource) repeats(i, j int) bool {
 	}
 	for k := range e.Endpoints[:i] {
 		o := &e.Endpoints[k]
-		if o.DNSName == ep.DNSName && e.Published(o) && slices.ContainsFunc(o.Ports, func(p registry.EndpointPort) bool { return p.Port == port }) {
+		if o.DNSName == ep.DNSName && e.Published(o) && slices.ContainsFunc(o.Ports(), func(p registry.EndpointPort) bool { return p.Port == port }) {
 			return true
 		}
 	}
@@ -321,8 +322,9 @@ answers:
 		if !e.Published(ep) {
 			continue
 		}
-		for j := range ep.Ports {
-			p := &ep.Ports[j]
+		ports := ep.Ports()
+		for j := range ports {
+			p := &ports[j]
 			if !s.matches(p) || s.repeats(i, j) {
 				continue
 			}
@@ -354,11 +356,12 @@ additional:
 		if !e.Published(ep) {
 			continue
 		}
-		for j := range ep.Ports {
+		ports := ep.Ports()
+		for j := range ports {
 			if walked == an {
 				break additional
 			}
-			if !s.matches(&ep.Ports[j]) || s.repeats(i, j) {
+			if !s.matches(&ports[j]) || s.repeats(i, j) {
 				continue
 			}
 			target := off + 2 + 10 + 6

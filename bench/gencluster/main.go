@@ -445,7 +445,7 @@ func check(c config, svcs []*service) error {
 				}
 				add(fqdn, "A", ep.Address.String())
 				add(ep.DNSName+"."+fqdn, "A", ep.Address.String())
-				for _, p := range ep.Ports {
+				for _, p := range ep.Ports() {
 					if p.Name != "" {
 						add("_"+p.Name+"._"+strings.ToLower(string(p.Protocol))+"."+fqdn, "SRV",
 							fmt.Sprintf("0 100 %d %s", p.Port, ep.DNSName+"."+fqdn))

@@ -245,7 +245,7 @@ func exampleQueries(t *testing.T, manifest []byte) []query {
 		for _, ep := range e.Endpoints {
 			add(ep.DNSName+"."+name, "A", "AAAA", "SRV")
 			ptr(ep.Address)
-			for _, p := range ep.Ports {
+			for _, p := range ep.Ports() {
 				if p.Name != "" {
 					add("_"+p.Name+"._"+strings.ToLower(string(p.Protocol))+"."+name, "SRV")
 				}
