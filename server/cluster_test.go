@@ -22,14 +22,13 @@ func sameIndex(t *testing.T, step string, a, b *clusterIndex) {
 	if a.ptrs.Len() != b.ptrs.Len() {
 		t.Fatalf("%s: %d reverse addresses incrementally, %d rebuilt", step, a.ptrs.Len(), b.ptrs.Len())
 	}
-	for i := range b.ptrs.shards {
-		ra, rb := a.ptrs.shards[i], b.ptrs.shards[i]
-		if len(ra) != len(rb) {
-			t.Fatalf("%s: reverse shard %d: %d names incrementally, %d rebuilt", step, i, len(ra), len(rb))
-		}
-		for j := range rb {
-			if ra[j].hi != rb[j].hi || ra[j].lo != rb[j].lo || ra[j].ref.entry.Key != rb[j].ref.entry.Key || ra[j].ref.ep != rb[j].ref.ep {
-				t.Fatalf("%s: reverse shard %d entry %d differs", step, i, j)
+	for i := range revShards {
+		for _, pair := range [][2][]string{
+			{revStrings(a.ptrs.v4.shards[i]), revStrings(b.ptrs.v4.shards[i])},
+			{revStrings(a.ptrs.v6.shards[i]), revStrings(b.ptrs.v6.shards[i])},
+		} {
+			if !slices.Equal(pair[0], pair[1]) {
+				t.Fatalf("%s: reverse shard %d: %q incrementally, %q rebuilt", step, i, pair[0], pair[1])
 			}
 		}
 	}
@@ -134,4 +133,14 @@ func TestIncrementalIndexEqualsRebuild(t *testing.T) {
 	if incremental < 300 {
 		t.Fatalf("only %d of 400 updates were incremental", incremental)
 	}
+}
+
+// revStrings describes the entries of a reverse shard.
+func revStrings[E revItem[E]](sh []E) (out []string) {
+	for _, e := range sh {
+		hi, lo := e.key()
+		r := e.name()
+		out = append(out, fmt.Sprintf("%x/%x %s %d", hi, lo, r.entry.Key, r.ep))
+	}
+	return out
 }

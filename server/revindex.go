@@ -11,29 +11,60 @@ import (
 
 // revIndex maps cluster addresses to the names that point back at them
 // (ClusterIPs to their services, headless endpoints to their names): what
-// PTR answers are written from. It holds one 32-byte entry per address and
-// name, in shards of sorted slices found by binary search: with 100,000
-// endpoints that is a third of a map's memory. Like cow.Map it is
-// immutable once published, and an edit copies only the shards it touches.
+// PTR answers are written from. It holds one entry per address and name
+// (16 bytes for IPv4, 32 for IPv6), in shards of sorted slices found by
+// binary search: with 100,000 endpoints that is a sixth of a map's memory.
+// Like cow.Map it is immutable once published, and an edit copies only the
+// shards it touches.
 type revIndex struct {
-	shards [revShards][]revEntry
-	size   int
+	v4   revTable[rev4]
+	v6   revTable[rev6]
+	size int // addresses
 }
 
-// revShards is the number of shards: an edit copies the array of shard
-// headers (12 KiB) and each touched shard (1/512 of the entries).
+// revShards is the number of shards of each table: an edit copies the
+// arrays of shard headers (2 × 12 KiB) and each touched shard (1/512 of a
+// table's entries).
 const revShards = 512
 
-// revEntry is one name of an address. Entries are sorted by address, then
-// by namespace and service of the name, so that the names of one address
-// are adjacent and in a stable order.
-type revEntry struct {
-	hi, lo uint64 // the address's 16-byte form, big-endian halves
-	ref    ptrRef
+type revTable[E revItem[E]] struct {
+	shards [revShards][]E
 }
 
+// revItem is an entry of a revTable. Entries are sorted by address, then
+// by namespace and service of the name, so that the names of one address
+// are adjacent and in a stable order.
+type revItem[E any] interface {
+	key() (hi, lo uint64) // the address's 16-byte form, big-endian halves
+	name() ptrRef
+	make(hi, lo uint64, r ptrRef) E
+}
+
+// rev4 is a name of an IPv4 address.
+type rev4 struct {
+	entry *registry.ServiceEntry
+	addr  uint32
+	ep    int32
+}
+
+func (e rev4) key() (uint64, uint64) { return 0, 0xFFFF<<32 | uint64(e.addr) }
+func (e rev4) name() ptrRef          { return ptrRef{entry: e.entry, ep: e.ep} }
+func (rev4) make(_, lo uint64, r ptrRef) rev4 {
+	return rev4{entry: r.entry, addr: uint32(lo), ep: r.ep}
+}
+func (e rev6) key() (uint64, uint64)           { return e.hi, e.lo }
+func (e rev6) name() ptrRef                    { return e.ref }
+func (rev6) make(hi, lo uint64, r ptrRef) rev6 { return rev6{hi: hi, lo: lo, ref: r} }
+func isRev4(hi, lo uint64) bool                { return hi == 0 && lo>>32 == 0xFFFF }
 func revKey(a [16]byte) (hi, lo uint64) {
 	return binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(a[8:])
+}
+func sameKey[E revItem[E]](e E, hi, lo uint64) bool { h, l := e.key(); return h == hi && l == lo }
+
+// rev6 is a name of an IPv6 address.
+type rev6 struct {
+	hi, lo uint64
+	ref    ptrRef
 }
 
 func revShard(hi, lo uint64) int {
@@ -41,18 +72,20 @@ func revShard(hi, lo uint64) int {
 	return int(h >> 55) // top 9 bits: 512 shards
 }
 
-func compareRev(a revEntry, hi, lo uint64) int {
-	if c := cmp.Compare(a.hi, hi); c != 0 {
+func compareKey[E revItem[E]](e E, hi, lo uint64) int {
+	h, l := e.key()
+	if c := cmp.Compare(h, hi); c != 0 {
 		return c
 	}
-	return cmp.Compare(a.lo, lo)
+	return cmp.Compare(l, lo)
 }
 
-func compareEntries(a, b revEntry) int {
-	if c := compareRev(a, b.hi, b.lo); c != 0 {
+func compareEntries[E revItem[E]](a, b E) int {
+	hi, lo := b.key()
+	if c := compareKey(a, hi, lo); c != 0 {
 		return c
 	}
-	return compareRefs(a.ref, b.ref)
+	return compareRefs(a.name(), b.name())
 }
 
 // compareRefs orders the names of one address by namespace and service, so
@@ -65,22 +98,51 @@ func compareRefs(a, b ptrRef) int {
 }
 
 // run returns the bounds of the entries of an address in a shard.
-func run(sh []revEntry, hi, lo uint64) (int, int) {
-	start, _ := slices.BinarySearchFunc(sh, revEntry{hi: hi, lo: lo}, func(e, t revEntry) int { return compareRev(e, t.hi, t.lo) })
-	end := start
-	for end < len(sh) && sh[end].hi == hi && sh[end].lo == lo {
+func run[E revItem[E]](sh []E, hi, lo uint64) (int, int) {
+	start, end := 0, len(sh)
+	for start < end {
+		m := int(uint(start+end) >> 1)
+		if compareKey(sh[m], hi, lo) < 0 {
+			start = m + 1
+		} else {
+			end = m
+		}
+	}
+	end = start
+	for end < len(sh) && sameKey(sh[end], hi, lo) {
 		end++
 	}
 	return start, end
 }
 
-// lookup returns the names of an address (a view into the index: do not
-// modify), empty when it has none.
-func (r *revIndex) lookup(a [16]byte) []revEntry {
-	hi, lo := revKey(a)
-	sh := r.shards[revShard(hi, lo)]
+func (t *revTable[E]) lookup(hi, lo uint64) []E {
+	sh := t.shards[revShard(hi, lo)]
 	start, end := run(sh, hi, lo)
 	return sh[start:end]
+}
+
+// revNames is the view of an address's names in the index (do not modify).
+type revNames struct {
+	v4 []rev4
+	v6 []rev6
+}
+
+func (n revNames) len() int { return len(n.v4) + len(n.v6) }
+
+func (n revNames) at(i int) ptrRef {
+	if i < len(n.v4) {
+		return n.v4[i].name()
+	}
+	return n.v6[i-len(n.v4)].name()
+}
+
+// lookup returns the names of an address, none when it has none.
+func (r *revIndex) lookup(a [16]byte) revNames {
+	hi, lo := revKey(a)
+	if isRev4(hi, lo) {
+		return revNames{v4: r.v4.lookup(hi, lo)}
+	}
+	return revNames{v6: r.v6.lookup(hi, lo)}
 }
 
 // Len returns the number of addresses with names.
@@ -93,28 +155,40 @@ type revBuilder struct{ r revIndex }
 func (b *revBuilder) add(a [16]byte, ref ptrRef) {
 	hi, lo := revKey(a)
 	s := revShard(hi, lo)
-	b.r.shards[s] = append(b.r.shards[s], revEntry{hi: hi, lo: lo, ref: ref})
+	if isRev4(hi, lo) {
+		b.r.v4.shards[s] = append(b.r.v4.shards[s], rev4{}.make(hi, lo, ref))
+	} else {
+		b.r.v6.shards[s] = append(b.r.v6.shards[s], rev6{}.make(hi, lo, ref))
+	}
 }
 
 func (b *revBuilder) done() *revIndex {
-	r := &b.r
-	for i, sh := range r.shards {
-		slices.SortFunc(sh, compareEntries)
+	b.r.size = b.r.v4.sort() + b.r.v6.sort()
+	return &b.r
+}
+
+// sort orders every shard and returns the number of addresses.
+func (t *revTable[E]) sort() int {
+	n := 0
+	for i, sh := range t.shards {
+		slices.SortFunc(sh, compareEntries[E])
 		for j := range sh {
-			if j == 0 || sh[j].hi != sh[j-1].hi || sh[j].lo != sh[j-1].lo {
-				r.size++
+			if hi, lo := sh[j].key(); j == 0 || !sameKey(sh[j-1], hi, lo) {
+				n++
 			}
 		}
-		r.shards[i] = slices.Clone(sh) // at its size: appending left up to twice that
+		t.shards[i] = slices.Clone(sh) // at its size: appending left up to twice that
 	}
-	return r
+	return n
 }
 
 // revEditor builds the next version of a revIndex from a published one,
 // which stays valid and unchanged for readers.
 type revEditor struct {
-	r      *revIndex
-	copied [revShards]bool
+	r        *revIndex
+	copied4  [revShards]bool
+	copied6  [revShards]bool
+	sizeDiff int
 }
 
 func (r *revIndex) edit() *revEditor {
@@ -126,17 +200,27 @@ func (r *revIndex) edit() *revEditor {
 // not nil) in its place.
 func (e *revEditor) replace(a [16]byte, k registry.Key, ref *ptrRef) {
 	hi, lo := revKey(a)
+	if isRev4(hi, lo) {
+		e.r.size += replaceIn(&e.r.v4, &e.copied4, hi, lo, k, ref)
+	} else {
+		e.r.size += replaceIn(&e.r.v6, &e.copied6, hi, lo, k, ref)
+	}
+}
+
+// replaceIn is replace in one table; it returns the change of the number
+// of addresses (-1, 0 or 1).
+func replaceIn[E revItem[E]](t *revTable[E], copied *[revShards]bool, hi, lo uint64, k registry.Key, ref *ptrRef) int {
 	s := revShard(hi, lo)
-	sh := e.r.shards[s]
+	sh := t.shards[s]
 	start, end := run(sh, hi, lo)
 	had := end > start
-	i := slices.IndexFunc(sh[start:end], func(x revEntry) bool { return x.ref.entry.Key == k })
+	i := slices.IndexFunc(sh[start:end], func(x E) bool { return x.name().entry.Key == k })
 	if i < 0 && ref == nil {
-		return
+		return 0
 	}
-	if !e.copied[s] {
+	if !copied[s] {
 		sh = slices.Clone(sh)
-		e.copied[s] = true
+		copied[s] = true
 	}
 	if i >= 0 {
 		sh = slices.Delete(sh, start+i, start+i+1)
@@ -144,19 +228,21 @@ func (e *revEditor) replace(a [16]byte, k registry.Key, ref *ptrRef) {
 	}
 	if ref != nil {
 		at := start
-		for at < end && compareRefs(sh[at].ref, *ref) < 0 {
+		for at < end && compareRefs(sh[at].name(), *ref) < 0 {
 			at++
 		}
-		sh = slices.Insert(sh, at, revEntry{hi: hi, lo: lo, ref: *ref})
+		var zero E
+		sh = slices.Insert(sh, at, zero.make(hi, lo, *ref))
 		end++
 	}
-	e.r.shards[s] = sh
+	t.shards[s] = sh
 	switch has := end > start; {
 	case has && !had:
-		e.r.size++
+		return 1
 	case had && !has:
-		e.r.size--
+		return -1
 	}
+	return 0
 }
 
 func (e *revEditor) done() *revIndex { return e.r }

@@ -179,7 +179,7 @@ func (h *Handler) ptrAnswer(out []byte, q *query, req []byte, idx *clusterIndex,
 		return nil
 	}
 	refs := idx.ptrs.lookup(a.As16())
-	if len(refs) == 0 {
+	if refs.len() == 0 {
 		return nil
 	}
 	if q.qtype != dns.TypePTR && q.qtype != dns.TypeANY {
@@ -189,10 +189,10 @@ func (h *Handler) ptrAnswer(out []byte, q *query, req []byte, idx *clusterIndex,
 		}
 		return writeNegative(out, q, req, z, dns.RcodeSuccess)
 	}
-	out = startAnswer(out, q, req, len(refs))
+	out = startAnswer(out, q, req, refs.len())
 	zone := h.clusterZones[0]
-	for i := range refs {
-		r := &refs[i].ref
+	for i := range refs.len() {
+		r := refs.at(i)
 		e := r.entry
 		rdlen := 1 + len(e.Name) + 1 + len(e.Namespace) + 4 + len(zone)
 		var host string
