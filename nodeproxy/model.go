@@ -156,7 +156,7 @@ func eligibleEndpoints(e *registry.ServiceEntry, sp registry.ServicePort, fam fa
 	var ready, terminating []netip.AddrPort
 	for i := range e.Endpoints {
 		ep := &e.Endpoints[i]
-		if familyOf(ep.Address) != fam || (onNode != "" && ep.NodeName != onNode) {
+		if familyOf(ep.Address) != fam || (onNode != "" && ep.NodeName() != onNode) {
 			continue
 		}
 		port := targetPort(ep.Ports(), sp)

@@ -87,7 +87,9 @@ func compactObjects(o Objects, in *interner) Objects {
 				} else {
 					e.PodName = str(e.PodName)
 				}
-				e.NodeName, e.Zone = shared(e.NodeName), shared(e.Zone)
+				if e.Place != nil {
+					e.Place = in.place(&Place{NodeName: shared(e.Place.NodeName), Zone: shared(e.Place.Zone)})
+				}
 			}
 		}
 		out.Slices[i] = c

@@ -134,11 +134,14 @@ func ConvertEndpointSlice(s *discoveryv1.EndpointSlice) (*EndpointSlice, error) 
 		if e.Hostname != nil {
 			ep.Hostname = strings.ToLower(*e.Hostname)
 		}
-		if e.NodeName != nil {
-			ep.NodeName = *e.NodeName
-		}
-		if e.Zone != nil {
-			ep.Zone = *e.Zone
+		if e.NodeName != nil || e.Zone != nil {
+			ep.Place = &Place{}
+			if e.NodeName != nil {
+				ep.Place.NodeName = *e.NodeName
+			}
+			if e.Zone != nil {
+				ep.Place.Zone = *e.Zone
+			}
 		}
 		if r := e.TargetRef; r != nil && r.Kind == "Pod" {
 			ep.PodName = r.Name

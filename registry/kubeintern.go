@@ -9,15 +9,32 @@ import (
 )
 
 // interner shares the strings that repeat across objects (namespaces, port
-// names, node names, zones) so that 100,000 endpoints do not hold 100,000
-// copies of a few dozen node names. It is safe for concurrent use by
+// names, node names, zones) and the endpoints' places, so that 100,000
+// endpoints do not hold 100,000 copies of a few dozen node names. It is safe for concurrent use by
 // several informers; its set only grows (those names are few).
 type interner struct {
-	mu   sync.Mutex
-	strs map[string]string
+	mu     sync.Mutex
+	strs   map[string]string
+	places map[Place]*Place
 }
 
-func newInterner() *interner { return &interner{strs: map[string]string{}} }
+func newInterner() *interner {
+	return &interner{strs: map[string]string{}, places: map[Place]*Place{}}
+}
+
+// place returns the shared copy of p (nil stays nil).
+func (in *interner) place(p *Place) *Place {
+	if p == nil {
+		return nil
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if q, ok := in.places[*p]; ok {
+		return q
+	}
+	in.places[*p] = p
+	return p
+}
 
 // lookup returns the shared copy of s, if there is one.
 func (in *interner) lookup(s string) (string, bool) {
@@ -71,7 +88,9 @@ func (in *interner) slice(sl *EndpointSlice) {
 	}
 	for i := range sl.Endpoints {
 		e := &sl.Endpoints[i]
-		e.NodeName, e.Zone = in.intern(e.NodeName), in.intern(e.Zone)
+		if e.Place != nil {
+			e.Place = in.place(&Place{NodeName: in.intern(e.Place.NodeName), Zone: in.intern(e.Place.Zone)})
+		}
 	}
 	packNames(sl.Endpoints)
 }

@@ -89,14 +89,37 @@ type EndpointPort struct {
 // endpoint but consumers use only the first (Kubernetes documents this); so
 // does clusterdns.
 type Endpoint struct {
-	Address     netip.Addr
-	Hostname    string // from the slice, "" when unset
-	PodName     string // targetRef name when it is a Pod
-	NodeName    string
-	Zone        string
+	Address  netip.Addr
+	Hostname string // from the slice, "" when unset
+	PodName  string // targetRef name when it is a Pod
+	// Place is the endpoint's node and zone, shared by the endpoints of
+	// one node (the sources intern it); nil when neither is known.
+	Place       *Place
 	Ready       bool // conditions.ready; nil counts as ready
 	Serving     bool // conditions.serving; nil counts as Ready
 	Terminating bool // conditions.terminating; nil counts as false
+}
+
+// Place is where an endpoint runs.
+type Place struct {
+	NodeName string
+	Zone     string // topology.kubernetes.io/zone
+}
+
+// NodeName returns the name of the endpoint's node, "" when unknown.
+func (e *Endpoint) NodeName() string {
+	if e.Place == nil {
+		return ""
+	}
+	return e.Place.NodeName
+}
+
+// Zone returns the endpoint's topology zone, "" when unknown.
+func (e *Endpoint) Zone() string {
+	if e.Place == nil {
+		return ""
+	}
+	return e.Place.Zone
 }
 
 // EndpointSlice is the slim form of a discovery/v1 EndpointSlice.

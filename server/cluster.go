@@ -328,9 +328,9 @@ func (r *recSet) addService(z uint8, domain string, e *registry.ServiceEntry, pt
 				n6++
 			}
 			published = append(published, int32(i))
-			if ep.Zone != "" {
-				if !slices.Contains(zoneOrder, ep.Zone) {
-					zoneOrder = append(zoneOrder, ep.Zone)
+			if zn := ep.Zone(); zn != "" {
+				if !slices.Contains(zoneOrder, zn) {
+					zoneOrder = append(zoneOrder, zn)
 				}
 			}
 			for _, p := range ep.Ports() {

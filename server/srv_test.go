@@ -401,14 +401,17 @@ func TestZoneHintsAtQueryTime(t *testing.T) {
 		if i%5 == 1 {
 			a = netip.AddrFrom16([16]byte{0xfd, 15: byte(i + 1)})
 		}
-		ep := registry.Endpoint{Address: a, Zone: zones[i%4], Ready: i%7 != 0}
-		eps = append(eps, ep)
-		if ep.Ready && ep.Zone != "" {
-			if byZone[ep.Zone] == nil {
-				order = append(order, ep.Zone)
+		ep := registry.Endpoint{Address: a, Ready: i%7 != 0}
+		if zn := zones[i%4]; zn != "" {
+			ep.Place = &registry.Place{Zone: zn}
+			if ep.Ready {
+				if byZone[zn] == nil {
+					order = append(order, zn)
+				}
+				byZone[zn] = append(byZone[zn], a.String())
 			}
-			byZone[ep.Zone] = append(byZone[ep.Zone], a.String())
 		}
+		eps = append(eps, ep)
 	}
 	st.UpsertEndpointSlice(&registry.EndpointSlice{Key: registry.Key{Namespace: "ns", Name: "hl-1"}, Service: "hl", Endpoints: eps})
 	st.MarkSynced()

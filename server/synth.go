@@ -78,9 +78,10 @@ func (h *Handler) hostAnswer(out []byte, q *query, req []byte, idx *clusterIndex
 		}
 		switch {
 		case q.qtype == dns.TypeTXT:
-			out = appendRRHeader(out, dns.TypeTXT, h.opt.TTL, 1+len("zone=")+len(ep.Zone))
-			out = append(out, byte(len("zone=")+len(ep.Zone)))
-			out = append(append(out, "zone="...), ep.Zone...)
+			zn := ep.Zone()
+			out = appendRRHeader(out, dns.TypeTXT, h.opt.TTL, 1+len("zone=")+len(zn))
+			out = append(out, byte(len("zone=")+len(zn)))
+			out = append(append(out, "zone="...), zn...)
 		case ep.Address.Is4():
 			a := ep.Address.As4()
 			out = append(appendRRHeader(out, dns.TypeA, h.opt.TTL, 4), a[:]...)
@@ -100,7 +101,7 @@ func hostRecord(qtype uint16, ep *registry.Endpoint) bool {
 	case dns.TypeAAAA:
 		return ep.Address.Is6()
 	case dns.TypeTXT:
-		return ep.Zone != ""
+		return ep.Zone() != ""
 	case dns.TypeANY:
 		return true
 	}
@@ -500,7 +501,7 @@ zones:
 		out = append(append(out, "zone="...), zn...)
 		for i := range e.Endpoints {
 			ep := &e.Endpoints[i]
-			if ep.Zone != zn || !e.Published(ep) {
+			if ep.Zone() != zn || !e.Published(ep) {
 				continue
 			}
 			if len(out)+1+len("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff") > min(dns.MaxMsgSize, rec+12+0xFFFF) {
