@@ -64,9 +64,12 @@ type Snapshot struct {
 	podsByIP   *cow.Map[[16]byte, []*Pod] // key: addrKey
 }
 
-// Service returns the service entry, or nil.
+// Service returns the service entry, or nil. It does not allocate (the
+// DNS server reads it per PTR answer).
 func (s *Snapshot) Service(k Key) *ServiceEntry {
-	e, _ := s.services.Get(k.String())
+	var buf [320]byte
+	key := append(append(append(buf[:0], k.Namespace...), '/'), k.Name...)
+	e, _ := cow.GetBytes(s.services, key)
 	return e
 }
 

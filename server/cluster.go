@@ -46,10 +46,13 @@ func (o *indexOptions) rev4() uint8 { return uint8(len(o.domains)) }
 func (o *indexOptions) rev6() uint8 { return uint8(len(o.domains) + 1) }
 
 // ptrRef is one name that an address points back to: a service's
-// ClusterIP (ep < 0) or one of its endpoints (index into Endpoints).
+// ClusterIP (ep < 0) or one of its endpoints (index into the Endpoints of
+// its entry in the index's snapshot). It holds the service, not its entry,
+// which changes with every endpoint change: a reference that stays the
+// same is not rewritten (its shard not copied).
 type ptrRef struct {
-	entry *registry.ServiceEntry
-	ep    int32
+	svc *registry.Service
+	ep  int32
 }
 
 // addrKey is the key of an address in ptrs.
@@ -386,13 +389,13 @@ func servicePTRs(e *registry.ServiceEntry) map[[16]byte]ptrRef {
 	switch e.Kind {
 	case registry.KindClusterIP:
 		for _, ip := range e.ClusterIPs {
-			out[addrKey(ip)] = ptrRef{entry: e, ep: -1}
+			out[addrKey(ip)] = ptrRef{svc: e.Service, ep: -1}
 		}
 	case registry.KindHeadless:
 		for i := range e.Endpoints {
 			if ep := &e.Endpoints[i]; e.Published(ep) {
 				if _, dup := out[addrKey(ep.Address)]; !dup {
-					out[addrKey(ep.Address)] = ptrRef{entry: e, ep: int32(i)}
+					out[addrKey(ep.Address)] = ptrRef{svc: e.Service, ep: int32(i)}
 				}
 			}
 		}
@@ -490,6 +493,9 @@ func buildClusterIndex(prev *clusterIndex, snap *registry.Snapshot, opt *indexOp
 			}
 		}
 		for key, ref := range newP {
+			if old, ok := oldP[key]; ok && old == ref {
+				continue // unchanged: the new entry has the same endpoint there
+			}
 			ptrs.replace(key, k, &ref)
 		}
 	}

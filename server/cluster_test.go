@@ -140,7 +140,7 @@ func revStrings[E revItem[E]](sh []E) (out []string) {
 	for _, e := range sh {
 		hi, lo := e.key()
 		r := e.name()
-		out = append(out, fmt.Sprintf("%x/%x %s %d", hi, lo, r.entry.Key, r.ep))
+		out = append(out, fmt.Sprintf("%x/%x %s %d", hi, lo, r.svc.Key, r.ep))
 	}
 	return out
 }

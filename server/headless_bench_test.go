@@ -27,3 +27,9 @@ func BenchmarkRespondHeadless100(b *testing.B) {
 	b.Run("A", func(b *testing.B) { benchQuery(b, h, "svc0.ns0.svc.cluster.local.", dns.TypeA) })
 	b.Run("SRV", func(b *testing.B) { benchQuery(b, h, "_http._tcp.svc0.ns0.svc.cluster.local.", dns.TypeSRV) })
 }
+
+// BenchmarkRespondPTR: the reverse name of a headless endpoint (the
+// endpoint's name read from the service's entry).
+func BenchmarkRespondPTR(b *testing.B) {
+	benchQuery(b, exampleHandler(b, nil), "20.1.244.10.in-addr.arpa.", dns.TypePTR)
+}

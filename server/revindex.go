@@ -42,15 +42,15 @@ type revItem[E any] interface {
 
 // rev4 is a name of an IPv4 address.
 type rev4 struct {
-	entry *registry.ServiceEntry
-	addr  uint32
-	ep    int32
+	svc  *registry.Service
+	addr uint32
+	ep   int32
 }
 
 func (e rev4) key() (uint64, uint64) { return 0, 0xFFFF<<32 | uint64(e.addr) }
-func (e rev4) name() ptrRef          { return ptrRef{entry: e.entry, ep: e.ep} }
+func (e rev4) name() ptrRef          { return ptrRef{svc: e.svc, ep: e.ep} }
 func (rev4) make(_, lo uint64, r ptrRef) rev4 {
-	return rev4{entry: r.entry, addr: uint32(lo), ep: r.ep}
+	return rev4{svc: r.svc, addr: uint32(lo), ep: r.ep}
 }
 func (e rev6) key() (uint64, uint64)           { return e.hi, e.lo }
 func (e rev6) name() ptrRef                    { return e.ref }
@@ -91,10 +91,10 @@ func compareEntries[E revItem[E]](a, b E) int {
 // compareRefs orders the names of one address by namespace and service, so
 // that answers do not depend on the order services were indexed in.
 func compareRefs(a, b ptrRef) int {
-	if c := strings.Compare(a.entry.Namespace, b.entry.Namespace); c != 0 {
+	if c := strings.Compare(a.svc.Namespace, b.svc.Namespace); c != 0 {
 		return c
 	}
-	return strings.Compare(a.entry.Name, b.entry.Name)
+	return strings.Compare(a.svc.Name, b.svc.Name)
 }
 
 // run returns the bounds of the entries of an address in a shard.
@@ -214,7 +214,7 @@ func replaceIn[E revItem[E]](t *revTable[E], copied *[revShards]bool, hi, lo uin
 	sh := t.shards[s]
 	start, end := run(sh, hi, lo)
 	had := end > start
-	i := slices.IndexFunc(sh[start:end], func(x E) bool { return x.name().entry.Key == k })
+	i := slices.IndexFunc(sh[start:end], func(x E) bool { return x.name().svc.Key == k })
 	if i < 0 && ref == nil {
 		return 0
 	}

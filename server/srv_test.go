@@ -431,3 +431,51 @@ func TestZoneHintsAtQueryTime(t *testing.T) {
 		t.Fatalf("zone hints:\n%q\nwant\n%q", got, want)
 	}
 }
+
+// A PTR reference that an endpoint change leaves in place answers the
+// endpoint's current name.
+func TestPTRFollowsEndpointChanges(t *testing.T) {
+	h, err := NewHandler(Options{Domains: []string{"cluster.local"}, TTL: 5, NegativeTTL: 5}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := registry.NewStore(registry.Options{})
+	st.Subscribe(func(s *registry.Snapshot) {
+		if err := h.Update(s); err != nil {
+			t.Fatal(err)
+		}
+	})
+	st.UpsertService(&registry.Service{Key: registry.Key{Namespace: "ns", Name: "hl"}, Kind: registry.KindHeadless})
+	put := func(host string, secondReady bool) {
+		st.UpsertEndpointSlice(&registry.EndpointSlice{Key: registry.Key{Namespace: "ns", Name: "hl-1"}, Service: "hl",
+			Endpoints: []registry.Endpoint{
+				{Address: netip.MustParseAddr("10.0.0.1"), Hostname: host, Ready: true},
+				{Address: netip.MustParseAddr("10.0.0.2"), Ready: secondReady},
+			}})
+		st.Flush()
+	}
+	ptr := func(name string) []string {
+		return got(ask(t, h, new(dns.Msg).SetQuestion(name, dns.TypePTR), false).Answer)
+	}
+	st.MarkSynced()
+	put("a", true)
+	for _, step := range []struct {
+		host        string
+		secondReady bool
+		want1       string
+		want2       []string
+	}{
+		{"a", false, "a", nil},
+		{"b", false, "b", nil},
+		{"b", true, "b", rrs(t, 0, "2.0.0.10.in-addr.arpa. 5 IN PTR 10-0-0-2.hl.ns.svc.cluster.local.")},
+		{"c", true, "c", rrs(t, 0, "2.0.0.10.in-addr.arpa. 5 IN PTR 10-0-0-2.hl.ns.svc.cluster.local.")},
+	} {
+		put(step.host, step.secondReady)
+		if g, w := ptr("1.0.0.10.in-addr.arpa."), rrs(t, 0, "1.0.0.10.in-addr.arpa. 5 IN PTR "+step.want1+".hl.ns.svc.cluster.local."); !slices.Equal(g, w) {
+			t.Fatalf("host %s: PTR %q, want %q", step.host, g, w)
+		}
+		if g := ptr("2.0.0.10.in-addr.arpa."); !slices.Equal(g, step.want2) {
+			t.Fatalf("second ready %v: PTR %q, want %q", step.secondReady, g, step.want2)
+		}
+	}
+}

@@ -194,11 +194,15 @@ func (h *Handler) ptrAnswer(out []byte, q *query, req []byte, idx *clusterIndex,
 	zone := h.clusterZones[0]
 	for i := range refs.len() {
 		r := refs.at(i)
-		e := r.entry
+		e := r.svc
 		rdlen := 1 + len(e.Name) + 1 + len(e.Namespace) + 4 + len(zone)
 		var host string
 		if r.ep >= 0 {
-			host = e.Endpoints[r.ep].DNSName
+			// The endpoint's name is read from the entry of the index's
+			// snapshot: the reference may predate it (an unchanged one).
+			if entry := idx.snap.Service(e.Key); entry != nil && int(r.ep) < len(entry.Endpoints) {
+				host = entry.Endpoints[r.ep].DNSName
+			}
 			rdlen += 1 + len(host)
 		}
 		out = appendRRHeader(out, dns.TypePTR, h.opt.TTL, rdlen)
