@@ -35,7 +35,7 @@ func askFrom(t *testing.T, h *Handler, m *dns.Msg, client string) *dns.Msg {
 		t.Fatal(err)
 	}
 	ch := make(chan []byte, 1)
-	out := h.Respond(req, nil, netip.MustParseAddrPort(client), false, func(b []byte) { ch <- append([]byte(nil), b...) })
+	out := h.Respond(req, nil, netip.MustParseAddrPort(client), false, func(_ netip.AddrPort, b []byte) { ch <- append([]byte(nil), b...) })
 	if out == nil {
 		select {
 		case out = <-ch:
@@ -153,7 +153,7 @@ func BenchmarkForwardCached(b *testing.B) {
 	req, _ := m.Pack()
 	client := netip.MustParseAddrPort("127.0.0.1:4000")
 	done := make(chan struct{}, 1)
-	if h.Respond(req, nil, client, false, func([]byte) { done <- struct{}{} }) == nil {
+	if h.Respond(req, nil, client, false, func(netip.AddrPort, []byte) { done <- struct{}{} }) == nil {
 		<-done
 	}
 	out := make([]byte, 0, 4096)
@@ -179,7 +179,7 @@ func BenchmarkForwardMiss(b *testing.B) {
 	})
 	client := netip.MustParseAddrPort("127.0.0.1:4000")
 	done := make(chan struct{}, 1)
-	send := func([]byte) { done <- struct{}{} }
+	send := func(netip.AddrPort, []byte) { done <- struct{}{} }
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {

@@ -56,7 +56,7 @@ func FuzzRespond(f *testing.F) {
 	})
 	pod := netip.MustParseAddrPort("10.244.1.10:5000")
 	f.Fuzz(func(t *testing.T, req []byte, tcp bool) {
-		resp := h.Respond(req, make([]byte, 0, 512), pod, tcp, func([]byte) {})
+		resp := h.Respond(req, make([]byte, 0, 512), pod, tcp, func(netip.AddrPort, []byte) {})
 		if len(req) < headerLen {
 			if resp != nil {
 				t.Fatalf("answered a %d-byte packet", len(req))

@@ -194,9 +194,11 @@ func (h *Handler) Serial() uint32 {
 // Respond answers one request into out (reusing its storage) and returns
 // the response to send, or nil when nothing is to be sent now (a packet
 // too short to answer, or a question handed to the fallback, which calls
-// send itself). maxSize is the transport's limit (65535 for TCP, 0 for
+// send(client, response) itself, later and from another goroutine). send
+// gets the client so that a listener can pass one function for all its
+// queries instead of making one per query. maxSize is the transport's limit (65535 for TCP, 0 for
 // UDP, where the client's EDNS size or 512 applies). It never blocks.
-func (h *Handler) Respond(req, out []byte, client netip.AddrPort, tcp bool, send func([]byte)) []byte {
+func (h *Handler) Respond(req, out []byte, client netip.AddrPort, tcp bool, send func(netip.AddrPort, []byte)) []byte {
 	start := time.Now()
 	var q query
 	if err := parseQuery(req, &q); err != nil {
@@ -248,7 +250,7 @@ func (h *Handler) Respond(req, out []byte, client netip.AddrPort, tcp bool, send
 				resp = h.patchForwarded(r, &q, req)
 				break
 			}
-			h.forward(rq, &q, req, tcp, send, nil, start)
+			h.forward(rq, &q, req, client, tcp, send, nil, start)
 			return nil
 		}
 	}
@@ -291,7 +293,7 @@ func (h *Handler) fallbackQuestion(q *query) resolver.Question {
 
 // forward hands a question to the fallback; its answer is patched for the
 // client (and passed through wrap, when given) and sent.
-func (h *Handler) forward(rq resolver.Question, q *query, req []byte, tcp bool, send func([]byte), wrap func(resp []byte) []byte, start time.Time) {
+func (h *Handler) forward(rq resolver.Question, q *query, req []byte, client netip.AddrPort, tcp bool, send func(netip.AddrPort, []byte), wrap func(resp []byte) []byte, start time.Time) {
 	qc := *q
 	reqc := append([]byte(nil), req...)
 	qc.qname = reqc[headerLen : headerLen+len(q.qname)]
@@ -309,7 +311,7 @@ func (h *Handler) forward(rq resolver.Question, q *query, req []byte, tcp bool, 
 			resp = h.patchForwarded(r, &qc, reqc)
 		}
 		h.metrics.observe(zoneForward, qc.qtype, int(resp[3]&0xF), start)
-		send(finish(resp, &qc, reqc, tcp))
+		send(client, finish(resp, &qc, reqc, tcp))
 	})
 }
 

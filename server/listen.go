@@ -165,9 +165,26 @@ func (l *Listener) Close() {
 	l.mu.Unlock()
 }
 
+// udpSender returns the function that sends a deferred (forwarded) answer
+// to a client on c, through the rate limit; the handler calls it from the
+// fallback's goroutines.
+func (l *Listener) udpSender(c *net.UDPConn) func(netip.AddrPort, []byte) {
+	rrl := l.opt.RRL
+	return func(client netip.AddrPort, b []byte) {
+		if rrl != nil {
+			if b = rrl.filter(client.Addr(), b, nil); b == nil {
+				return
+			}
+		}
+		if _, err := c.WriteToUDPAddrPort(b, client); err != nil && !errors.Is(err, net.ErrClosed) {
+			l.log.Debug("udp write", "client", client, "err", err)
+		}
+	}
+}
+
 // respond runs the handler and turns a panic into a dropped query: one bad
 // query never takes the server down.
-func (l *Listener) respond(req, out []byte, src netip.AddrPort, tcp bool, send func([]byte)) (resp []byte) {
+func (l *Listener) respond(req, out []byte, src netip.AddrPort, tcp bool, send func(netip.AddrPort, []byte)) (resp []byte) {
 	defer func() {
 		if r := recover(); r != nil {
 			l.log.Error("panic answering a query", "client", src, "panic", r, "query", fmt.Sprintf("%x", req))
@@ -222,7 +239,7 @@ func (l *Listener) serveConn(c net.Conn) {
 	}()
 	src := c.RemoteAddr().(*net.TCPAddr).AddrPort()
 	var wmu sync.Mutex
-	write := func(b []byte) {
+	write := func(_ netip.AddrPort, b []byte) {
 		wmu.Lock()
 		defer wmu.Unlock()
 		frame := make([]byte, 2+len(b))

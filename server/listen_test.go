@@ -2,6 +2,7 @@ package server
 
 import (
 	"net"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -184,5 +185,41 @@ func TestUDPCloseStopsUnderFlood(t *testing.T) {
 	case <-served:
 	case <-time.After(5 * time.Second):
 		t.Fatal("Serve did not return within 5 s of Close under a flood")
+	}
+}
+
+// TestUDPAnswersAllocateNothing: the whole UDP path, the listener's loop
+// included and not only Handler.Respond, answers without allocating per
+// query (counted over the process while 2,000 queries are answered).
+func TestUDPAnswersAllocateNothing(t *testing.T) {
+	l := startListener(t, exampleHandler(t, nil), ListenOptions{UDPSockets: 1}, nil)
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(l.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	m := new(dns.Msg)
+	m.SetQuestion("web-server-service.default.svc.cluster.local.", dns.TypeA)
+	q, _ := m.Pack()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	buf := make([]byte, 4096)
+	exchange := func(n int) {
+		for range n {
+			if _, err := c.Write(q); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Read(buf); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	exchange(100)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	const n = 2000
+	exchange(n)
+	runtime.ReadMemStats(&after)
+	if d := after.Mallocs - before.Mallocs; d > n/10 {
+		t.Fatalf("%d allocations while answering %d UDP queries", d, n)
 	}
 }

@@ -271,7 +271,7 @@ func TestConcurrentIdenticalForwardedQuestionsKeepTheirIDs(t *testing.T) {
 		m.Id = uint16(1000 + i)
 		req, _ := m.Pack()
 		id, qn := m.Id, string(name)
-		out := h.Respond(req, nil, netip.MustParseAddrPort("127.0.0.1:4000"), false, func(b []byte) {
+		out := h.Respond(req, nil, netip.MustParseAddrPort("127.0.0.1:4000"), false, func(_ netip.AddrPort, b []byte) {
 			time.Sleep(time.Millisecond) // let the other callbacks run meanwhile
 			results <- result{id, qn, append([]byte(nil), b...)}
 		})
@@ -317,7 +317,7 @@ func TestPanicAnsweringAForwardedQueryDropsOnlyThatQuery(t *testing.T) {
 		m := new(dns.Msg)
 		m.SetQuestion(fmt.Sprintf("boom%d.example.org.", i), dns.TypeA)
 		req, _ := m.Pack()
-		if out := h.Respond(req, nil, netip.MustParseAddrPort("127.0.0.1:4000"), false, func([]byte) {
+		if out := h.Respond(req, nil, netip.MustParseAddrPort("127.0.0.1:4000"), false, func(netip.AddrPort, []byte) {
 			panic("test: a bug on the deferred path")
 		}); out != nil {
 			t.Fatal("answered at once")

@@ -54,6 +54,9 @@ type udpBatchBuf struct {
 	in    [udpBatch][udpQueryMax]byte
 	out   [udpBatch][]byte
 	scr   [headerLen + maxNameWire + 4]byte
+	// send writes a deferred (forwarded) answer: one function for all
+	// queries, made once, so that answering allocates nothing.
+	send func(netip.AddrPort, []byte)
 }
 
 func newUDPBatchBuf() *udpBatchBuf {
@@ -111,6 +114,7 @@ func (l *Listener) serveUDP(c *net.UDPConn) {
 		return
 	}
 	b := newUDPBatchBuf()
+	b.send = l.udpSender(c)
 	for {
 		var rerr error
 		err := rc.Read(func(fd uintptr) bool {
@@ -159,15 +163,7 @@ func (l *Listener) answerBatch(c *net.UDPConn, fd uintptr, b *udpBatchBuf, n int
 			l.h.Load().metrics.malformed.Add(1)
 			resp = formErr(b.out[i], req)
 		} else {
-			resp = l.respond(req, b.out[i], src, false, func(r []byte) {
-				// A deferred (forwarded) answer, from another goroutine.
-				if rrl != nil {
-					if r = rrl.filter(src.Addr(), r, nil); r == nil {
-						return
-					}
-				}
-				c.WriteToUDPAddrPort(r, src)
-			})
+			resp = l.respond(req, b.out[i], src, false, b.send)
 		}
 		if resp != nil && rrl != nil {
 			resp = rrl.filter(src.Addr(), resp, b.scr[:0])

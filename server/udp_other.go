@@ -15,6 +15,7 @@ func (l *Listener) serveUDP(c *net.UDPConn) {
 	out := make([]byte, 0, 65535)
 	var scratch [headerLen + maxNameWire + 4]byte
 	rrl := l.opt.RRL
+	send := l.udpSender(c)
 	for {
 		n, src, err := c.ReadFromUDPAddrPort(buf)
 		if err != nil {
@@ -24,15 +25,7 @@ func (l *Listener) serveUDP(c *net.UDPConn) {
 			l.log.Warn("udp read", "err", err)
 			continue
 		}
-		resp := l.respond(buf[:n], out, src, false, func(b []byte) {
-			// A deferred (forwarded) answer, from another goroutine.
-			if rrl != nil {
-				if b = rrl.filter(src.Addr(), b, nil); b == nil {
-					return
-				}
-			}
-			c.WriteToUDPAddrPort(b, src)
-		})
+		resp := l.respond(buf[:n], out, src, false, send)
 		if resp != nil && rrl != nil {
 			resp = rrl.filter(src.Addr(), resp, scratch[:0])
 		}
