@@ -36,9 +36,9 @@ go build -o "$OUT/gencluster" ./bench/gencluster
 cputicks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_mib() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 rss_split() { awk '/RssAnon|RssFile/ {printf "%s%s %.1f", sep, $1, $2/1024; sep=", "}' "/proc/$1/status"; }
-wait_dns() { # addr port name
-	for _ in $(seq 100); do
-		dig +time=1 +tries=1 +short @"$1" -p "$2" "$3" SOA >/dev/null 2>&1 && return 0
+wait_dns() { # addr port name: until the zone answers NOERROR (SERVFAIL while loading)
+	for _ in $(seq 300); do
+		dig +time=1 +tries=1 @"$1" -p "$2" "$3" SOA 2>/dev/null | grep -q 'status: NOERROR' && return 0
 		sleep 0.1
 	done
 	log "server on $1:$2 did not answer"; return 1
@@ -110,6 +110,8 @@ rss100k_split=$(rss_split "$bpid")
 qfile=$(find "$OUT/c100k" -name '*queries*' | head -1)
 taskset -c 1 dnsperf -s 127.0.0.1 -p $PORT -d "$qfile" -l 5 -Q 5000 -c 2 -T 1 >"$OUT/big.txt" 2>&1
 rss100k_served=$(rss_mib "$bpid")
+taskset -c 1 dnsperf -s 127.0.0.1 -p $PORT -d "$qfile" -l 5 -c 2 -q 200 -T 1 >"$OUT/big-full.txt" 2>&1
+rss100k_full=$(rss_mib "$bpid")
 stop "$bpid"
 # An empty cluster: what the process itself costs.
 mkdir -p "$OUT/empty"
@@ -129,7 +131,7 @@ cached forwarded answers (10,000 names, pinned server/dnsperf, ${SECS}s): $fwd_q
 fixed 5,000 QPS, 10k-service cluster mix: server CPU $fixed_cpu core, average latency $fixed_lat (dnsperf: $fixed_qps QPS; server pinned to CPU 0, GOMAXPROCS=1)
   the same unpinned (GOMAXPROCS and UDP sockets = CPUs): server CPU $free_cpu core, average latency $free_lat
 RSS with 10,000 services / 10,000 endpoints (after the 5,000 QPS run): $rss10k MiB
-RSS with 10,000 services / 100,000 endpoints, 3 s after loading: $rss100k MiB ($rss100k_split MiB), after 5 s of 5,000 QPS: $rss100k_served MiB
+RSS with 10,000 services / 100,000 endpoints, 3 s after loading: $rss100k MiB ($rss100k_split MiB), after 5 s of 5,000 QPS: $rss100k_served MiB, then 5 s at full rate: $rss100k_full MiB
 RSS with an empty cluster: $rss_empty MiB
 Go benchmarks (go test ./server -bench ...):
 $(grep -E '^Benchmark' "$OUT/gobench.txt")
