@@ -4,24 +4,13 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
-
-	"github.com/clusterdns/clusterdns/registry"
 )
 
 // BenchmarkRespondHeadless100: the A and SRV answers of a headless service
 // with 100 endpoints (rotated A records; SRV with 100 records and their
 // addresses).
 func BenchmarkRespondHeadless100(b *testing.B) {
-	h, err := NewHandler(Options{Domains: []string{"cluster.local"}, TTL: 5, NegativeTTL: 5}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	st := registry.NewStore(registry.Options{})
-	st.Subscribe(func(s *registry.Snapshot) {
-		if err := h.Update(s); err != nil {
-			b.Fatal(err)
-		}
-	})
+	h, st := storeHandler(b)
 	loadCluster(st, 10, 100)
 	st.Flush()
 	b.Run("A", func(b *testing.B) { benchQuery(b, h, "svc0.ns0.svc.cluster.local.", dns.TypeA) })

@@ -33,6 +33,23 @@ func loadCluster(st *registry.Store, services, epPerHeadless int) {
 	st.MarkSynced()
 }
 
+// storeHandler returns a handler of cluster.local (TTLs 5 s) fed by a new
+// store: each snapshot the store publishes goes to Handler.Update.
+func storeHandler(tb testing.TB) (*Handler, *registry.Store) {
+	tb.Helper()
+	h, err := NewHandler(Options{Domains: []string{"cluster.local"}, TTL: 5, NegativeTTL: 5}, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	st := registry.NewStore(registry.Options{})
+	st.Subscribe(func(s *registry.Snapshot) {
+		if err := h.Update(s); err != nil {
+			tb.Fatal(err)
+		}
+	})
+	return h, st
+}
+
 // BenchmarkIndexFullBuild10k: index 10,000 services from scratch.
 func BenchmarkIndexFullBuild10k(b *testing.B) {
 	st := registry.NewStore(registry.Options{})
@@ -62,16 +79,7 @@ func BenchmarkIndexFullBuild10k(b *testing.B) {
 func BenchmarkEndpointChange(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
-			h, err := NewHandler(Options{Domains: []string{"cluster.local"}, TTL: 5, NegativeTTL: 5}, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			st := registry.NewStore(registry.Options{})
-			st.Subscribe(func(s *registry.Snapshot) {
-				if err := h.Update(s); err != nil {
-					b.Fatal(err)
-				}
-			})
+			_, st := storeHandler(b)
 			loadCluster(st, n, 10)
 			st.Flush()
 			sl := &registry.EndpointSlice{Key: registry.Key{Namespace: "ns0", Name: "svc0-1"}, Service: "svc0",
@@ -101,16 +109,7 @@ func BenchmarkIndexHeap100k(b *testing.B) {
 		runtime.GC()
 		var before runtime.MemStats
 		runtime.ReadMemStats(&before)
-		h, err := NewHandler(Options{Domains: []string{"cluster.local"}, TTL: 5, NegativeTTL: 5}, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		st := registry.NewStore(registry.Options{})
-		st.Subscribe(func(s *registry.Snapshot) {
-			if err := h.Update(s); err != nil {
-				b.Fatal(err)
-			}
-		})
+		h, st := storeHandler(b)
 		loadCluster(st, 10000, 100)
 		st.Flush()
 		runtime.GC()

@@ -112,16 +112,7 @@ func TestHeadlessSRVAtQueryTime(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			h, err := NewHandler(Options{Domains: []string{"cluster.local"}, TTL: 5, NegativeTTL: 5}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			st := registry.NewStore(registry.Options{})
-			st.Subscribe(func(s *registry.Snapshot) {
-				if err := h.Update(s); err != nil {
-					t.Fatal(err)
-				}
-			})
+			h, st := storeHandler(t)
 			k := registry.Key{Namespace: "ns", Name: "hl"}
 			st.UpsertService(&registry.Service{Key: k, Kind: registry.KindHeadless, PublishNotReadyAddresses: c.notReady})
 			for i, sl := range c.slices {
@@ -184,16 +175,7 @@ func head(s []string) []string { return s[:min(len(s), 6)] }
 
 // An alias to a headless service is chased into its SRV answer.
 func TestHeadlessSRVThroughAlias(t *testing.T) {
-	h, err := NewHandler(Options{Domains: []string{"cluster.local"}, TTL: 5, NegativeTTL: 5}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := registry.NewStore(registry.Options{})
-	st.Subscribe(func(s *registry.Snapshot) {
-		if err := h.Update(s); err != nil {
-			t.Fatal(err)
-		}
-	})
+	h, st := storeHandler(t)
 	st.UpsertService(&registry.Service{Key: registry.Key{Namespace: "ns", Name: "hl"}, Kind: registry.KindHeadless})
 	st.UpsertService(&registry.Service{Key: registry.Key{Namespace: "ns", Name: "alias"}, Kind: registry.KindExternalName,
 		ExternalName: "_http._tcp.hl.ns.svc.cluster.local"})
@@ -224,16 +206,7 @@ func TestClusterIPSRVAtQueryTime(t *testing.T) {
 		{Name: "http", Protocol: registry.TCP, Port: 81}, {Protocol: registry.TCP, Port: 8080},
 	}
 	for _, ips := range [][]string{{"10.96.0.10", "fd00::10"}, {"fd00::11"}, nil} {
-		h, err := NewHandler(Options{Domains: []string{"cluster.local"}, TTL: 5, NegativeTTL: 5}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		st := registry.NewStore(registry.Options{})
-		st.Subscribe(func(s *registry.Snapshot) {
-			if err := h.Update(s); err != nil {
-				t.Fatal(err)
-			}
-		})
+		h, st := storeHandler(t)
 		svc := &registry.Service{Key: registry.Key{Namespace: "ns", Name: "web"}, Kind: registry.KindClusterIP, Ports: ports}
 		for _, ip := range ips {
 			svc.ClusterIPs = append(svc.ClusterIPs, netip.MustParseAddr(ip))
@@ -381,16 +354,7 @@ func TestHeadlessAddressesAtQueryTime(t *testing.T) {
 // Zone hints written at query time match the old packing: one TXT per zone
 // in order of first appearance, "zone=<zone>" then its published addresses.
 func TestZoneHintsAtQueryTime(t *testing.T) {
-	h, err := NewHandler(Options{Domains: []string{"cluster.local"}, TTL: 5, NegativeTTL: 5}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := registry.NewStore(registry.Options{})
-	st.Subscribe(func(s *registry.Snapshot) {
-		if err := h.Update(s); err != nil {
-			t.Fatal(err)
-		}
-	})
+	h, st := storeHandler(t)
 	st.UpsertService(&registry.Service{Key: registry.Key{Namespace: "ns", Name: "hl"}, Kind: registry.KindHeadless})
 	var eps []registry.Endpoint
 	zones := []string{"zone-b", "zone-a", "", "zone-c"}
@@ -435,16 +399,7 @@ func TestZoneHintsAtQueryTime(t *testing.T) {
 // A PTR reference that an endpoint change leaves in place answers the
 // endpoint's current name.
 func TestPTRFollowsEndpointChanges(t *testing.T) {
-	h, err := NewHandler(Options{Domains: []string{"cluster.local"}, TTL: 5, NegativeTTL: 5}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := registry.NewStore(registry.Options{})
-	st.Subscribe(func(s *registry.Snapshot) {
-		if err := h.Update(s); err != nil {
-			t.Fatal(err)
-		}
-	})
+	h, st := storeHandler(t)
 	st.UpsertService(&registry.Service{Key: registry.Key{Namespace: "ns", Name: "hl"}, Kind: registry.KindHeadless})
 	put := func(host string, secondReady bool) {
 		st.UpsertEndpointSlice(&registry.EndpointSlice{Key: registry.Key{Namespace: "ns", Name: "hl-1"}, Service: "hl",
