@@ -159,14 +159,7 @@ func TestUDPCloseStopsUnderFlood(t *testing.T) {
 	}
 	served := make(chan struct{})
 	go func() { l.Serve(); close(served) }()
-	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(l.Addr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	m := new(dns.Msg)
-	m.SetQuestion("web-server-service.default.svc.cluster.local.", dns.TypeA)
-	b, _ := m.Pack()
+	c, b := dialExampleQuery(t, l)
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() {
@@ -193,14 +186,7 @@ func TestUDPCloseStopsUnderFlood(t *testing.T) {
 // query (counted over the process while 2,000 queries are answered).
 func TestUDPAnswersAllocateNothing(t *testing.T) {
 	l := startListener(t, exampleHandler(t, nil), ListenOptions{UDPSockets: 1}, nil)
-	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(l.Addr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	m := new(dns.Msg)
-	m.SetQuestion("web-server-service.default.svc.cluster.local.", dns.TypeA)
-	q, _ := m.Pack()
+	c, q := dialExampleQuery(t, l)
 	c.SetDeadline(time.Now().Add(30 * time.Second))
 	buf := make([]byte, 4096)
 	exchange := func(n int) {
@@ -222,4 +208,22 @@ func TestUDPAnswersAllocateNothing(t *testing.T) {
 	if d := after.Mallocs - before.Mallocs; d > n/10 {
 		t.Fatalf("%d allocations while answering %d UDP queries", d, n)
 	}
+}
+
+// dialExampleQuery returns a UDP socket connected to l, closed when the
+// test ends, and a packed A query for a service of the example cluster.
+func dialExampleQuery(t *testing.T, l *Listener) (*net.UDPConn, []byte) {
+	t.Helper()
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(l.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	m := new(dns.Msg)
+	m.SetQuestion("web-server-service.default.svc.cluster.local.", dns.TypeA)
+	q, err := m.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, q
 }
