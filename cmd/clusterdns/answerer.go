@@ -41,6 +41,9 @@ type answerer struct {
 	listener  *server.Listener
 	parentCtx context.Context
 	released  sync.Once // releaseStartupPages, after the first full build
+	// trimmer returns the garbage of snapshot changes to the OS once they
+	// settle (releaseMemory).
+	trimmer *settleTrimmer
 }
 
 // build makes a handler (and forwarder) for cfg, subscribed to the store
@@ -85,13 +88,11 @@ func (a *answerer) build(cfg *config) (h *server.Handler, unsub func(), stopFwd 
 			return
 		}
 		a.log.Debug("cluster index built", "serial", s.Serial, "took", time.Since(start))
-		if s.Full {
-			// A full build leaves its garbage (parsed objects, the old
-			// index): give those pages back rather than keep the peak as
-			// RSS — a second later, once the source has dropped what it
-			// parsed (an idle server would never collect it).
-			time.AfterFunc(time.Second, a.afterFullBuild)
-		}
+		// A build leaves its garbage (parsed objects, copied parts of
+		// the old index): give those pages back once changes settle
+		// rather than keep the peak as RSS (an idle server would never
+		// collect it).
+		a.trimmer.changed()
 	})
 	if a.zf != nil {
 		if err := h.LoadZones(a.zf); err != nil {
@@ -101,9 +102,10 @@ func (a *answerer) build(cfg *config) (h *server.Handler, unsub func(), stopFwd 
 	return h, unsub, cancel, nil
 }
 
-// afterFullBuild returns a full build's garbage to the OS and, once, the
-// pages of the binary that only starting up used.
-func (a *answerer) afterFullBuild() {
+// releaseMemory returns the garbage of the builds to the OS and, the first
+// time (after the first full build), the pages of the binary that only
+// starting up used. The trimmer calls it.
+func (a *answerer) releaseMemory() {
 	debug.FreeOSMemory()
 	a.released.Do(func() {
 		n, err := releaseStartupPages()

@@ -67,6 +67,7 @@ func run(ctx context.Context, cfg *config) error {
 	store := registry.NewStore(registry.Options{EndpointPodNames: cfg.EndpointPodNames, Logger: log})
 	metrics, fwdMetrics := server.NewMetrics(), resolver.NewMetrics()
 	ans := &answerer{log: log, store: store, metrics: metrics, fwdStat: fwdMetrics}
+	ans.trimmer = newSettleTrimmer(time.Second, 10*time.Second, ans.releaseMemory)
 	// The cluster comes from the Kubernetes API or from files; zone files
 	// come from zones_dir (or the embedded example with the file source).
 	rc, apiFrom, err := kubeRESTConfig(cfg)
