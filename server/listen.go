@@ -172,7 +172,7 @@ func (l *Listener) udpSender(c *net.UDPConn) func(netip.AddrPort, []byte) {
 	rrl := l.opt.RRL
 	return func(client netip.AddrPort, b []byte) {
 		if rrl != nil {
-			if b = rrl.filter(client.Addr(), b, nil); b == nil {
+			if b = rrl.filter(client.Addr(), b); b == nil {
 				return
 			}
 		}

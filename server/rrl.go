@@ -219,21 +219,20 @@ func (r *RRL) check(client netip.Addr, resp []byte) rrlAction {
 }
 
 // filter applies the limit to a UDP response: it returns the response to
-// send (resp, or a truncated copy of its header and question built in
-// scratch), or nil to drop it.
-func (r *RRL) filter(client netip.Addr, resp, scratch []byte) []byte {
+// send (resp, or resp cut in place to a truncated slip), or nil to drop it.
+func (r *RRL) filter(client netip.Addr, resp []byte) []byte {
 	switch r.check(client, resp) {
 	case rrlDrop:
 		return nil
 	case rrlSlip:
-		return slipResponse(resp, scratch)
+		return slipResponse(resp)
 	}
 	return resp
 }
 
-// slipResponse is resp cut to its header and question, with TC=1 and no
-// records (no OPT either): "ask again over TCP".
-func slipResponse(resp, scratch []byte) []byte {
+// slipResponse cuts resp, in place, to its header and question, with TC=1
+// and no records (no OPT either): "ask again over TCP".
+func slipResponse(resp []byte) []byte {
 	end := headerLen
 	qd := binary.BigEndian.Uint16(resp[4:])
 	if qd > 0 {
@@ -247,7 +246,7 @@ func slipResponse(resp, scratch []byte) []byte {
 			qd = 0 // not a question this function can copy
 		}
 	}
-	out := append(scratch[:0], resp[:end]...)
+	out := resp[:end]
 	binary.BigEndian.PutUint16(out[2:], binary.BigEndian.Uint16(out[2:])|flagTC)
 	binary.BigEndian.PutUint16(out[4:], min(qd, 1))
 	binary.BigEndian.PutUint16(out[6:], 0)

@@ -173,7 +173,7 @@ func TestSlipResponseIsTruncatedQuestionOnly(t *testing.T) {
 	h := exampleHandler(t, nil)
 	req, _ := q.Pack()
 	resp := h.Respond(req, nil, netip.MustParseAddrPort("127.0.0.1:1"), false, nil)
-	tc := slipResponse(resp, nil)
+	tc := slipResponse(resp)
 	var m dns.Msg
 	if err := m.Unpack(tc); err != nil {
 		t.Fatal(err)
@@ -183,7 +183,7 @@ func TestSlipResponseIsTruncatedQuestionOnly(t *testing.T) {
 		t.Fatalf("slip response: %v", &m)
 	}
 	// A header-only response (FORMERR) slips as a header.
-	if m := slipResponse(formErr(nil, req), nil); len(m) != headerLen || m[2]&2 == 0 {
+	if m := slipResponse(formErr(nil, req)); len(m) != headerLen || m[2]&2 == 0 {
 		t.Fatalf("FORMERR slip: %x", m)
 	}
 }

@@ -53,7 +53,6 @@ type udpBatchBuf struct {
 	srcs  [udpBatch]netip.AddrPort
 	in    [udpBatch][udpQueryMax]byte
 	out   [udpBatch][]byte
-	scr   [headerLen + maxNameWire + 4]byte
 	// send writes a deferred (forwarded) answer: one function for all
 	// queries, made once, so that answering allocates nothing.
 	send func(netip.AddrPort, []byte)
@@ -166,11 +165,7 @@ func (l *Listener) answerBatch(c *net.UDPConn, fd uintptr, b *udpBatchBuf, n int
 			resp = l.respond(req, b.out[i], src, false, b.send)
 		}
 		if resp != nil && rrl != nil {
-			resp = rrl.filter(src.Addr(), resp, b.scr[:0])
-			if resp != nil && &resp[0] == &b.scr[0] {
-				// The slip answer lives in shared scratch: copy it out.
-				resp = append(b.out[i][:0], resp...)
-			}
+			resp = rrl.filter(src.Addr(), resp)
 		}
 		if resp == nil {
 			continue

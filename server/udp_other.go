@@ -13,7 +13,6 @@ func (l *Listener) serveUDP(c *net.UDPConn) {
 	defer l.wg.Done()
 	buf := make([]byte, 65535)
 	out := make([]byte, 0, 65535)
-	var scratch [headerLen + maxNameWire + 4]byte
 	rrl := l.opt.RRL
 	send := l.udpSender(c)
 	for {
@@ -27,7 +26,7 @@ func (l *Listener) serveUDP(c *net.UDPConn) {
 		}
 		resp := l.respond(buf[:n], out, src, false, send)
 		if resp != nil && rrl != nil {
-			resp = rrl.filter(src.Addr(), resp, scratch[:0])
+			resp = rrl.filter(src.Addr(), resp)
 		}
 		if resp != nil {
 			if _, err := c.WriteToUDPAddrPort(resp, src); err != nil && !errors.Is(err, net.ErrClosed) {
