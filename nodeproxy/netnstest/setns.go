@@ -2,7 +2,6 @@ package netnstest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -10,12 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/clusterdns/clusterdns/internal/testbin"
 )
 
 // Do runs fn on a goroutine whose OS thread has entered the network
@@ -165,33 +164,6 @@ func (tp *Topology) Relay(ns, listen, to string) string {
 // VmHWM of /proc/<pid>/status) in bytes. The pid is the command's own:
 // `ip netns exec` execs it.
 func (p *Process) Memory() (rss, peak int64, err error) {
-	return ProcMemory(p.Cmd.Process.Pid)
-}
-
-// ProcMemory returns VmRSS and VmHWM of process pid in bytes.
-func ProcMemory(pid int) (rss, peak int64, err error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		kb, perr := strconv.ParseInt(f[1], 10, 64)
-		if perr != nil {
-			continue
-		}
-		switch f[0] {
-		case "VmRSS:":
-			rss = kb << 10
-		case "VmHWM:":
-			peak = kb << 10
-		}
-	}
-	if rss == 0 {
-		return 0, 0, errors.New("no VmRSS in /proc/" + strconv.Itoa(pid) + "/status")
-	}
-	return rss, peak, nil
+	m, err := testbin.ProcMemory(p.Cmd.Process.Pid)
+	return m.RSS, m.Peak, err
 }

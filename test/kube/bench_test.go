@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
+	"github.com/clusterdns/clusterdns/internal/testbin"
 	"github.com/clusterdns/clusterdns/internal/testenv"
 	"github.com/clusterdns/clusterdns/registry"
 	dnsserver "github.com/clusterdns/clusterdns/server"
@@ -282,16 +283,14 @@ func TestBenchScale(t *testing.T) {
 	}
 	ready := time.Since(start)
 	synced := tookOf(s.out.String(), "synced with the API server")
-	rss, hwm := procMemory(t, s.cmd.Process.Pid)
-	t.Logf("initial sync: process answering DNS (SERVFAIL) after %v, /ready after %v (the source's own sync: %v); RSS %d MiB, peak %d MiB",
-		up.Round(time.Millisecond), ready.Round(time.Millisecond), synced, rss>>20, hwm>>20)
+	t.Logf("initial sync: process answering DNS (SERVFAIL) after %v, /ready after %v (the source's own sync: %v); %v",
+		up.Round(time.Millisecond), ready.Round(time.Millisecond), synced, procMemory(t, s.cmd.Process.Pid))
 	last := fmt.Sprintf("svc-%05d.scale-%d.svc.cluster.local", services-1, (services-1)%namespaces)
 	s.waitDig(t, propagate, last, "A", "an address", func(a *answer) bool { return a.status == "NOERROR" && len(a.answer) == 1 })
 	first := "svc-00000.scale-0.svc.cluster.local"
 	s.waitDig(t, propagate, first, "A", "100 addresses", func(a *answer) bool { return len(a.answer) == perSlice })
 	time.Sleep(10 * time.Second)
-	rss, hwm = procMemory(t, s.cmd.Process.Pid)
-	t.Logf("10 s later: RSS %d MiB (%s), peak %d MiB", rss>>20, rssSplit(t, s.cmd.Process.Pid), hwm>>20)
+	t.Logf("10 s later: %v", procMemory(t, s.cmd.Process.Pid))
 
 	// One endpoint change at a time with everything loaded.
 	sl, err := k.c.DiscoveryV1().EndpointSlices("scale-0").Get(context.Background(), "svc-00000-abcde", metav1.GetOptions{})
@@ -300,14 +299,12 @@ func TestBenchScale(t *testing.T) {
 	}
 	n := 100
 	r := measurePropagation(t, k, s, sl, first, n)
-	rss, hwm = procMemory(t, s.cmd.Process.Pid)
-	t.Logf("propagation with %d services and %d endpoints loaded, %d endpoint changes:\n%s  RSS after: %d MiB, peak %d MiB",
-		services, endpoints, n, r, rss>>20, hwm>>20)
+	t.Logf("propagation with %d services and %d endpoints loaded, %d endpoint changes:\n%s  after: %v",
+		services, endpoints, n, r, procMemory(t, s.cmd.Process.Pid))
 	// The server returns the changes' garbage to the OS once they settle
 	// (1 s without a change).
 	time.Sleep(3 * time.Second)
-	rss, hwm = procMemory(t, s.cmd.Process.Pid)
-	t.Logf("3 s after the last change: RSS %d MiB (%s), peak %d MiB", rss>>20, rssSplit(t, s.cmd.Process.Pid), hwm>>20)
+	t.Logf("3 s after the last change: %v", procMemory(t, s.cmd.Process.Pid))
 	s.stop()
 	memoryBreakdown(t, api)
 }
@@ -391,50 +388,12 @@ func memoryBreakdown(t *testing.T, api *testenv.APIServer) {
 		fullBuild.Round(time.Millisecond), podTimes)
 }
 
-// rssSplit says how much of a process's resident set is anonymous memory
-// (heap, stacks) and how much is file pages (its binary).
-func rssSplit(t *testing.T, pid int) string {
+// procMemory reads a process's memory; the benchmark fails if it cannot.
+func procMemory(t *testing.T, pid int) testbin.Memory {
 	t.Helper()
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	m, err := testbin.ProcMemory(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var anon, file int64
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseInt(f[1], 10, 64)
-		switch f[0] {
-		case "RssAnon:":
-			anon = kb
-		case "RssFile:":
-			file = kb
-		}
-	}
-	return fmt.Sprintf("anonymous %.1f MiB, file %.1f MiB", float64(anon)/1024, float64(file)/1024)
-}
-
-// procMemory returns a process's resident set size and its peak, in bytes.
-func procMemory(t *testing.T, pid int) (rss, hwm int64) {
-	t.Helper()
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseInt(f[1], 10, 64)
-		switch f[0] {
-		case "VmRSS:":
-			rss = kb << 10
-		case "VmHWM:":
-			hwm = kb << 10
-		}
-	}
-	return rss, hwm
+	return m
 }
