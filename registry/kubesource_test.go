@@ -21,12 +21,13 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes/fake"
-
-	"github.com/clusterdns/clusterdns/internal/testkube"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
+
+	"github.com/clusterdns/clusterdns/internal/testbin"
+	"github.com/clusterdns/clusterdns/internal/testkube"
 )
 
 // These tests run the KubeSource against client-go's fake clientset (no API
@@ -268,7 +269,7 @@ func TestKubeSourceSyncTimeout(t *testing.T) {
 	client.PrependReactor("list", "services", func(k8stesting.Action) (bool, runtime.Object, error) {
 		return true, nil, errors.New("injected: services unavailable")
 	})
-	var logs syncBuf
+	var logs testbin.LogBuffer
 	src, store := startKube(t, client, KubeOptions{SyncTimeout: 300 * time.Millisecond, Logger: testLogger(&logs)})
 	if store.Synced() {
 		t.Fatal("store synced before the timeout")
@@ -446,24 +447,6 @@ func checkTransform[T apiObject, M any](t *testing.T, o T, convert, reference fu
 	if again, err := tr(c); err != nil || again != any(c) {
 		t.Errorf("%s: transform not idempotent: %v %v", o.GetName(), again, err)
 	}
-}
-
-// syncBuf collects log output from several goroutines.
-type syncBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func testLogger(w io.Writer) *slog.Logger {

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -9,12 +8,12 @@ import (
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
 
+	"github.com/clusterdns/clusterdns/internal/testbin"
 	"github.com/clusterdns/clusterdns/internal/testdns"
 	"github.com/clusterdns/clusterdns/resolver"
 )
@@ -37,24 +36,6 @@ func nameOf(wire []byte) string {
 	return n
 }
 
-// lockedBuffer is a log destination safe for concurrent writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func startListener(t *testing.T, h *Handler, opt ListenOptions, log *slog.Logger) *Listener {
 	t.Helper()
 	opt.Addr = "127.0.0.1:0"
@@ -71,7 +52,7 @@ func startListener(t *testing.T, h *Handler, opt ListenOptions, log *slog.Logger
 // A panic while answering one query drops that query only: the same
 // socket and the same TCP connection keep answering.
 func TestPanicInOneQueryDropsOnlyThatQuery(t *testing.T) {
-	logs := &lockedBuffer{}
+	logs := &testbin.LogBuffer{}
 	h := exampleHandler(t, func(o *Options) {
 		o.Fallback = panicFallback{boom: "boom.example."}
 		o.RecursionFrom = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
@@ -303,7 +284,7 @@ func TestConcurrentIdenticalForwardedQuestionsKeepTheirIDs(t *testing.T) {
 // only; nothing there may end the process.
 func TestPanicAnsweringAForwardedQueryDropsOnlyThatQuery(t *testing.T) {
 	up := testdns.Start(t, testdns.AnswerA("192.0.2.8", 60))
-	logs := &lockedBuffer{}
+	logs := &testbin.LogBuffer{}
 	f, err := resolver.New(resolver.Options{Upstreams: []string{up.Addr}, Timeout: 2 * time.Second,
 		Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {

@@ -14,7 +14,6 @@
 package netnstest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/netip"
@@ -26,6 +25,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/clusterdns/clusterdns/internal/testbin"
 )
 
 // GatewayIP is the node-side address of every pod's veth: the pods'
@@ -152,7 +153,7 @@ func (tp *Topology) MustRun(name string, args ...string) string {
 // Process is a command started by Start.
 type Process struct {
 	Cmd  *exec.Cmd
-	out  *lockedWriter
+	out  *testbin.LogBuffer
 	done chan struct{}
 }
 
@@ -177,7 +178,7 @@ func (tp *Topology) Start(ns string, env []string, name string, args ...string) 
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := Command(ctx, ns, name, args...)
 	cmd.Env = append(os.Environ(), env...)
-	w := &lockedWriter{buf: &bytes.Buffer{}}
+	w := &testbin.LogBuffer{}
 	p := &Process{Cmd: cmd, out: w, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = w, w
 	if err := cmd.Start(); err != nil {
