@@ -16,7 +16,7 @@ import (
 // one round trip instead of four. Clients that are not known pods (unknown
 // IPs, host-network pods) keep the normal answer. deferred means the bare
 // name went upstream and the answer will be sent later.
-func (h *Handler) autopath(out []byte, q *query, req []byte, client netip.AddrPort, tcp bool, send func(netip.AddrPort, []byte), nxdomain []byte, start time.Time) (resp []byte, deferred bool) {
+func (h *Handler) autopath(out []byte, q *query, req []byte, client netip.AddrPort, send func(netip.AddrPort, []byte), nxdomain []byte, start time.Time) (resp []byte, deferred bool) {
 	idx := h.cluster.Load()
 	if idx == nil {
 		return nil, false
@@ -89,7 +89,7 @@ func (h *Handler) autopath(out []byte, q *query, req []byte, client netip.AddrPo
 			}
 			return w
 		}
-		h.forward(rq, q, req, client, tcp, send, wrap, start)
+		h.forward(rq, q, req, client, send, wrap, start)
 		return nil, true
 	}
 	return nil, false

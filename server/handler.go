@@ -196,8 +196,8 @@ func (h *Handler) Serial() uint32 {
 // too short to answer, or a question handed to the fallback, which calls
 // send(client, response) itself, later and from another goroutine). send
 // gets the client so that a listener can pass one function for all its
-// queries instead of making one per query. maxSize is the transport's limit (65535 for TCP, 0 for
-// UDP, where the client's EDNS size or 512 applies). It never blocks.
+// queries instead of making one per query. tcp selects the size limit:
+// 65535 over TCP, the client's EDNS size or 512 over UDP. It never blocks.
 func (h *Handler) Respond(req, out []byte, client netip.AddrPort, tcp bool, send func(netip.AddrPort, []byte)) []byte {
 	start := time.Now()
 	var q query
@@ -208,6 +208,7 @@ func (h *Handler) Respond(req, out []byte, client netip.AddrPort, tcp bool, send
 		}
 		return formErr(out, req)
 	}
+	q.truncAt = truncationSize(&q, tcp)
 	if h.opt.QueryLog != nil {
 		h.logQuery(&q, req, client, tcp)
 	}
@@ -229,10 +230,9 @@ func (h *Handler) Respond(req, out []byte, client netip.AddrPort, tcp bool, send
 		}
 		resp = writeEmpty(out, &q, req, rcode, false)
 	default:
-		q.truncAt = truncationSize(&q, tcp)
 		resp = h.answer(out, &q, req, &zc)
 		if resp != nil && h.opt.Autopath && resp[3]&0xF == dns.RcodeNameError {
-			if r, deferred := h.autopath(out, &q, req, client, tcp, send, resp, start); deferred {
+			if r, deferred := h.autopath(out, &q, req, client, send, resp, start); deferred {
 				return nil
 			} else if r != nil {
 				resp = r
@@ -250,12 +250,12 @@ func (h *Handler) Respond(req, out []byte, client netip.AddrPort, tcp bool, send
 				resp = h.patchForwarded(r, &q, req)
 				break
 			}
-			h.forward(rq, &q, req, client, tcp, send, nil, start)
+			h.forward(rq, &q, req, client, send, nil, start)
 			return nil
 		}
 	}
 	h.metrics.observe(zc, q.qtype, int(resp[3]&0xF), start)
-	return finish(resp, &q, req, tcp)
+	return finish(resp, &q, req)
 }
 
 func (h *Handler) logQuery(q *query, req []byte, client netip.AddrPort, tcp bool) {
@@ -293,7 +293,7 @@ func (h *Handler) fallbackQuestion(q *query) resolver.Question {
 
 // forward hands a question to the fallback; its answer is patched for the
 // client (and passed through wrap, when given) and sent.
-func (h *Handler) forward(rq resolver.Question, q *query, req []byte, client netip.AddrPort, tcp bool, send func(netip.AddrPort, []byte), wrap func(resp []byte) []byte, start time.Time) {
+func (h *Handler) forward(rq resolver.Question, q *query, req []byte, client netip.AddrPort, send func(netip.AddrPort, []byte), wrap func(resp []byte) []byte, start time.Time) {
 	qc := *q
 	reqc := append([]byte(nil), req...)
 	qc.qname = reqc[headerLen : headerLen+len(q.qname)]
@@ -311,7 +311,7 @@ func (h *Handler) forward(rq resolver.Question, q *query, req []byte, client net
 			resp = h.patchForwarded(r, &qc, reqc)
 		}
 		h.metrics.observe(zoneForward, qc.qtype, int(resp[3]&0xF), start)
-		send(client, finish(resp, &qc, reqc, tcp))
+		send(client, finish(resp, &qc, reqc))
 	})
 }
 
@@ -376,10 +376,10 @@ func truncationSize(q *query, tcp bool) int {
 	return limit
 }
 
-// finish adds the OPT record when the client sent one, and truncates a UDP
-// response that exceeds the client's size: TC=1 with the question only.
-func finish(resp []byte, q *query, req []byte, tcp bool) []byte {
-	if len(resp) > truncationSize(q, tcp) {
+// finish adds the OPT record when the client sent one, and truncates a
+// response longer than q.truncAt: TC=1 with the question only.
+func finish(resp []byte, q *query, req []byte) []byte {
+	if len(resp) > q.truncAt {
 		rcode := int(binary.BigEndian.Uint16(resp[2:]) & 0xF)
 		aa := binary.BigEndian.Uint16(resp[2:])&flagAA != 0
 		resp = writeEmpty(resp, q, req, rcode, aa)

@@ -44,8 +44,10 @@ type query struct {
 	version      uint8
 	ecsOrOptions bool // the OPT carried options (ignored, never echoed)
 	// truncAt is the response size beyond which the response is sent
-	// truncated (TC=1, no records): answers written at query time stop
-	// there. 0: no limit but the message's.
+	// truncated (TC=1, no records), set by Respond from the transport and
+	// the client's EDNS size: finish truncates there and answers written
+	// at query time stop there. 0 (a query not from Respond): no limit but
+	// the message's.
 	truncAt int
 }
 
