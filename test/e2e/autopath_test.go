@@ -86,6 +86,6 @@ func TestSearchPathCompletion(t *testing.T) {
 				t.Errorf("autopath off: %d names reached the server for %s, want the whole search (4): %q", len(names), c.name, names)
 			}
 		}
-		s.stop()
+		s.Stop(0)
 	}
 }

@@ -79,9 +79,6 @@ func requireRoot(t *testing.T) {
 	}
 }
 
-// syncBuffer collects a process's output.
-type syncBuffer = testbin.LogBuffer
-
 // tail returns at most the last n bytes of s, cut at a line start.
 func tail(s string, n int) string {
 	if len(s) <= n {

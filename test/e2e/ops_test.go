@@ -236,7 +236,7 @@ func TestOpsLameDuck(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 
 	t0 := time.Now()
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := s.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	// /ready must fail at once.
@@ -285,19 +285,19 @@ func TestOpsLameDuck(t *testing.T) {
 	// The process ends after the lame duck.
 	var exitAfter time.Duration
 	select {
-	case <-s.done:
+	case <-s.Done():
 		exitAfter = time.Since(t0)
 	case <-time.After(time.Until(t0.Add(lameDuck + 5*time.Second))):
 		t.Errorf("the process still runs %v after SIGTERM, want it gone within lame_duck + 5 s", time.Since(t0).Round(time.Millisecond))
 	}
 	results := q.stop()
 	if exitAfter != 0 {
-		t.Logf("exited %v after SIGTERM (%v)", exitAfter.Round(time.Millisecond), s.waitErr)
+		t.Logf("exited %v after SIGTERM (%v)", exitAfter.Round(time.Millisecond), s.Err())
 		if exitAfter < lameDuck-500*time.Millisecond {
 			t.Errorf("exited %v after SIGTERM, before the lame duck of %v ended", exitAfter.Round(time.Millisecond), lameDuck)
 		}
-		if s.waitErr != nil {
-			t.Errorf("exit after SIGTERM: %v, want status 0", s.waitErr)
+		if s.Err() != nil {
+			t.Errorf("exit after SIGTERM: %v, want status 0", s.Err())
 		}
 	}
 
@@ -572,7 +572,7 @@ func TestOpsReloadSIGHUP(t *testing.T) {
 	if ttl, err := s.ttlNow(webName); err == nil && ttl == 8 {
 		t.Logf("note: the change applied before SIGHUP (the watch follows the symlink's target)")
 	}
-	if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := s.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	took := s.waitTTL(t, 8)
@@ -582,7 +582,7 @@ func TestOpsReloadSIGHUP(t *testing.T) {
 		t.Errorf("answer_order back to the default (round_robin) after SIGHUP: %s A came in one order over 6 queries: %q", cassandraName, o)
 	}
 	if s.exited() {
-		t.Fatalf("the server exited on SIGHUP: %v", s.waitErr)
+		t.Fatalf("the server exited on SIGHUP: %v", s.Err())
 	}
 }
 

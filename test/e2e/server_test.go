@@ -5,14 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"github.com/clusterdns/clusterdns/internal/testbin"
-	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,12 +24,8 @@ const (
 	negativeTTL = 7
 )
 
-const (
-	// readyTimeout bounds how long a started server may take to answer.
-	readyTimeout = 30 * time.Second
-	// stopTimeout bounds the wait for a killed server to be reaped.
-	stopTimeout = 10 * time.Second
-)
+// readyTimeout bounds how long a started server may take to answer.
+const readyTimeout = 30 * time.Second
 
 // server is one running clusterdns process.
 type server struct {
@@ -41,23 +35,19 @@ type server struct {
 	netns string // the network namespace it runs in ("" for the test's own)
 	args  []string
 
-	cmd     *exec.Cmd
-	out     *syncBuffer // stderr and stdout
-	done    chan struct{}
-	waitErr error
-	stopped sync.Once
+	*testbin.Process // once started
 }
 
 func (s *server) addr() string { return net.JoinHostPort(s.host, strconv.Itoa(s.port)) }
 
 // stderr returns everything the server logged so far.
-func (s *server) stderr() string { return s.out.String() }
+func (s *server) stderr() string { return s.Out.String() }
 
 // logOffset marks the current end of the log, for logSince.
-func (s *server) logOffset() int { return s.out.Len() }
+func (s *server) logOffset() int { return s.Out.Len() }
 
 // logSince returns what the server logged after off.
-func (s *server) logSince(off int) string { return s.out.Since(off) }
+func (s *server) logSince(off int) string { return s.Out.Since(off) }
 
 // launchOpts says how to start a server.
 type launchOpts struct {
@@ -159,7 +149,7 @@ func launch(t *testing.T, o launchOpts) *server {
 				t.Logf("cannot check that port %d is the server's alone: %v", port, perr)
 			} else if n > 0 {
 				err = fmt.Errorf("%d socket(s) of another process are bound to 127.0.0.1:%d too (SO_REUSEPORT)", n, port)
-				s.stop()
+				s.Stop(0)
 				lastErr = err
 				t.Logf("%v; retrying with another port", err)
 				continue
@@ -168,7 +158,7 @@ func launch(t *testing.T, o launchOpts) *server {
 		if err == nil {
 			return s
 		}
-		s.stop()
+		s.Stop(0)
 		lastErr = err
 		if o.netns != "" || !strings.Contains(strings.ToLower(s.stderr()), "address already in use") {
 			break
@@ -182,33 +172,15 @@ func launch(t *testing.T, o launchOpts) *server {
 // freePort returns a port free on 127.0.0.1 for both UDP and TCP.
 var freePort = testbin.FreeDNSPort
 
-// cleanEnv is the test's environment without CLUSTERDNS_* variables, so
-// that the runner's environment cannot configure the server under test.
-func cleanEnv() []string { return testbin.CleanEnv() }
-
 func (s *server) start(t *testing.T, env []string) error {
-	name, argv := serverBin, s.args
-	if s.netns != "" {
-		// ip netns exec execs the binary itself (no fork), so the
-		// process we start is the server.
-		name, argv = "ip", append([]string{"netns", "exec", s.netns, serverBin}, s.args...)
-	}
-	s.cmd = exec.Command(name, argv...)
-	s.cmd.Env = append(cleanEnv(), env...)
-	s.out = &syncBuffer{}
-	s.cmd.Stdout = s.out
-	s.cmd.Stderr = s.out
-	s.done = make(chan struct{})
-	if err := s.cmd.Start(); err != nil {
+	p, err := testbin.StartProcess(s.netns, serverBin, s.args, env)
+	if err != nil {
 		return err
 	}
-	t.Logf("started clusterdns pid %d: %s %s", s.cmd.Process.Pid, name, strings.Join(argv, " "))
-	go func() {
-		s.waitErr = s.cmd.Wait()
-		close(s.done)
-	}()
+	s.Process = p
+	t.Logf("started clusterdns pid %d: %s", p.Cmd.Process.Pid, strings.Join(p.Cmd.Args, " "))
 	t.Cleanup(func() {
-		s.stop()
+		s.Stop(0)
 		if t.Failed() {
 			t.Logf("clusterdns %s stderr:\n%s", strings.Join(s.args, " "), tail(s.stderr(), 64<<10))
 		}
@@ -216,27 +188,11 @@ func (s *server) start(t *testing.T, env []string) error {
 	return nil
 }
 
-// stop kills the server (only the process this test started) and reaps it.
-func (s *server) stop() {
-	s.stopped.Do(func() {
-		select {
-		case <-s.done:
-			return
-		default:
-		}
-		_ = s.cmd.Process.Kill()
-		select {
-		case <-s.done:
-		case <-time.After(stopTimeout):
-		}
-	})
-}
-
 // foreignSockets counts the UDP sockets and TCP listeners bound to the
 // server's address that belong to another process (Linux /proc).
 func (s *server) foreignSockets() (int, error) {
 	ours := map[string]bool{}
-	fdDir := fmt.Sprintf("/proc/%d/fd", s.cmd.Process.Pid)
+	fdDir := fmt.Sprintf("/proc/%d/fd", s.Cmd.Process.Pid)
 	fds, err := os.ReadDir(fdDir)
 	if err != nil {
 		return 0, err
@@ -275,7 +231,7 @@ func (s *server) foreignSockets() (int, error) {
 // exited reports whether the server process has ended.
 func (s *server) exited() bool {
 	select {
-	case <-s.done:
+	case <-s.Done():
 		return true
 	default:
 		return false
@@ -289,8 +245,8 @@ func (s *server) waitReady(timeout time.Duration) error {
 	var last error
 	for {
 		select {
-		case <-s.done:
-			return fmt.Errorf("clusterdns exited before answering (%v); output:\n%s", s.waitErr, tail(s.stderr(), 16<<10))
+		case <-s.Done():
+			return fmt.Errorf("clusterdns exited before answering (%v); output:\n%s", s.Err(), tail(s.stderr(), 16<<10))
 		default:
 		}
 		last = s.probe()
@@ -358,7 +314,7 @@ func runCmd(timeout time.Duration, name string, args ...string) (string, int, er
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
-	var out syncBuffer
+	var out testbin.LogBuffer
 	cmd.Stdout = &out
 	cmd.Stderr = &out
 	err := cmd.Run()
@@ -374,5 +330,3 @@ func runCmd(timeout time.Duration, name string, args ...string) (string, int, er
 	}
 	return out.String(), 0, nil
 }
-
-var _ io.Writer = (*syncBuffer)(nil)

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -55,21 +54,15 @@ func TestMain(m *testing.M) {
 // logBuffer collects a process's output.
 type logBuffer = testbin.LogBuffer
 
+// proc is a clusterdns the test started, on addr (inside netns when set).
 type proc struct {
+	*testbin.Process
 	addr  string // DNS host:port
 	netns string
-	cmd   *exec.Cmd
-	log   *logBuffer
-	done  chan struct{}
-	once  sync.Once
 }
 
 // freePort returns a port free on 127.0.0.1 for both UDP and TCP.
 var freePort = testbin.FreeDNSPort
-
-// cleanEnv drops CLUSTERDNS_* from the environment: only the test's flags
-// configure the server.
-func cleanEnv() []string { return testbin.CleanEnv() }
 
 // startServer starts clusterdns on a free loopback port with args (which
 // must turn forwarding off or point it at a loopback upstream) and waits
@@ -84,11 +77,11 @@ func startServer(t testing.TB, probe string, args ...string) *proc {
 		if err == nil {
 			return p
 		}
-		p.stop()
-		if attempt < 2 && strings.Contains(p.log.String(), "address already in use") {
+		p.Stop(0)
+		if attempt < 2 && strings.Contains(p.Out.String(), "address already in use") {
 			continue
 		}
-		t.Fatalf("clusterdns did not come up: %v\n%s", err, p.log.String())
+		t.Fatalf("clusterdns did not come up: %v\n%s", err, p.Out.String())
 	}
 }
 
@@ -98,22 +91,15 @@ func launch(t testing.TB, netns, addr string, args []string) *proc {
 	if !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--upstreams") }) {
 		t.Fatal("test servers must set --upstreams (off, or a loopback server of the test)")
 	}
-	name, argv := serverBin, args
-	if netns != "" {
-		name, argv = "ip", append([]string{"netns", "exec", netns, serverBin}, args...)
-	}
-	p := &proc{addr: addr, netns: netns, log: &logBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(name, argv...)
-	p.cmd.Env = cleanEnv()
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	if err := p.cmd.Start(); err != nil {
+	sp, err := testbin.StartProcess(netns, serverBin, args, nil)
+	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { p.cmd.Wait(); close(p.done) }()
+	p := &proc{Process: sp, addr: addr, netns: netns}
 	t.Cleanup(func() {
-		p.stop()
+		p.Stop(0)
 		if t.Failed() {
-			out := p.log.String()
+			out := p.Out.String()
 			if len(out) > 32<<10 {
 				out = "[...]\n" + out[len(out)-32<<10:]
 			}
@@ -123,27 +109,11 @@ func launch(t testing.TB, netns, addr string, args []string) *proc {
 	return p
 }
 
-// stop kills the process this test started and reaps it.
-func (p *proc) stop() {
-	p.once.Do(func() {
-		select {
-		case <-p.done:
-			return
-		default:
-		}
-		_ = p.cmd.Process.Kill()
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-		}
-	})
-}
-
 func (p *proc) waitReady(probe string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		select {
-		case <-p.done:
+		case <-p.Done():
 			return errors.New("exited")
 		default:
 		}

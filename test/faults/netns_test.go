@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/clusterdns/clusterdns/internal/testbin"
 )
 
 // clientEnv, when set, makes the test binary a one-shot DNS client (see
@@ -69,7 +71,7 @@ func nsAsk(t *testing.T, netns, spec string) map[string]string {
 		t.Fatal(err)
 	}
 	cmd := exec.Command("ip", "netns", "exec", netns, self)
-	cmd.Env = append(cleanEnv(), clientEnv+"="+spec)
+	cmd.Env = append(testbin.CleanEnv(), clientEnv+"="+spec)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return map[string]string{"error": strings.TrimSpace(string(out)) + " " + err.Error()}
@@ -131,12 +133,12 @@ func waitNS(t *testing.T, netns, spec string, p *proc) {
 			return
 		}
 		select {
-		case <-p.done:
-			t.Fatalf("clusterdns exited:\n%s", p.log.String())
+		case <-p.Done():
+			t.Fatalf("clusterdns exited:\n%s", p.Out.String())
 		default:
 		}
 		if time.Now().After(end) {
-			t.Fatalf("%q not answered in %s:\n%s", spec, netns, p.log.String())
+			t.Fatalf("%q not answered in %s:\n%s", spec, netns, p.Out.String())
 		}
 	}
 }

@@ -127,7 +127,7 @@ spec: {type: ClusterIP, clusterIP: 10.96.77.%d, ports: [{name: http, protocol: T
 func waitLog(t *testing.T, p *proc, substr string, d time.Duration) {
 	t.Helper()
 	for end := time.Now().Add(d); ; time.Sleep(50 * time.Millisecond) {
-		if strings.Contains(p.log.String(), substr) {
+		if strings.Contains(p.Out.String(), substr) {
 			return
 		}
 		if time.Now().After(end) {

@@ -142,7 +142,7 @@ func measurePropagation(t *testing.T, k *cluster, s *server, sl *discoveryv1.End
 		}
 		return false
 	}
-	logOff := len(s.out.String())
+	logOff := len(s.Out.String())
 	res := &propagation{}
 	ctx := context.Background()
 	for i := range n {
@@ -165,7 +165,7 @@ func measurePropagation(t *testing.T, k *cluster, s *server, sl *discoveryv1.End
 		res.total = append(res.total, time.Since(start))
 	}
 	time.Sleep(200 * time.Millisecond) // let the last log lines land
-	logs := s.out.String()[logOff:]
+	logs := s.Out.String()[logOff:]
 	res.snapshot = tookOf(logs, "snapshot published")
 	res.index = tookOf(logs, "cluster index built")
 	return res
@@ -282,15 +282,15 @@ func TestBenchScale(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	ready := time.Since(start)
-	synced := tookOf(s.out.String(), "synced with the API server")
+	synced := tookOf(s.Out.String(), "synced with the API server")
 	t.Logf("initial sync: process answering DNS (SERVFAIL) after %v, /ready after %v (the source's own sync: %v); %v",
-		up.Round(time.Millisecond), ready.Round(time.Millisecond), synced, procMemory(t, s.cmd.Process.Pid))
+		up.Round(time.Millisecond), ready.Round(time.Millisecond), synced, procMemory(t, s.Cmd.Process.Pid))
 	last := fmt.Sprintf("svc-%05d.scale-%d.svc.cluster.local", services-1, (services-1)%namespaces)
 	s.waitDig(t, propagate, last, "A", "an address", func(a *answer) bool { return a.status == "NOERROR" && len(a.answer) == 1 })
 	first := "svc-00000.scale-0.svc.cluster.local"
 	s.waitDig(t, propagate, first, "A", "100 addresses", func(a *answer) bool { return len(a.answer) == perSlice })
 	time.Sleep(10 * time.Second)
-	t.Logf("10 s later: %v", procMemory(t, s.cmd.Process.Pid))
+	t.Logf("10 s later: %v", procMemory(t, s.Cmd.Process.Pid))
 
 	// One endpoint change at a time with everything loaded.
 	sl, err := k.c.DiscoveryV1().EndpointSlices("scale-0").Get(context.Background(), "svc-00000-abcde", metav1.GetOptions{})
@@ -300,11 +300,11 @@ func TestBenchScale(t *testing.T) {
 	n := 100
 	r := measurePropagation(t, k, s, sl, first, n)
 	t.Logf("propagation with %d services and %d endpoints loaded, %d endpoint changes:\n%s  after: %v",
-		services, endpoints, n, r, procMemory(t, s.cmd.Process.Pid))
+		services, endpoints, n, r, procMemory(t, s.Cmd.Process.Pid))
 	// The server returns the changes' garbage to the OS once they settle
 	// (1 s without a change).
 	time.Sleep(3 * time.Second)
-	t.Logf("3 s after the last change: %v", procMemory(t, s.cmd.Process.Pid))
+	t.Logf("3 s after the last change: %v", procMemory(t, s.Cmd.Process.Pid))
 	s.stop()
 	memoryBreakdown(t, api)
 }

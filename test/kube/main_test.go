@@ -21,7 +21,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -108,9 +107,7 @@ type server struct {
 	t      testing.TB
 	port   int
 	health string // http://127.0.0.1:<port>
-	cmd    *exec.Cmd
-	out    *syncBuffer
-	done   chan struct{}
+	*testbin.Process
 }
 
 func (s *server) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
@@ -129,7 +126,7 @@ func startServer(t testing.TB, args ...string) *server {
 	t.Helper()
 	bin := serverBinary(t)
 	for attempt := 0; ; attempt++ {
-		s := &server{t: t, port: freeDNSPort(t), out: &syncBuffer{}, done: make(chan struct{})}
+		s := &server{t: t, port: freeDNSPort(t)}
 		hp := freeTCPPort(t)
 		s.health = fmt.Sprintf("http://127.0.0.1:%d", hp)
 		argv := append([]string{
@@ -138,29 +135,26 @@ func startServer(t testing.TB, args ...string) *server {
 			"--upstreams=",
 			"--log-level", "debug",
 		}, args...)
-		s.cmd = exec.Command(bin, argv...)
-		s.cmd.Env = cleanEnv()
-		s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
-		s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := s.cmd.Start(); err != nil {
+		p, err := testbin.StartProcess("", bin, argv, nil)
+		if err != nil {
 			t.Fatalf("start clusterdns: %v", err)
 		}
-		go func() { _ = s.cmd.Wait(); close(s.done) }()
-		err := s.waitUp(20 * time.Second)
+		s.Process = p
+		err = s.waitUp(20 * time.Second)
 		if err == nil {
 			t.Cleanup(func() {
 				s.stop()
 				if t.Failed() {
-					t.Logf("clusterdns %s log:\n%s", strings.Join(argv, " "), tail(s.out.String(), 200))
+					t.Logf("clusterdns %s log:\n%s", strings.Join(argv, " "), tail(s.Out.String(), 200))
 				}
 			})
 			return s
 		}
 		s.stop()
-		if attempt < 2 && strings.Contains(s.out.String(), "address already in use") {
+		if attempt < 2 && strings.Contains(s.Out.String(), "address already in use") {
 			continue // a port was taken between freePort and the bind
 		}
-		t.Fatalf("clusterdns did not come up: %v\n%s", err, s.out.String())
+		t.Fatalf("clusterdns did not come up: %v\n%s", err, s.Out.String())
 	}
 }
 
@@ -172,7 +166,7 @@ func (s *server) waitUp(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		select {
-		case <-s.done:
+		case <-s.Done():
 			return fmt.Errorf("clusterdns exited")
 		default:
 		}
@@ -187,18 +181,7 @@ func (s *server) waitUp(timeout time.Duration) error {
 }
 
 // stop sends SIGTERM, then SIGKILL after 5 s, and waits.
-func (s *server) stop() {
-	if s.cmd.Process == nil {
-		return
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(5 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	}
-}
+func (s *server) stop() { s.Stop(5 * time.Second) }
 
 // ready returns the status code of GET /ready (0 when it cannot connect).
 func (s *server) ready() int {
@@ -227,16 +210,13 @@ func (s *server) waitReady(t testing.TB, timeout time.Duration) {
 func (s *server) waitLog(t testing.TB, substr string, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
-	for !strings.Contains(s.out.String(), substr) {
+	for !strings.Contains(s.Out.String(), substr) {
 		if time.Now().After(deadline) {
 			t.Fatalf("log line %q not seen within %v", substr, timeout)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-
-// cleanEnv is the environment for the server (testbin.CleanEnv).
-func cleanEnv() []string { return testbin.CleanEnv() }
 
 // freeDNSPort returns a port free on 127.0.0.1 for both UDP and TCP.
 var freeDNSPort = testbin.FreeDNSPort
@@ -446,9 +426,6 @@ func (s *server) waitNoRecord(t testing.TB, name, qtype string) *answer {
 }
 
 // ---- small helpers ----------------------------------------------------------
-
-// syncBuffer collects a process's output.
-type syncBuffer = testbin.LogBuffer
 
 // tail returns the last n lines of s.
 func tail(s string, n int) string {
