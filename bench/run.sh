@@ -357,32 +357,25 @@ want knot && stop_server "$KNOT_PID"
 # ---- measurements: one fresh server per run --------------------------------
 # A run where the server answered less than 95% of the queries is repeated
 # once with a fresh server, then fails the benchmark.
-run_clusterdns() { # LABEL PIN
-	local try
+# run_measured SERVER LABEL PIN PORT START...: START... LOG starts the server,
+# then one measured run; a run where most queries went unanswered is tried
+# once more.
+run_measured() {
+	local server=$1 label=$2 pin=$3 port=$4 try
+	shift 4
 	for try in 1 2; do
-		start_clusterdns "$2" "$RUN/$1.log"
-		wait_ready "$1" "$CDNS_PORT" "$SERVER_PID" "$RUN/$1.log"
-		if measure "$1" "$SERVER_PID" "$CDNS_PORT" "$([[ -n $2 ]] && echo 1 || echo 0)" "$([[ -n $2 ]] && echo "$THREADS" || echo "$THREADS_FREE")"; then
+		"$@" "$RUN/$label.log"
+		wait_ready "$label" "$port" "$SERVER_PID" "$RUN/$label.log"
+		if measure "$label" "$SERVER_PID" "$port" "$([[ -n $pin ]] && echo 1 || echo 0)" "$([[ -n $pin ]] && echo "$THREADS" || echo "$THREADS_FREE")"; then
 			stop_server "$SERVER_PID"
 			return 0
 		fi
 		stop_server "$SERVER_PID"
 	done
-	die "$1: clusterdns left most queries unanswered twice (dnsperf output in $RUN/$1.dnsperf.txt.failed)"
+	die "$label: $server left most queries unanswered twice (dnsperf output in $RUN/$label.dnsperf.txt.failed)"
 }
-run_knot() { # LABEL PIN WORKERS
-	local try
-	for try in 1 2; do
-		start_knot "$2" "$3" "$RUN/$1.log"
-		wait_ready "$1" "$KNOT_PORT" "$SERVER_PID" "$RUN/$1.log"
-		if measure "$1" "$SERVER_PID" "$KNOT_PORT" "$([[ -n $2 ]] && echo 1 || echo 0)" "$([[ -n $2 ]] && echo "$THREADS" || echo "$THREADS_FREE")"; then
-			stop_server "$SERVER_PID"
-			return 0
-		fi
-		stop_server "$SERVER_PID"
-	done
-	die "$1: Knot left most queries unanswered twice (dnsperf output in $RUN/$1.dnsperf.txt.failed)"
-}
+run_clusterdns() { run_measured clusterdns "$1" "$2" "$CDNS_PORT" start_clusterdns "$2"; } # LABEL PIN
+run_knot() { run_measured Knot "$1" "$2" "$KNOT_PORT" start_knot "$2" "$3"; }              # LABEL PIN WORKERS
 
 want clusterdns && run_clusterdns clusterdns-pinned 0
 want knot && run_knot knot-pinned 0 1
