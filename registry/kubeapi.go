@@ -42,8 +42,16 @@ type KubeAPI interface {
 // Kubernetes, which costs the process about 8 MiB of resident memory for
 // types it never reads.
 type restAPI struct {
-	core, discovery rest.Interface
-	params          runtime.ParameterCodec
+	kinds  map[string]kubeKind // by resource name
+	params runtime.ParameterCodec
+}
+
+// kubeKind is how restAPI reads one resource: through which client, in a
+// namespace or not, into which list type.
+type kubeKind struct {
+	client     rest.Interface
+	namespaced bool
+	newList    func() runtime.Object
 }
 
 // NewKubeAPI returns the KubeAPI of the API server rc points at (see
@@ -77,58 +85,54 @@ func NewKubeAPI(rc *rest.Config) (KubeAPI, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &restAPI{core: core, discovery: disc, params: runtime.NewParameterCodec(scheme)}, nil
+	return &restAPI{params: runtime.NewParameterCodec(scheme), kinds: map[string]kubeKind{
+		ResourceServices:       {core, true, func() runtime.Object { return &corev1.ServiceList{} }},
+		ResourceEndpointSlices: {disc, true, func() runtime.Object { return &discoveryv1.EndpointSliceList{} }},
+		ResourceNamespaces:     {core, false, func() runtime.Object { return &corev1.NamespaceList{} }},
+		ResourcePods:           {core, true, func() runtime.Object { return &corev1.PodList{} }},
+	}}, nil
 }
 
-// request starts a GET of resource in namespace.
-func (a *restAPI) request(resource string, namespace string) (*rest.Request, error) {
-	switch resource {
-	case ResourceServices, ResourcePods:
-		return a.core.Get().Namespace(namespace).Resource(resource), nil
-	case ResourceEndpointSlices:
-		return a.discovery.Get().Namespace(namespace).Resource(resource), nil
-	case ResourceNamespaces:
-		return a.core.Get().Resource(resource), nil
+// request starts a GET of resource in namespace with opts, and returns the
+// resource's kind.
+func (a *restAPI) request(resource, namespace string, opts *metav1.ListOptions) (*rest.Request, kubeKind, error) {
+	k, ok := a.kinds[resource]
+	if !ok {
+		return nil, k, fmt.Errorf("unknown resource %q", resource)
 	}
-	return nil, fmt.Errorf("unknown resource %q", resource)
+	r := k.client.Get().Resource(resource)
+	if k.namespaced {
+		r = r.Namespace(namespace)
+	}
+	return r.VersionedParams(opts, a.params).Timeout(timeoutOf(opts)), k, nil
 }
 
 // List implements KubeAPI.
-func (a *restAPI) List(ctx context.Context, resource string, namespace string, opts metav1.ListOptions) (runtime.Object, error) {
-	req, err := a.request(resource, namespace)
+func (a *restAPI) List(ctx context.Context, resource, namespace string, opts metav1.ListOptions) (runtime.Object, error) {
+	req, k, err := a.request(resource, namespace, &opts)
 	if err != nil {
 		return nil, err
 	}
-	var list runtime.Object
-	switch resource {
-	case ResourceServices:
-		list = &corev1.ServiceList{}
-	case ResourceEndpointSlices:
-		list = &discoveryv1.EndpointSliceList{}
-	case ResourceNamespaces:
-		list = &corev1.NamespaceList{}
-	case ResourcePods:
-		list = &corev1.PodList{}
-	}
-	if err := req.VersionedParams(&opts, a.params).Timeout(timeoutOf(opts)).Do(ctx).Into(list); err != nil {
+	list := k.newList()
+	if err := req.Do(ctx).Into(list); err != nil {
 		return nil, err
 	}
 	return list, nil
 }
 
 // Watch implements KubeAPI.
-func (a *restAPI) Watch(ctx context.Context, resource string, namespace string, opts metav1.ListOptions) (watch.Interface, error) {
-	req, err := a.request(resource, namespace)
+func (a *restAPI) Watch(ctx context.Context, resource, namespace string, opts metav1.ListOptions) (watch.Interface, error) {
+	opts.Watch = true
+	req, _, err := a.request(resource, namespace, &opts)
 	if err != nil {
 		return nil, err
 	}
-	opts.Watch = true
-	return req.VersionedParams(&opts, a.params).Timeout(timeoutOf(opts)).Watch(ctx)
+	return req.Watch(ctx)
 }
 
 // timeoutOf is the client-side bound of a request whose options ask the
 // server for one (0: none), as the generated clients set it.
-func timeoutOf(opts metav1.ListOptions) time.Duration {
+func timeoutOf(opts *metav1.ListOptions) time.Duration {
 	if opts.TimeoutSeconds == nil {
 		return 0
 	}
