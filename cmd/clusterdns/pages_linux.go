@@ -8,11 +8,9 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
-)
 
-// madvPageout is MADV_PAGEOUT (Linux 5.4): reclaim these pages now.
-const madvPageout = 21
+	"golang.org/x/sys/unix"
+)
 
 // releaseStartupPages asks the kernel to reclaim the resident pages of the
 // program's own code and read-only data. Starting up runs the init code of
@@ -50,7 +48,7 @@ func releaseStartupPages() (int, error) {
 		if err1 != nil || err2 != nil || end <= start {
 			continue
 		}
-		if _, _, errno := syscall.Syscall(syscall.SYS_MADVISE, uintptr(start), uintptr(end-start), madvPageout); errno != 0 {
+		if _, _, errno := unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), unix.MADV_PAGEOUT); errno != 0 {
 			return total, fmt.Errorf("release startup pages: madvise: %w", errno)
 		}
 		total += int(end - start)
