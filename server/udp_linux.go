@@ -58,27 +58,32 @@ type udpBatchBuf struct {
 	send func(netip.AddrPort, []byte)
 }
 
+// newUDPBatchBuf returns the buffers with the headers' fixed parts set:
+// each receive header points at its name and query buffer, each send
+// header at its iovec. Per call only what the kernel or the answer changes
+// is written (armRx, answerBatch).
 func newUDPBatchBuf() *udpBatchBuf {
 	b := new(udpBatchBuf)
 	for i := range b.rx {
 		b.rxIov[i].Base = &b.in[i][0]
 		b.rxIov[i].SetLen(udpQueryMax)
+		rx := &b.rx[i].hdr
+		rx.Name = (*byte)(unsafe.Pointer(&b.names[i]))
+		rx.Iov = &b.rxIov[i]
+		rx.SetIovlen(1)
+		tx := &b.tx[i].hdr
+		tx.Iov = &b.txIov[i]
+		tx.SetIovlen(1)
 		b.out[i] = make([]byte, 0, udpAnswerCap)
 	}
 	return b
 }
 
-// armRx resets the receive headers before a recvmmsg (the kernel
-// overwrites name lengths and flags).
+// armRx resets the name lengths before a recvmmsg: the kernel writes each
+// source's length over them (and the lengths and flags it returns).
 func (b *udpBatchBuf) armRx() {
 	for i := range b.rx {
-		h := &b.rx[i].hdr
-		h.Name = (*byte)(unsafe.Pointer(&b.names[i]))
-		h.Namelen = unix.SizeofSockaddrInet6
-		h.Iov = &b.rxIov[i]
-		h.SetIovlen(1)
-		h.Control, h.Controllen, h.Flags = nil, 0, 0
-		b.rx[i].n = 0
+		b.rx[i].hdr.Namelen = unix.SizeofSockaddrInet6
 	}
 }
 
@@ -173,12 +178,8 @@ func (l *Listener) answerBatch(c *net.UDPConn, fd uintptr, b *udpBatchBuf, n int
 		b.srcs[ready] = src
 		b.txIov[ready].Base = &resp[0]
 		b.txIov[ready].SetLen(len(resp))
-		h := &b.tx[ready].hdr
-		h.Name = (*byte)(unsafe.Pointer(&b.names[i]))
-		h.Namelen = b.rx[i].hdr.Namelen
-		h.Iov = &b.txIov[ready]
-		h.SetIovlen(1)
-		h.Control, h.Controllen, h.Flags = nil, 0, 0
+		tx := &b.tx[ready].hdr
+		tx.Name, tx.Namelen = b.rx[i].hdr.Name, b.rx[i].hdr.Namelen // reply to the source
 		ready++
 	}
 	l.sendBatch(c, fd, b, ready)
