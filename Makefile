@@ -3,7 +3,7 @@
 GO ?= go
 export PATH := /usr/local/go/bin:$(PATH)
 
-.PHONY: all build test test-deps apiserver bench soak vet fmt clean
+.PHONY: all build test test-deps apiserver flake bench soak vet fmt clean
 
 all: build
 
@@ -23,6 +23,12 @@ test: test-deps
 	export CLUSTERDNS_APISERVER_BIN="$$bin" && \
 	$(GO) vet ./... && \
 	$(GO) test -count=1 -p 2 -timeout 25m ./...
+
+# The suite N times (default 5), pass/fail per package: `make flake N=5`;
+# FLAKE_LOAD=1 runs a build loop beside it to load every CPU.
+N ?= 5
+flake:
+	bash hack/flake.sh $(N)
 
 # All benchmarks (about 20 minutes): the foundation run against Knot DNS,
 # the extra DNS figures, the node proxy against kube-proxy, and the 60 s

@@ -1,10 +1,12 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,16 +19,36 @@ const podIP = "10.244.1.10"
 
 var queryLine = regexp.MustCompile(`msg=query .*name=(\S+) type=(\S+)`)
 
-// queriedNames returns the distinct names of the query log lines in out.
-func queriedNames(out string) []string {
+// queriedNames returns the distinct names of the query log lines in out
+// that are name itself or name followed by a search suffix: the log also
+// holds the harness's readiness probes and the test's log marks.
+func queriedNames(out, name string) []string {
 	var names []string
 	for _, m := range queryLine.FindAllStringSubmatch(out, -1) {
-		if n := strings.ToLower(m[1]); !slices.Contains(names, n) {
-			names = append(names, n)
+		n := strings.ToLower(m[1])
+		if !strings.HasPrefix(n, name+".") || slices.Contains(names, n) {
+			continue
 		}
+		names = append(names, n)
 	}
 	slices.Sort(names)
 	return names
+}
+
+// logMark asks s, from inside netns ns, for a name of its own and waits
+// until the server has logged it. The server logs each query before it
+// answers and its log is one ordered stream, so every query answered
+// before the mark is in the log once the mark is.
+func logMark(t *testing.T, s *server, ns string, n int) {
+	t.Helper()
+	mark := fmt.Sprintf("log-mark-%d.invalid", n)
+	if out, code, err := runCmd(30*time.Second, "ip", "netns", "exec", ns, "dig", "@"+s.host, "-p", strconv.Itoa(s.port),
+		"+time=2", "+tries=1", mark, "TXT"); err != nil || code != 0 {
+		t.Fatalf("dig %s in %s: exit %d, %v: %s", mark, ns, code, err, out)
+	}
+	eventually(t, 5*time.Second, "the log mark "+mark+" logged", func() (bool, string) {
+		return strings.Contains(s.stderr(), "name="+mark), tail(s.stderr(), 2<<10)
+	})
 }
 
 // TestSearchPathCompletion resolves names outside the cluster through glibc
@@ -57,6 +79,7 @@ func TestSearchPathCompletion(t *testing.T) {
 		return []string{"--listen", "127.0.0.2:53", noForwarding, "--zones-dir", upDir, "--log-level", "warn"}, nil
 	}})
 
+	marks := 0
 	for _, autopath := range []bool{false, true} {
 		dir := copyZones(t)
 		s := launch(t, launchOpts{dir: dir, netns: ns, host: podIP, args: func(port int) ([]string, []string) {
@@ -76,8 +99,9 @@ func TestSearchPathCompletion(t *testing.T) {
 			if len(lines) == 0 || strings.Fields(lines[0])[0] != c.addr {
 				t.Fatalf("autopath=%v: getent ahostsv4 %s: %q, want %s", autopath, c.name, lines, c.addr)
 			}
-			time.Sleep(200 * time.Millisecond) // let the log lines land
-			names := queriedNames(s.logSince(off))
+			marks++
+			logMark(t, s, ns, marks)
+			names := queriedNames(s.logSince(off), c.name)
 			t.Logf("autopath=%v getent ahostsv4 %s: names asked %q", autopath, c.name, names)
 			if autopath && len(names) != 1 {
 				t.Errorf("autopath on: %d names reached the server for %s, want 1: %q", len(names), c.name, names)
