@@ -1,0 +1,588 @@
+package migrate
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// ImportCorefile reads the Corefile at path (and what it imports) and
+// converts it. Only a Corefile that does not parse is an error; what the
+// conversion cannot express is in the result's findings.
+func ImportCorefile(path string) (*Result, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("corefile: %w", err)
+	}
+	defer f.Close()
+	blocks, err := ParseCorefile(path, f)
+	if err != nil {
+		return nil, err
+	}
+	return ConvertCorefile(path, blocks), nil
+}
+
+// ConvertCorefile converts parsed server blocks. clusterdns serves one
+// address: the blocks on the port of the root zone (".") are merged — the
+// root block's forward gives the upstreams, the other blocks' forwards give
+// stub domains, kubernetes gives the cluster domains — and blocks on other
+// ports are reported.
+func ConvertCorefile(source string, blocks []ServerBlock) *Result {
+	c := &conv{r: &Result{Source: "Corefile " + source}}
+	c.run(blocks)
+	c.r.sortFindings()
+	return c.r
+}
+
+type conv struct {
+	r *Result
+	// per import
+	sawCache, sawPrefetch, sawStale, sawLoadbalance bool
+	sawPrometheus, sawHealth, sawReady              bool
+	readyAddr                                       string
+	readyDir                                        Directive
+	successCap, denialCap                           int
+	capDir                                          *Directive
+}
+
+func (c *conv) run(blocks []ServerBlock) {
+	if len(blocks) == 0 {
+		c.r.Findings = append(c.r.Findings, Finding{Where: "-", Directive: "(empty)", Level: Unsupported, Why: "no server block"})
+		return
+	}
+	// The port served: the root zone's, else the first block's.
+	port := blocks[0].Keys[0].Port
+	for _, b := range blocks {
+		for _, k := range b.Keys {
+			if k.Zone == "." {
+				port = k.Port
+			}
+		}
+	}
+	var served []ServerBlock
+	hasRoot := false
+	for _, b := range blocks {
+		at := Directive{Name: "server block " + keysText(b), File: b.File, Line: b.Line}
+		if b.Line == 0 {
+			at.Line = 1
+		}
+		var ok []Key
+		for _, k := range b.Keys {
+			switch {
+			case k.Scheme != "dns":
+				c.r.add(at, Unsupported, fmt.Sprintf("%s: clusterdns serves plain DNS over UDP and TCP only (no %s://)", k.Raw, k.Scheme))
+			case k.Port != port:
+				c.r.add(at, Unsupported, fmt.Sprintf("%s: clusterdns listens on one port (%s); this block's port %s is not served", k.Raw, port, k.Port))
+			default:
+				ok = append(ok, k)
+				hasRoot = hasRoot || k.Zone == "."
+			}
+		}
+		if len(ok) > 0 {
+			b.Keys = ok
+			served = append(served, b)
+		}
+	}
+	if len(served) == 0 {
+		return
+	}
+	first := Directive{Name: "server block " + keysText(served[0]), File: served[0].File, Line: max(served[0].Line, 1)}
+	c.r.set("listen", ":"+port, first)
+	c.r.set("source", "kubernetes", first)
+	for _, b := range served {
+		c.block(b)
+	}
+	if !hasRoot {
+		c.r.set("upstreams", []string{}, first)
+	}
+	if _, ok := c.r.Get("upstreams"); !ok {
+		c.r.set("upstreams", []string{}, first)
+		c.r.add(first, Note, "no `forward .` in the root block: names outside the served zones are refused")
+	}
+	c.finish(first)
+}
+
+// finish sets what a Corefile says by leaving a directive out.
+func (c *conv) finish(first Directive) {
+	if !c.sawCache {
+		c.r.add(first, Note, "no cache: clusterdns always caches forwarded answers (cache_size entries, within their TTLs); prefetch and serve_stale are turned off as CoreDNS has them without cache")
+	}
+	if !c.sawPrefetch {
+		c.r.setDefault("prefetch", 0, "no cache prefetch")
+	}
+	if !c.sawStale {
+		c.r.setDefault("serve_stale", "0s", "no cache serve_stale")
+	}
+	if c.capDir != nil {
+		c.r.set("cache_size", c.successCap+c.denialCap, *c.capDir)
+	}
+	if !c.sawLoadbalance {
+		c.r.setDefault("answer_order", "off", "no loadbalance")
+	}
+	if !c.sawPrometheus {
+		c.r.setDefault("metrics_listen", "", "no prometheus")
+	}
+	if c.sawReady {
+		if !c.sawHealth {
+			c.r.set("health_listen", c.readyAddr, c.readyDir)
+			c.r.add(c.readyDir, Note, "/ready (and /healthz) are served on "+c.readyAddr)
+		} else if v, _ := c.r.Get("health_listen"); v != c.readyAddr {
+			c.r.add(c.readyDir, Note, fmt.Sprintf("clusterdns serves /ready next to /healthz on health_listen %v, not on %s: point the readiness probe there", v, c.readyAddr))
+		}
+	} else if !c.sawHealth {
+		c.r.setDefault("health_listen", "", "no health or ready")
+	}
+}
+
+func keysText(b ServerBlock) string {
+	var s []string
+	for _, k := range b.Keys {
+		s = append(s, k.Raw)
+	}
+	return strings.Join(s, " ")
+}
+
+// zonesOf returns the block's zones.
+func zonesOf(b ServerBlock) []string {
+	var z []string
+	for _, k := range b.Keys {
+		z = append(z, k.Zone)
+	}
+	return z
+}
+
+func (c *conv) block(b ServerBlock) {
+	zones := zonesOf(b)
+	for _, d := range b.Directives {
+		switch d.Name {
+		case "errors":
+			if len(d.Block) > 0 {
+				c.r.add(d, Note, "errors are always logged (log/slog); consolidate is not needed")
+			}
+		case "health":
+			c.health(d)
+		case "ready":
+			c.sawReady = true
+			c.readyAddr, c.readyDir = ":8181", d
+			if len(d.Args) > 0 {
+				c.readyAddr = d.Args[0]
+			}
+		case "kubernetes":
+			c.kubernetes(d, zones)
+		case "prometheus":
+			c.sawPrometheus = true
+			addr := ":9153"
+			if len(d.Args) > 0 {
+				addr = d.Args[0]
+			}
+			if _, _, err := net.SplitHostPort(addr); err != nil {
+				c.r.add(d, Unsupported, fmt.Sprintf("address %q: want host:port", addr))
+				continue
+			}
+			c.r.set("metrics_listen", addr, d)
+		case "forward", "proxy":
+			c.forward(d, zones)
+		case "cache":
+			c.cache(d, zones)
+		case "loop":
+			c.r.add(d, Note, "clusterdns drops its own listen address from resolv.conf upstreams; a loop through another resolver is not detected")
+		case "reload":
+			c.r.add(d, Note, "the --config file is watched and reloaded on change (and on SIGHUP); no interval to set")
+		case "loadbalance":
+			c.sawLoadbalance = true
+			if len(d.Args) > 0 && d.Args[0] != "round_robin" {
+				c.r.add(d, Unsupported, fmt.Sprintf("policy %s: clusterdns orders answers round_robin, random or off", d.Args[0]))
+				continue
+			}
+			c.r.set("answer_order", "round_robin", d)
+		case "log":
+			c.r.set("query_log", true, d)
+			if len(d.Args) > 1 || len(d.Block) > 0 {
+				c.r.add(d, Note, "every query is logged with client, name, type and transport; log formats and classes are not expressed")
+			}
+		case "autopath":
+			if len(d.Args) != 1 || d.Args[0] != "@kubernetes" {
+				c.r.add(d, Unsupported, "clusterdns completes search paths from the cluster only (autopath @kubernetes)")
+				continue
+			}
+			c.r.set("autopath", true, d)
+		case "bind":
+			c.bind(d, b)
+		case "hosts":
+			c.hosts(d, zones)
+		case "rewrite":
+			c.rewrite(d)
+		case "any":
+			c.r.add(d, Note, "clusterdns answers ANY with one RRset (RFC 8482) rather than HINFO")
+		case "bufsize":
+			if len(d.Args) == 1 && d.Args[0] == "1232" {
+				continue
+			}
+			c.r.add(d, Unsupported, "clusterdns advertises an EDNS buffer of 1232 bytes; it cannot be set")
+		case "debug":
+			c.r.add(d, Unsupported, "clusterdns always recovers from a panic in one query; for more logs set log_level: debug")
+		case "file", "auto", "secondary":
+			c.r.add(d, Unsupported, "zone files are served from zones_dir (RFC 1035 master files named *.zone); copy the zone there and set zones_dir")
+		default:
+			c.r.add(d, Unsupported, "no clusterdns equivalent")
+		}
+	}
+}
+
+func (c *conv) health(d Directive) {
+	c.sawHealth = true
+	addr := ":8080"
+	if len(d.Args) > 0 {
+		addr = d.Args[0]
+	}
+	c.r.set("health_listen", addr, d)
+	c.r.add(d, Note, "clusterdns serves the liveness check at /healthz (CoreDNS: /health): point the liveness probe there")
+	for _, s := range d.Block {
+		if s.Name == "lameduck" && len(s.Args) == 1 {
+			if _, err := time.ParseDuration(s.Args[0]); err != nil {
+				c.r.add(s, Unsupported, fmt.Sprintf("duration %q: %v", s.Args[0], err))
+				continue
+			}
+			c.r.set("lame_duck", s.Args[0], s)
+			continue
+		}
+		c.r.add(s, Unsupported, "unknown health option")
+	}
+}
+
+// isReverse reports whether a zone is a reverse zone (PTR names).
+func isReverse(z string) bool {
+	return dns.IsSubDomain("in-addr.arpa.", z) || dns.IsSubDomain("ip6.arpa.", z)
+}
+
+func (c *conv) kubernetes(d Directive, blockZones []string) {
+	zones := blockZones
+	if len(d.Args) > 0 {
+		zones = nil
+		for _, a := range d.Args {
+			k, err := parseKey(a)
+			if err != nil {
+				c.r.add(d, Unsupported, err.Error())
+				continue
+			}
+			zones = append(zones, k.Zone)
+		}
+	}
+	var domains, reverse []string
+	for _, z := range zones {
+		switch {
+		case z == ".":
+			c.r.add(d, Unsupported, "the root zone cannot be a cluster domain")
+		case isReverse(z):
+			reverse = append(reverse, z)
+		default:
+			domains = append(domains, strings.TrimSuffix(z, "."))
+		}
+	}
+	if len(domains) > 0 {
+		c.r.appendList("domains", domains, d)
+	}
+	fell := map[string]bool{}
+	for _, s := range d.Block {
+		switch s.Name {
+		case "pods":
+			if len(s.Args) != 1 || !slices.Contains([]string{"disabled", "insecure", "verified"}, s.Args[0]) {
+				c.r.add(s, Unsupported, "want pods disabled, insecure or verified")
+				continue
+			}
+			c.r.set("pods", s.Args[0], s)
+		case "ttl":
+			n, err := strconv.Atoi(strings.Join(s.Args, " "))
+			if err != nil || n < 0 || n > 3600 {
+				c.r.add(s, Unsupported, "want a TTL from 0 to 3600 seconds")
+				continue
+			}
+			c.r.set("ttl", n, s)
+			c.r.set("negative_ttl", n, s) // CoreDNS's SOA minimum is the same TTL
+		case "endpoint_pod_names":
+			c.r.set("endpoint_pod_names", true, s)
+		case "namespaces":
+			c.r.appendList("namespaces", s.Args, s)
+		case "kubeconfig":
+			if len(s.Args) == 0 {
+				c.r.add(s, Unsupported, "want a kubeconfig file")
+				continue
+			}
+			c.r.set("kubeconfig", s.Args[0], s)
+			if len(s.Args) > 1 {
+				c.r.add(s, Unsupported, "the context "+s.Args[1]+" cannot be chosen: clusterdns uses the kubeconfig's current context")
+			}
+		case "fallthrough":
+			fz := s.Args
+			if len(fz) == 0 {
+				fz = zones
+			}
+			for _, z := range fz {
+				k, err := parseKey(z)
+				if err != nil {
+					c.r.add(s, Unsupported, err.Error())
+					continue
+				}
+				if isReverse(k.Zone) {
+					fell[k.Zone] = true
+					continue
+				}
+				c.r.add(s, Unsupported, fmt.Sprintf("fallthrough %s: an unknown name in a cluster domain is NXDOMAIN in clusterdns, never passed on", k.Zone))
+			}
+		case "endpoint":
+			c.r.add(s, Unsupported, "the API server is given by a kubeconfig (kubeconfig key or $KUBECONFIG), not an endpoint URL")
+		default:
+			c.r.add(s, Unsupported, "no clusterdns equivalent of this kubernetes option")
+		}
+	}
+	for _, z := range reverse {
+		covered := fell[z]
+		for f := range fell {
+			covered = covered || dns.IsSubDomain(f, z)
+		}
+		if !covered {
+			c.r.add(d, Note, fmt.Sprintf("%s: PTR names of cluster addresses are answered; other addresses are forwarded (as with fallthrough), not NXDOMAIN", z))
+		}
+	}
+}
+
+func (c *conv) forward(d Directive, blockZones []string) {
+	if d.Name == "proxy" {
+		c.r.add(d, Note, "proxy (removed from CoreDNS) is read as forward")
+	}
+	if len(d.Args) < 2 {
+		c.r.add(d, Unsupported, "want forward FROM TO...")
+		return
+	}
+	from, err := parseKey(d.Args[0])
+	if err != nil {
+		c.r.add(d, Unsupported, err.Error())
+		return
+	}
+	forceTCP := slices.ContainsFunc(d.Block, func(s Directive) bool { return s.Name == "force_tcp" })
+	var servers []string
+	for _, to := range d.Args[1:] {
+		s, err := upstream(to, forceTCP)
+		if err != nil {
+			c.r.add(d, Unsupported, err.Error())
+			continue
+		}
+		servers = append(servers, s)
+	}
+	if len(servers) == 0 {
+		return
+	}
+	// The zones this forward covers: FROM inside each of the block's zones.
+	var targets []string
+	for _, bz := range blockZones {
+		switch {
+		case from.Zone == ".":
+			targets = append(targets, bz)
+		case dns.IsSubDomain(bz, from.Zone):
+			targets = append(targets, from.Zone)
+		}
+	}
+	for _, z := range targets {
+		if z == "." {
+			c.r.set("upstreams", servers, d)
+			continue
+		}
+		for _, s := range servers {
+			if strings.HasPrefix(s, "/") {
+				c.r.add(d, Unsupported, "a stub domain's servers must be addresses, not a resolv.conf file")
+				return
+			}
+		}
+		c.r.setStub(strings.TrimSuffix(z, "."), servers, d)
+	}
+	for _, s := range d.Block {
+		switch s.Name {
+		case "force_tcp":
+		case "max_concurrent":
+			n, err := strconv.Atoi(strings.Join(s.Args, " "))
+			if err != nil || n < 1 {
+				c.r.add(s, Unsupported, "want a positive number")
+				continue
+			}
+			c.r.set("max_forward_in_flight", n, s)
+		case "policy":
+			if len(s.Args) != 1 || !slices.Contains([]string{"random", "round_robin", "sequential"}, s.Args[0]) {
+				c.r.add(s, Unsupported, "want random, round_robin or sequential")
+				continue
+			}
+			c.r.set("upstream_policy", s.Args[0], s)
+		case "health_check", "max_fails", "expire", "prefer_udp", "failfast_all_unhealthy_upstreams":
+			c.r.add(s, Note, "clusterdns manages upstream health and connections itself (a failing upstream is skipped and probed until it answers); this option is not needed")
+		case "except":
+			c.r.add(s, Unsupported, "names cannot be excepted from forwarding; give them their own stub domain instead")
+		default:
+			c.r.add(s, Unsupported, "no clusterdns equivalent of this forward option")
+		}
+	}
+}
+
+// upstream converts a forward destination into an upstreams entry.
+func upstream(to string, forceTCP bool) (string, error) {
+	if strings.HasPrefix(to, "/") {
+		if forceTCP {
+			return "", fmt.Errorf("%s with force_tcp: give the servers as addresses to use TCP", to)
+		}
+		return to, nil
+	}
+	if scheme, rest, ok := strings.Cut(to, "://"); ok {
+		if scheme != "dns" {
+			return "", fmt.Errorf("%s: clusterdns forwards over plain DNS only (no %s://)", to, scheme)
+		}
+		to = rest
+	}
+	var ap netip.AddrPort
+	if a, err := netip.ParseAddr(to); err == nil {
+		ap = netip.AddrPortFrom(a, 53)
+	} else if ap, err = netip.ParseAddrPort(to); err != nil {
+		return "", fmt.Errorf("%s: want an IP address, ip:port or a resolv.conf path", to)
+	}
+	s := ap.Addr().String()
+	if ap.Port() != 53 || forceTCP || ap.Addr().Is6() {
+		s = ap.String()
+	}
+	if forceTCP {
+		s = "tcp://" + ap.String()
+	}
+	return s, nil
+}
+
+func (c *conv) cache(d Directive, blockZones []string) {
+	c.sawCache = true
+	args := d.Args
+	if len(args) > 0 {
+		if n, err := strconv.Atoi(args[0]); err == nil {
+			if n < 0 {
+				c.r.add(d, Unsupported, "want a TTL of 0 seconds or more")
+			} else {
+				c.r.set("cache_max_ttl", fmt.Sprintf("%ds", n), d)
+				c.r.set("cache_max_negative_ttl", fmt.Sprintf("%ds", n), d)
+			}
+			args = args[1:]
+		}
+	}
+	zones := args
+	if len(zones) == 0 {
+		zones = blockZones
+	}
+	if !slices.Contains(zones, ".") {
+		c.r.add(d, Note, fmt.Sprintf("clusterdns caches every forwarded answer, not only those in %s", strings.Join(zones, " ")))
+	}
+	for _, s := range d.Block {
+		switch s.Name {
+		case "success", "denial":
+			c.cacheCap(s)
+		case "prefetch":
+			c.sawPrefetch = true
+			pct := 10
+			if len(s.Args) == 3 {
+				n, err := strconv.Atoi(strings.TrimSuffix(s.Args[2], "%"))
+				if err != nil || n < 1 || n > 100 {
+					c.r.add(s, Unsupported, "want a percentage from 1% to 100%")
+					continue
+				}
+				pct = n
+			}
+			if len(s.Args) > 3 {
+				c.r.add(s, Unsupported, "want prefetch AMOUNT [DURATION [PERCENTAGE%]]")
+				continue
+			}
+			c.r.set("prefetch", pct, s)
+			if len(s.Args) > 0 {
+				c.r.add(s, Note, "which entries are popular enough to refresh is clusterdns's own rule; AMOUNT and DURATION are not expressed")
+			}
+		case "serve_stale":
+			c.sawStale = true
+			dur := "1h"
+			if len(s.Args) > 0 {
+				if _, err := time.ParseDuration(s.Args[0]); err != nil {
+					c.r.add(s, Unsupported, fmt.Sprintf("duration %q: %v", s.Args[0], err))
+					continue
+				}
+				dur = s.Args[0]
+			}
+			c.r.set("serve_stale", dur, s)
+			if len(s.Args) < 2 || s.Args[1] != "verify" {
+				c.r.add(s, Note, "clusterdns serves an expired answer only when every upstream fails (CoreDNS's verify mode), not at once while refreshing")
+			}
+		default:
+			c.r.add(s, Unsupported, "no clusterdns equivalent of this cache option")
+		}
+	}
+}
+
+// cacheCap reads `success|denial CAPACITY [TTL [MINTTL]]`.
+func (c *conv) cacheCap(s Directive) {
+	if len(s.Args) == 0 || len(s.Args) > 3 {
+		c.r.add(s, Unsupported, "want "+s.Name+" CAPACITY [TTL [MINTTL]]")
+		return
+	}
+	var n [3]int
+	for i, a := range s.Args {
+		v, err := strconv.Atoi(a)
+		if err != nil || v < 0 {
+			c.r.add(s, Unsupported, fmt.Sprintf("%q: want a whole number", a))
+			return
+		}
+		n[i] = v
+	}
+	if c.capDir == nil {
+		c.successCap, c.denialCap = 9984, 9984 // CoreDNS's defaults
+		c.capDir = &s
+	}
+	if s.Name == "success" {
+		c.successCap = n[0]
+	} else {
+		c.denialCap = n[0]
+	}
+	if len(s.Args) >= 2 {
+		key := "cache_max_ttl"
+		if s.Name == "denial" {
+			key = "cache_max_negative_ttl"
+		}
+		// The plain `cache TTL` set both; the option's own TTL wins.
+		c.r.unset(key)
+		c.r.set(key, fmt.Sprintf("%ds", n[1]), s)
+	}
+	if len(s.Args) == 3 {
+		c.r.add(s, Note, "clusterdns has no minimum cache TTL: an answer is cached for its own TTL")
+	}
+	c.r.add(s, Note, "clusterdns has one cache for positive and negative answers: cache_size is the sum of both capacities")
+}
+
+func (c *conv) bind(d Directive, b ServerBlock) {
+	if len(d.Args) != 1 {
+		c.r.add(d, Unsupported, "clusterdns listens on one address")
+		if len(d.Args) == 0 {
+			return
+		}
+	}
+	a, err := netip.ParseAddr(d.Args[0])
+	if err != nil {
+		c.r.add(d, Unsupported, fmt.Sprintf("%s: want an IP address (interface names are not supported)", d.Args[0]))
+		return
+	}
+	for i, e := range c.r.entries {
+		if e.key == "listen" {
+			_, port, _ := net.SplitHostPort(e.value.(string))
+			c.r.entries[i].value = net.JoinHostPort(a.String(), port)
+			c.r.entries[i].from = d.Where() + " bind"
+		}
+	}
+}
+
+// unset removes a key.
+func (r *Result) unset(key string) {
+	r.entries = slices.DeleteFunc(r.entries, func(e entry) bool { return e.key == key })
+}
