@@ -255,39 +255,43 @@ func (h *Handler) hostsAnswer(out []byte, q *query, req []byte) []byte {
 		return nil
 	}
 	t := hs.table.Load()
-	var rrs []dns.RR
+	addrs := t.names[string(key)]
+	var names []string
+	if addrs == nil && !hs.opt.NoReverse {
+		names = t.ptr[string(key)]
+	}
+	if addrs == nil && names == nil && hs.opt.Fallthrough {
+		return nil
+	}
 	m, name, err := newReply(q, req)
 	if err != nil {
 		return nil
 	}
-	hdr := func(t uint16) dns.RR_Header {
-		return dns.RR_Header{Name: name, Rrtype: t, Class: dns.ClassINET, Ttl: hs.opt.TTL}
-	}
-	if a := t.names[string(key)]; a != nil {
-		if q.qtype == dns.TypeA || q.qtype == dns.TypeANY {
-			for _, ip := range a.v4 {
-				rrs = append(rrs, &dns.A{Hdr: hdr(dns.TypeA), A: ip.AsSlice()})
+	hdr := dns.RR_Header{Name: name, Class: dns.ClassINET, Ttl: hs.opt.TTL}
+	want := func(t uint16) bool { return q.qtype == t || q.qtype == dns.TypeANY }
+	switch {
+	case addrs != nil: // no record of the type: NODATA (the name exists)
+		if want(dns.TypeA) {
+			for _, ip := range addrs.v4 {
+				hdr.Rrtype = dns.TypeA
+				m.Answer = append(m.Answer, &dns.A{Hdr: hdr, A: ip.AsSlice()})
 			}
 		}
-		if q.qtype == dns.TypeAAAA || q.qtype == dns.TypeANY {
-			for _, ip := range a.v6 {
-				rrs = append(rrs, &dns.AAAA{Hdr: hdr(dns.TypeAAAA), AAAA: ip.AsSlice()})
+		if want(dns.TypeAAAA) {
+			for _, ip := range addrs.v6 {
+				hdr.Rrtype = dns.TypeAAAA
+				m.Answer = append(m.Answer, &dns.AAAA{Hdr: hdr, AAAA: ip.AsSlice()})
 			}
 		}
-		m.Answer = rrs // none: NODATA (the name exists)
-		return h.pack(out, m, q, req)
-	}
-	if names := t.ptr[string(key)]; names != nil && !hs.opt.NoReverse {
-		if q.qtype == dns.TypePTR || q.qtype == dns.TypeANY {
+	case names != nil:
+		if want(dns.TypePTR) {
 			for _, n := range names {
-				m.Answer = append(m.Answer, &dns.PTR{Hdr: hdr(dns.TypePTR), Ptr: n})
+				hdr.Rrtype = dns.TypePTR
+				m.Answer = append(m.Answer, &dns.PTR{Hdr: hdr, Ptr: n})
 			}
 		}
-		return h.pack(out, m, q, req)
+	default:
+		m.Rcode = dns.RcodeNameError
 	}
-	if hs.opt.Fallthrough {
-		return nil
-	}
-	m.Rcode = dns.RcodeNameError
 	return h.pack(out, m, q, req)
 }

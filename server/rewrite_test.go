@@ -1,0 +1,108 @@
+package server
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/miekg/dns"
+
+	"github.com/clusterdns/clusterdns/internal/testdns"
+)
+
+func TestRewriteRules(t *testing.T) {
+	for _, c := range []struct {
+		rules      []string
+		name, want string
+		matched    bool
+	}{
+		{[]string{"exact api.corp.example web.default.svc.cluster.local"}, "API.corp.example.", "web.default.svc.cluster.local.", true},
+		{[]string{"api.corp.example. web.default.svc.cluster.local."}, "api.corp.example.", "web.default.svc.cluster.local.", true},
+		{[]string{"exact api.corp.example web.default.svc.cluster.local"}, "x.api.corp.example.", "x.api.corp.example.", false},
+		{[]string{"prefix old- new-"}, "old-db.example.", "new-db.example.", true},
+		{[]string{"suffix .corp.example .svc.cluster.local"}, "web.default.corp.example.", "web.default.svc.cluster.local.", true},
+		{[]string{"suffix .corp.example .svc.cluster.local"}, "corp.example.", "corp.example.", false},
+		{[]string{"substring .staging. .prod."}, "db.staging.example.", "db.prod.example.", true},
+		{[]string{`regex ^(.+)\.legacy\.example\.$ {1}.svc.cluster.local`}, "web.default.legacy.example.", "web.default.svc.cluster.local.", true},
+		{[]string{`regex ^([a-z]+)-([a-z]+)\.example\.$ {2}.{1}.svc.cluster.local`}, "web-default.example.", "default.web.svc.cluster.local.", true},
+		// The first match stops; continue goes on.
+		{[]string{"exact a.example b.example", "exact b.example c.example"}, "a.example.", "b.example.", true},
+		{[]string{"continue exact a.example b.example", "exact b.example c.example"}, "a.example.", "c.example.", true},
+	} {
+		rw, err := NewRewriter(c.rules)
+		if err != nil {
+			t.Fatalf("%v: %v", c.rules, err)
+		}
+		got, ok := rw.Rewrite(c.name)
+		if got != c.want || ok != c.matched {
+			t.Errorf("%v on %s: got %s %v, want %s %v", c.rules, c.name, got, ok, c.want, c.matched)
+		}
+	}
+}
+
+func TestRewriteBadRules(t *testing.T) {
+	for _, s := range []string{"", "exact", "glob a b", "regex ([ b", "exact a b c d"} {
+		if _, err := ParseRewriteRule(s); err == nil {
+			t.Errorf("rule %q accepted", s)
+		}
+	}
+	if rw, err := NewRewriter(nil); rw != nil || err != nil {
+		t.Errorf("no rules: %v %v, want nil", rw, err)
+	}
+}
+
+// TestRewriteAnswersUnderAskedName: a cluster name, an alias chain and
+// a negative answer come back with the question as asked and the records
+// owned by the asked name.
+func TestRewriteAnswersUnderAskedName(t *testing.T) {
+	rw, err := NewRewriter([]string{"exact api.corp.example web-server-service.default.svc.cluster.local", `regex ^(.+)\.legacy\.example\.$ {1}.svc.cluster.local`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := exampleHandler(t, func(o *Options) { o.Rewrite = rw })
+	r := ask(t, h, question("Api.Corp.Example.", dns.TypeA), false)
+	if r.Question[0].Name != "Api.Corp.Example." || len(r.Answer) != 1 || r.Answer[0].Header().Name != "Api.Corp.Example." || r.Answer[0].(*dns.A).A.String() != "10.96.0.100" {
+		t.Fatalf("exact rewrite: %v", r)
+	}
+	r = ask(t, h, question("search.apps.legacy.example.", dns.TypeA), false)
+	if len(r.Answer) != 2 || r.Answer[0].Header().Name != "search.apps.legacy.example." || r.Answer[0].(*dns.CNAME).Target != "www.example.test." || r.Answer[1].Header().Name != "www.example.test." {
+		t.Fatalf("regex rewrite to an alias: %v", r)
+	}
+	r = ask(t, h, question("nothere.default.legacy.example.", dns.TypeA), false)
+	if r.Rcode != dns.RcodeNameError || len(r.Ns) != 1 || !strings.HasSuffix(r.Ns[0].Header().Name, "cluster.local.") {
+		t.Fatalf("rewritten to a missing cluster name: %v", r)
+	}
+	// Not matched: answered as is.
+	r = ask(t, h, question("web-server-service.default.svc.cluster.local.", dns.TypeA), false)
+	if len(r.Answer) != 1 || r.Answer[0].Header().Name != "web-server-service.default.svc.cluster.local." {
+		t.Fatalf("unrewritten name: %v", r)
+	}
+}
+
+// TestRewriteForwarded: a name rewritten to one outside the served zones
+// is asked upstream under the new name and given back under the old one.
+func TestRewriteForwarded(t *testing.T) {
+	var asked []string
+	up := testdns.Start(t, func(w dns.ResponseWriter, m *dns.Msg) {
+		asked = append(asked, m.Question[0].Name)
+		r := new(dns.Msg)
+		r.SetReply(m)
+		rr, _ := dns.NewRR(m.Question[0].Name + " 60 IN A 192.0.2.44")
+		r.Answer = []dns.RR{rr}
+		_ = w.WriteMsg(r)
+	})
+	h := forwardingHandler(t, up.Addr, false)
+	rw, err := NewRewriter([]string{"suffix .old.example .new.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.opt.Rewrite = rw
+	m := question("www.old.example.", dns.TypeA)
+	m.SetEdns0(1232, false)
+	r := askFrom(t, h, m, "127.0.0.1:4000")
+	if r.Question[0].Name != "www.old.example." || len(r.Answer) != 1 || r.Answer[0].Header().Name != "www.old.example." || r.IsEdns0() == nil {
+		t.Fatalf("forwarded rewrite: %v", r)
+	}
+	if len(asked) != 1 || asked[0] != "www.new.example." {
+		t.Fatalf("upstream asked %v, want www.new.example.", asked)
+	}
+}
