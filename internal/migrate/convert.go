@@ -45,7 +45,7 @@ type conv struct {
 	r *Result
 	// per import
 	sawCache, sawPrefetch, sawStale, sawLoadbalance bool
-	sawPrometheus, sawHealth, sawReady              bool
+	sawPrometheus, sawHealth, sawReady, sawKube     bool
 	readyAddr                                       string
 	readyDir                                        Directive
 	successCap, denialCap                           int
@@ -59,10 +59,11 @@ func (c *conv) run(blocks []ServerBlock) {
 	}
 	// The port served: the root zone's, else the first block's.
 	port := blocks[0].Keys[0].Port
+	found := false
 	for _, b := range blocks {
 		for _, k := range b.Keys {
-			if k.Zone == "." {
-				port = k.Port
+			if k.Zone == "." && k.Scheme == "dns" && !found {
+				port, found = k.Port, true
 			}
 		}
 	}
@@ -129,6 +130,22 @@ func (c *conv) finish(first Directive) {
 	if !c.sawPrometheus {
 		c.r.setDefault("metrics_listen", "", "no prometheus")
 	}
+	domains := []string{"cluster.local"} // clusterdns's default
+	if v, ok := c.r.Get("domains"); ok {
+		domains = v.([]string)
+	}
+	if !c.sawKube {
+		c.r.add(first, Note, fmt.Sprintf("no kubernetes directive: clusterdns still serves the cluster domain(s) %s from the Kubernetes API (key domains)", strings.Join(domains, ", ")))
+	}
+	if v, ok := c.r.Get("stub_domains"); ok {
+		for stub := range v.(map[string][]string) {
+			for _, d := range domains {
+				if dns.IsSubDomain(dns.Fqdn(d), dns.Fqdn(stub)) {
+					c.r.add(first, Unsupported, fmt.Sprintf("stub domain %s is inside the cluster domain %s, which clusterdns answers itself: its forward is never used (as a node-local cache clusterdns serves the cluster itself, see deploy/overlays/node-local)", stub, d))
+				}
+			}
+		}
+	}
 	if c.sawReady {
 		if !c.sawHealth {
 			c.r.set("health_listen", c.readyAddr, c.readyDir)
@@ -175,6 +192,7 @@ func (c *conv) block(b ServerBlock) {
 				c.readyAddr = d.Args[0]
 			}
 		case "kubernetes":
+			c.sawKube = true
 			c.kubernetes(d, zones)
 		case "prometheus":
 			c.sawPrometheus = true
@@ -334,7 +352,7 @@ func (c *conv) kubernetes(d Directive, blockZones []string) {
 					fell[k.Zone] = true
 					continue
 				}
-				c.r.add(s, Unsupported, fmt.Sprintf("fallthrough %s: an unknown name in a cluster domain is NXDOMAIN in clusterdns, never passed on", k.Zone))
+				c.r.add(s, Unsupported, fmt.Sprintf("fallthrough %s: an unknown name in a cluster domain is NXDOMAIN in clusterdns, never passed on", strings.TrimSuffix(k.Zone, ".")))
 			}
 		case "endpoint":
 			c.r.add(s, Unsupported, "the API server is given by a kubeconfig (kubeconfig key or $KUBECONFIG), not an endpoint URL")
@@ -376,6 +394,30 @@ func (c *conv) forward(d Directive, blockZones []string) {
 		}
 		servers = append(servers, s)
 	}
+	for _, s := range d.Block {
+		switch s.Name {
+		case "force_tcp":
+		case "max_concurrent":
+			n, err := strconv.Atoi(strings.Join(s.Args, " "))
+			if err != nil || n < 1 {
+				c.r.add(s, Unsupported, "want a positive number")
+				continue
+			}
+			c.r.set("max_forward_in_flight", n, s)
+		case "policy":
+			if len(s.Args) != 1 || !slices.Contains([]string{"random", "round_robin", "sequential"}, s.Args[0]) {
+				c.r.add(s, Unsupported, "want random, round_robin or sequential")
+				continue
+			}
+			c.r.set("upstream_policy", s.Args[0], s)
+		case "health_check", "max_fails", "expire", "prefer_udp", "failfast_all_unhealthy_upstreams":
+			c.r.add(s, Note, "clusterdns manages upstream health and connections itself (a failing upstream is skipped and probed until it answers); this option is not needed")
+		case "except":
+			c.r.add(s, Unsupported, "names cannot be excepted from forwarding; give them their own stub domain instead")
+		default:
+			c.r.add(s, Unsupported, "no clusterdns equivalent of this forward option")
+		}
+	}
 	if len(servers) == 0 {
 		return
 	}
@@ -401,30 +443,6 @@ func (c *conv) forward(d Directive, blockZones []string) {
 			}
 		}
 		c.r.setStub(strings.TrimSuffix(z, "."), servers, d)
-	}
-	for _, s := range d.Block {
-		switch s.Name {
-		case "force_tcp":
-		case "max_concurrent":
-			n, err := strconv.Atoi(strings.Join(s.Args, " "))
-			if err != nil || n < 1 {
-				c.r.add(s, Unsupported, "want a positive number")
-				continue
-			}
-			c.r.set("max_forward_in_flight", n, s)
-		case "policy":
-			if len(s.Args) != 1 || !slices.Contains([]string{"random", "round_robin", "sequential"}, s.Args[0]) {
-				c.r.add(s, Unsupported, "want random, round_robin or sequential")
-				continue
-			}
-			c.r.set("upstream_policy", s.Args[0], s)
-		case "health_check", "max_fails", "expire", "prefer_udp", "failfast_all_unhealthy_upstreams":
-			c.r.add(s, Note, "clusterdns manages upstream health and connections itself (a failing upstream is skipped and probed until it answers); this option is not needed")
-		case "except":
-			c.r.add(s, Unsupported, "names cannot be excepted from forwarding; give them their own stub domain instead")
-		default:
-			c.r.add(s, Unsupported, "no clusterdns equivalent of this forward option")
-		}
 	}
 }
 
@@ -477,7 +495,7 @@ func (c *conv) cache(d Directive, blockZones []string) {
 		zones = blockZones
 	}
 	if !slices.Contains(zones, ".") {
-		c.r.add(d, Note, fmt.Sprintf("clusterdns caches every forwarded answer, not only those in %s", strings.Join(zones, " ")))
+		c.r.add(d, Note, fmt.Sprintf("clusterdns caches every forwarded answer, not only those in %s", strings.TrimSuffix(strings.Join(zones, " "), ".")))
 	}
 	for _, s := range d.Block {
 		switch s.Name {
@@ -577,7 +595,7 @@ func (c *conv) bind(d Directive, b ServerBlock) {
 		if e.key == "listen" {
 			_, port, _ := net.SplitHostPort(e.value.(string))
 			c.r.entries[i].value = net.JoinHostPort(a.String(), port)
-			c.r.entries[i].from = d.Where() + " bind"
+			c.r.entries[i].from = d.from()
 		}
 	}
 }

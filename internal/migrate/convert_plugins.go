@@ -74,7 +74,11 @@ func (c *conv) hosts(d Directive, blockZones []string) {
 	}
 	c.r.set("hosts_file", file, d)
 	if !(len(zones) == 1 && zones[0] == ".") {
-		c.r.appendList("hosts_zones", zones, d)
+		var plain []string
+		for _, z := range zones {
+			plain = append(plain, strings.TrimSuffix(z, "."))
+		}
+		c.r.appendList("hosts_zones", plain, d)
 	}
 	c.r.set("hosts_fallthrough", fallthrough_, d)
 }

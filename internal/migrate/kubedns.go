@@ -36,7 +36,7 @@ func ConvertKubeDNS(source string, data []byte) (*Result, error) {
 		return nil, fmt.Errorf("kube-dns configmap %s: kind %q, want ConfigMap", source, cm.Kind)
 	}
 	r := &Result{Source: "kube-dns ConfigMap " + source}
-	at := func(key string) Directive { return Directive{Name: key, File: source + ": data." + key} }
+	at := func(key string) Directive { return Directive{Name: "data." + key, File: source} }
 	top := Directive{Name: "ConfigMap " + cm.Namespace + "/" + cm.Name, File: source, Line: 0}
 	r.set("source", "kubernetes", top)
 	keys := make([]string, 0, len(cm.Data))

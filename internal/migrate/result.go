@@ -154,7 +154,11 @@ func (r *Result) add(d Directive, l Level, why string) {
 	if len(text) > 60 {
 		text = text[:57] + "..."
 	}
-	r.Findings = append(r.Findings, Finding{Where: d.Where(), Directive: text, Level: l, Why: why, file: d.File, line: d.Line})
+	f := Finding{Where: d.Where(), Directive: text, Level: l, Why: why, file: d.File, line: d.Line}
+	if slices.Contains(r.Findings, f) {
+		return // a snippet imported twice says it once
+	}
+	r.Findings = append(r.Findings, f)
 }
 
 // WriteYAML writes the configuration as a clusterdns --config file: a
