@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -119,6 +120,30 @@ func TestHostsRewriteKeys(t *testing.T) {
 	} {
 		if _, err := loadConfig([]string{"--config", writeConfig(t, body)}); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: error %v, want one naming %s", body, err, want)
+		}
+	}
+}
+
+// TestOwnAddress: resolv.conf servers that are this server are dropped
+// (what the imported `loop` relies on), also when it listens on every
+// address as a Corefile's `.:53` does.
+func TestOwnAddress(t *testing.T) {
+	for _, c := range []struct {
+		listen, server string
+		own            bool
+	}{
+		{"127.0.0.1:5353", "127.0.0.1:5353", true},
+		{"127.0.0.1:5353", "127.0.0.1:53", false},
+		{"127.0.0.1:53", "127.0.0.53:53", false},
+		{":53", "127.0.0.53:53", true},
+		{":53", "[::1]:53", true},
+		{":53", "10.0.0.2:53", false},
+		{"0.0.0.0:53", "127.0.0.1:53", true},
+		{"[::]:53", "127.0.0.1:5353", false},
+		{"10.96.0.10:53", "10.96.0.10:53", true},
+	} {
+		if got := ownAddress(c.listen, netip.MustParseAddrPort(c.server)); got != c.own {
+			t.Errorf("listen %s, server %s: own %v, want %v", c.listen, c.server, got, c.own)
 		}
 	}
 }

@@ -210,7 +210,7 @@ func (c *conv) block(b ServerBlock) {
 		case "cache":
 			c.cache(d, zones)
 		case "loop":
-			c.r.add(d, Note, "clusterdns drops its own listen address from resolv.conf upstreams; a loop through another resolver is not detected")
+			c.r.add(d, Note, "clusterdns drops its own address (listening on every address: loopback ones on its port) from resolv.conf upstreams; a loop through another resolver is not detected")
 		case "reload":
 			c.r.add(d, Note, "the --config file is watched and reloaded on change (and on SIGHUP); no interval to set")
 		case "loadbalance":

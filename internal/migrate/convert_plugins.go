@@ -100,6 +100,10 @@ func (c *conv) rewrite(d Directive) {
 			case "name":
 				c.rewriteName(s, mode, s.Args)
 			case "answer":
+				if len(s.Args) > 0 && s.Args[0] == "value" {
+					c.r.add(s, Unsupported, "answer values (CNAME and other targets) are not rewritten; only the name is given back in answers (answer auto)")
+					continue
+				}
 				c.r.add(s, Note, "clusterdns puts the answers under the asked name itself (as answer auto); explicit answer rules are not needed")
 			default:
 				c.r.add(s, Unsupported, "only name rewrites are supported")
