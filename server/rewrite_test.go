@@ -1,6 +1,8 @@
 package server
 
 import (
+	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -104,5 +106,43 @@ func TestRewriteForwarded(t *testing.T) {
 	}
 	if len(asked) != 1 || asked[0] != "www.new.example." {
 		t.Fatalf("upstream asked %v, want www.new.example.", asked)
+	}
+}
+
+// TestRewriteTruncates: 30 addresses fit 512 bytes under big.example but
+// not under the longer asked name: the answer given back is truncated to
+// the client's UDP size (TC=1); over TCP it is whole.
+func TestRewriteTruncates(t *testing.T) {
+	var entries []string
+	for i := 1; i <= 30; i++ {
+		entries = append(entries, "10.9.0."+strconv.Itoa(i)+" big.example")
+	}
+	hs, err := NewHosts(HostsOptions{Entries: entries, TTL: 5, Fallthrough: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := "a-much-longer-name-than-the-one-it-becomes.example."
+	rw, err := NewRewriter([]string{"exact " + long + " big.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := exampleHandler(t, func(o *Options) { o.Hosts, o.Rewrite = hs, rw })
+	m := question(long, dns.TypeA)
+	req, _ := m.Pack()
+	out := h.Respond(req, make([]byte, 0, 65535), netip.MustParseAddrPort("127.0.0.1:5000"), false, nil)
+	var r dns.Msg
+	if err := r.Unpack(out); err != nil {
+		t.Fatal(err)
+	}
+	inner, _ := question("big.example.", dns.TypeA).Pack()
+	if n := len(h.Respond(inner, make([]byte, 0, 65535), netip.MustParseAddrPort("127.0.0.1:5000"), false, nil)); n > dns.MinMsgSize {
+		t.Fatalf("the unrewritten answer (%d bytes) should fit 512 bytes for this test", n)
+	}
+	if len(out) > dns.MinMsgSize || !r.Truncated || r.Question[0].Name != long {
+		t.Fatalf("UDP: %d bytes, TC %v, question %s", len(out), r.Truncated, r.Question[0].Name)
+	}
+	tcp := ask(t, h, m, true)
+	if tcp.Truncated || len(tcp.Answer) != 30 || tcp.Answer[0].Header().Name != long {
+		t.Fatalf("TCP: TC %v, %d answers", tcp.Truncated, len(tcp.Answer))
 	}
 }

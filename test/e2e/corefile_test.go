@@ -206,6 +206,9 @@ func TestImportCorefileAdditions(t *testing.T) {
     }
     rewrite name api.legacy.example web-server-service.default.svc.cluster.local
     rewrite name regex ^(.+)\.apps\.legacy\.example\.$ {1}.apps.svc.cluster.local
+    rewrite name suffix .corp.internal .svc.cluster.local
+    rewrite name prefix legacy-web. web-server-service.
+    rewrite name substring -old.data. .data.
     kubernetes cluster.local in-addr.arpa ip6.arpa {
         pods insecure
         fallthrough in-addr.arpa ip6.arpa
@@ -251,6 +254,10 @@ corp.example:53 {
 	r = s.dig(t, "search.apps.legacy.example", "A")
 	r.wantContains(t, "answer", "search.apps.legacy.example. 5 IN CNAME www.example.test.", "www.example.test. 300 IN A 127.0.0.80")
 	s.dig(t, "nothere.apps.legacy.example", "A").wantStatus(t, "NXDOMAIN")
+	s.dig(t, "web-server-service.default.corp.internal", "A").wantRecords(t, "answer", "web-server-service.default.corp.internal. 5 IN A 10.96.0.100")
+	s.dig(t, "legacy-web.default.svc.cluster.local", "A").wantRecords(t, "answer", "legacy-web.default.svc.cluster.local. 5 IN A 10.96.0.100")
+	r = s.dig(t, "cassandra-old.data.svc.cluster.local", "A")
+	r.wantRecords(t, "answer", "cassandra-old.data.svc.cluster.local. 5 IN A 10.244.1.20", "cassandra-old.data.svc.cluster.local. 5 IN A 10.244.2.21")
 
 	// The stub domain goes to its own server, the rest to the upstream.
 	s.dig(t, "host.corp.example", "A").wantContains(t, "answer", "host.corp.example. 300 IN A 10.0.0.99")
@@ -291,4 +298,35 @@ data:
 	if got := acme.asked(); len(got) != 1 || got[0] != "svc.acme.local." {
 		t.Errorf("stub domain server asked %v", got)
 	}
+}
+
+// TestImportedHostsFile: a Corefile's hosts file is served, and a change
+// to it is served within its reload interval.
+func TestImportedHostsFile(t *testing.T) {
+	requireTools(t, "dig")
+	hosts := filepath.Join(t.TempDir(), "hosts")
+	if err := os.WriteFile(hosts, []byte("10.0.0.1 one.corp.example\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, stderr := importConfig(t, "import-corefile", `.:53 {
+    hosts `+hosts+` corp.example {
+        ttl 60
+        reload 200ms
+    }
+    kubernetes cluster.local
+}
+`)
+	if strings.Contains(stderr, "not converted") {
+		t.Fatalf("not fully converted:\n%s", stderr)
+	}
+	s := launchImported(t, cfg)
+	s.dig(t, "one.corp.example", "A").wantRecords(t, "answer", "one.corp.example. 60 IN A 10.0.0.1")
+	// No fallthrough: a name of the zone the file lacks is NXDOMAIN.
+	s.dig(t, "two.corp.example", "A").wantStatus(t, "NXDOMAIN")
+	if err := os.WriteFile(hosts, []byte("10.0.0.1 one.corp.example\n10.0.0.2 two.corp.example\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.waitAnswer(t, "two.corp.example", "A", "10.0.0.2")
+	// Outside corp.example the file is not consulted.
+	s.dig(t, webName, "A").wantRecords(t, "answer", webName+". 5 IN A 10.96.0.100")
 }
