@@ -31,6 +31,7 @@ const (
 	Unsupported
 )
 
+// String is how the level is printed in a finding.
 func (l Level) String() string {
 	if l == Note {
 		return "note"
@@ -48,6 +49,8 @@ type Finding struct {
 	line      int
 }
 
+// String is the finding as the import commands print it:
+// "where: level: directive: why".
 func (f Finding) String() string {
 	return fmt.Sprintf("%s: %s: %s: %s", f.Where, f.Level, f.Directive, f.Why)
 }
