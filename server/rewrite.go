@@ -149,15 +149,23 @@ func (rw *Rewriter) Rewrite(name string) (string, bool) {
 // response is given back with the question as asked and the records owned
 // by the rewritten name under the asked name (CoreDNS's `answer auto`).
 // handled is false when no rule matches. Only servers with rules pay for
-// this: it unpacks and packs with miekg/dns.
+// this: every question's name is unpacked (one allocation) and checked,
+// and a rewritten one is unpacked and packed with miekg/dns.
 func (h *Handler) rewriteRespond(req, out []byte, client netip.AddrPort, tcp bool, send func(netip.AddrPort, []byte)) (resp []byte, handled bool) {
-	var m dns.Msg
-	if err := m.Unpack(req); err != nil || len(m.Question) != 1 || m.Response {
+	if len(req) <= headerLen {
 		return nil, false
 	}
-	asked := m.Question[0].Name
+	// The rules first, on the name alone: most questions match none.
+	asked, _, err := dns.UnpackDomainName(req, headerLen)
+	if err != nil {
+		return nil, false
+	}
 	name, ok := h.opt.Rewrite.Rewrite(asked)
 	if !ok || name == strings.ToLower(asked) {
+		return nil, false
+	}
+	var m dns.Msg
+	if err := m.Unpack(req); err != nil || len(m.Question) != 1 || m.Response {
 		return nil, false
 	}
 	m.Question[0].Name = name

@@ -146,3 +146,42 @@ func TestRewriteTruncates(t *testing.T) {
 		t.Fatalf("TCP: TC %v, %d answers", tcp.Truncated, len(tcp.Answer))
 	}
 }
+
+// BenchmarkRewriteNoMatch is a cluster answer on a server with rewrite
+// rules that do not match the question (compare BenchmarkRewriteNone).
+func BenchmarkRewriteNoMatch(b *testing.B) {
+	rw, err := NewRewriter([]string{"exact api.corp.example web.default.svc.cluster.local", `regex ^(.+)\.legacy\.example\.$ {1}.svc.cluster.local`, "suffix .old.example .new.example"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchRespond(b, exampleHandler(b, func(o *Options) { o.Rewrite = rw }))
+}
+
+// BenchmarkRewriteNone is the same answer without rules.
+func BenchmarkRewriteNone(b *testing.B) { benchRespond(b, exampleHandler(b, nil)) }
+
+// BenchmarkRewriteMatch is a question an exact rule rewrites.
+func BenchmarkRewriteMatch(b *testing.B) {
+	rw, err := NewRewriter([]string{"exact api.corp.example web-server-service.default.svc.cluster.local"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := exampleHandler(b, func(o *Options) { o.Rewrite = rw })
+	req, _ := question("api.corp.example.", dns.TypeA).Pack()
+	out := make([]byte, 0, 4096)
+	client := netip.MustParseAddrPort("127.0.0.1:5000")
+	b.ReportAllocs()
+	for b.Loop() {
+		h.Respond(req, out, client, false, nil)
+	}
+}
+
+func benchRespond(b *testing.B, h *Handler) {
+	req, _ := question("web-server-service.default.svc.cluster.local.", dns.TypeA).Pack()
+	out := make([]byte, 0, 4096)
+	client := netip.MustParseAddrPort("127.0.0.1:5000")
+	b.ReportAllocs()
+	for b.Loop() {
+		h.Respond(req, out, client, false, nil)
+	}
+}

@@ -235,7 +235,7 @@ func (c *conv) block(b ServerBlock) {
 			}
 			c.r.set("autopath", true, d)
 		case "bind":
-			c.bind(d, b)
+			c.bind(d)
 		case "hosts":
 			c.hosts(d, zones)
 		case "rewrite":
@@ -378,7 +378,7 @@ func (c *conv) kubernetes(d Directive, blockZones []string) {
 }
 
 // bind sets the host of listen from `bind ADDR` (one IP address).
-func (c *conv) bind(d Directive, b ServerBlock) {
+func (c *conv) bind(d Directive) {
 	if len(d.Args) != 1 {
 		c.r.add(d, Unsupported, "clusterdns listens on one address")
 		if len(d.Args) == 0 {
