@@ -41,6 +41,13 @@ func ConvertCorefile(source string, blocks []ServerBlock) *Result {
 	return c.r
 }
 
+// What a Corefile without the kubernetes plugin serves as its cluster:
+// nothing (deploy/overlays/node-local does the same).
+const (
+	noClusterDomain = "node-cache.invalid"
+	noClusterDir    = "/var/lib/clusterdns/empty"
+)
+
 type conv struct {
 	r *Result
 	// per import
@@ -98,7 +105,21 @@ func (c *conv) run(blocks []ServerBlock) {
 	}
 	first := Directive{Name: "server block " + keysText(served[0]), File: served[0].File, Line: max(served[0].Line, 1)}
 	c.r.set("listen", ":"+port, first)
-	c.r.set("source", "kubernetes", first)
+	for _, b := range served {
+		if slices.ContainsFunc(b.Directives, func(d Directive) bool { return d.Name == "kubernetes" }) {
+			c.sawKube = true
+		}
+	}
+	if c.sawKube {
+		c.r.set("source", "kubernetes", first)
+	} else {
+		// The node-local pattern (deploy/overlays/node-local): clusterdns
+		// needs one served domain; an empty one that shadows no real name.
+		c.r.setDefault("source", "files", "no kubernetes: no cluster served here")
+		c.r.setDefault("zones_dir", noClusterDir, "no kubernetes: an empty folder")
+		c.r.setDefault("domains", []string{noClusterDomain}, "no kubernetes: a domain that shadows no real name (RFC 6761)")
+		c.r.add(first, Note, fmt.Sprintf("no kubernetes directive: clusterdns serves no cluster here, only the empty domain %s from the empty folder %s (create it, e.g. an emptyDir), as deploy/overlays/node-local does", noClusterDomain, noClusterDir))
+	}
 	for _, b := range served {
 		c.block(b)
 	}
@@ -136,14 +157,11 @@ func (c *conv) finish(first Directive) {
 	if v, ok := c.r.Get("domains"); ok {
 		domains = v.([]string)
 	}
-	if !c.sawKube {
-		c.r.add(first, Note, fmt.Sprintf("no kubernetes directive: clusterdns still serves the cluster domain(s) %s from the Kubernetes API (key domains)", strings.Join(domains, ", ")))
-	}
 	if v, ok := c.r.Get("stub_domains"); ok {
 		for stub := range v.(map[string][]string) {
 			for _, d := range domains {
 				if dns.IsSubDomain(dns.Fqdn(d), dns.Fqdn(stub)) {
-					c.r.add(first, Unsupported, fmt.Sprintf("stub domain %s is inside the cluster domain %s, which clusterdns answers itself: its forward is never used (as a node-local cache clusterdns serves the cluster itself, see deploy/overlays/node-local)", stub, d))
+					c.r.add(first, Unsupported, fmt.Sprintf("stub domain %s is inside the cluster domain %s, which clusterdns answers itself: its forward is never used", stub, d))
 				}
 			}
 		}
@@ -195,7 +213,6 @@ func (c *conv) block(b ServerBlock) {
 				c.readyAddr = d.Args[0]
 			}
 		case "kubernetes":
-			c.sawKube = true
 			c.kubernetes(d, zones)
 		case "prometheus":
 			c.sawPrometheus = true
