@@ -74,7 +74,12 @@ func importConfig(t *testing.T, cmd, text string) (string, string) {
 // source with the example cluster, and loopback health and metrics ports.
 func launchImported(t *testing.T, cfg string) *server {
 	t.Helper()
-	dir := copyZones(t)
+	return launchImportedDir(t, cfg, copyZones(t))
+}
+
+// launchImportedDir is launchImported serving the zones folder dir.
+func launchImportedDir(t *testing.T, cfg, dir string) *server {
+	t.Helper()
 	return launch(t, launchOpts{dir: dir, args: func(port int) ([]string, []string) {
 		return []string{"--config", cfg,
 			"--listen", fmt.Sprintf("127.0.0.1:%d", port),
@@ -329,4 +334,40 @@ func TestImportedHostsFile(t *testing.T) {
 	s.waitAnswer(t, "two.corp.example", "A", "10.0.0.2")
 	// Outside corp.example the file is not consulted.
 	s.dig(t, webName, "A").wantRecords(t, "answer", webName+". 5 IN A 10.96.0.100")
+}
+
+// TestImportNodeLocalCorefile: a node-local-dns style Corefile (no
+// kubernetes, cluster.local forwarded to the cluster DNS over TCP) serves
+// no cluster of its own: cluster names go to the cluster DNS, others to
+// the upstream.
+func TestImportNodeLocalCorefile(t *testing.T) {
+	requireTools(t, "dig")
+	clusterDNS := startUpstream(t, "10.77.0.1", "svc.cluster.local.")
+	up := startUpstream(t, "192.0.2.10", "outside.example.")
+	cfg, stderr := importConfig(t, "import-corefile", `cluster.local:53 {
+    errors
+    cache 30
+    forward . `+clusterDNS.Addr+` {
+        force_tcp
+    }
+}
+.:53 {
+    errors
+    cache 30
+    forward . `+up.Addr+`
+}
+`)
+	if strings.Contains(stderr, "not converted") || !strings.Contains(stderr, "no kubernetes directive") {
+		t.Fatalf("stderr:\n%s", stderr)
+	}
+	s := launchImportedDir(t, cfg, t.TempDir())
+	s.dig(t, webName, "A").wantContains(t, "answer", webName+". 300 IN A 10.77.0.1")
+	s.dig(t, "www.example.org", "A").wantContains(t, "answer", "www.example.org. 300 IN A 192.0.2.10")
+	// (The readiness probe's own questions reach it too: count ours.)
+	if got := clusterDNS.asked(); !contains(got, webName+".") || contains(got, "www.example.org.") {
+		t.Errorf("cluster DNS asked %v", got)
+	}
+	if got := up.asked(); contains(got, webName+".") {
+		t.Errorf("upstream asked a cluster name: %v", got)
+	}
 }
