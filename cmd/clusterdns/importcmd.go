@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/spf13/pflag"
 
@@ -13,22 +14,23 @@ import (
 
 // importCommands are the subcommands that convert another server's
 // configuration (main dispatches them before the server's flags).
-var importCommands = map[string]func(path string) (*migrate.Result, error){
-	"import-corefile": migrate.ImportCorefile,
-	"import-kube-dns": migrate.ImportKubeDNS,
+var importCommands = map[string]func(name string, r io.Reader) (*migrate.Result, error){
+	"import-corefile": migrate.ReadCorefile,
+	"import-kube-dns": migrate.ReadKubeDNS,
 }
 
-// runImport runs `clusterdns import-corefile|import-kube-dns [--allow-partial] FILE`:
+// runImport runs `clusterdns import-corefile|import-kube-dns [--allow-partial] FILE`
+// (FILE "-" reads stdin):
 // the clusterdns YAML configuration on stdout, each directive that could
 // not be carried over (and each note) on stderr. It returns the exit code:
 // 0, 1 when something was not converted (unless --allow-partial), 2 for a
 // usage error or a file that does not parse (nothing on stdout then).
-func runImport(cmd string, args []string, stdout, stderr io.Writer) int {
+func runImport(cmd string, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet(cmd, pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	allowPartial := fs.Bool("allow-partial", false, "exit 0 even when some directives could not be converted")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: clusterdns %s [--allow-partial] FILE\n\nPrints the equivalent clusterdns configuration (YAML, for --config) on stdout;\nwhat cannot be converted is listed on stderr and makes the exit code 1.\n\n%s", cmd, fs.FlagUsages())
+		fmt.Fprintf(stderr, "Usage: clusterdns %s [--allow-partial] FILE|-\n\nPrints the equivalent clusterdns configuration (YAML, for --config) on stdout;\nwhat cannot be converted is listed on stderr and makes the exit code 1.\n\n%s", cmd, fs.FlagUsages())
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -40,7 +42,19 @@ func runImport(cmd string, args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	res, err := importCommands[cmd](fs.Arg(0))
+	name, in := fs.Arg(0), stdin
+	if name == "-" {
+		name = "<stdin>" // relative imports: from the working directory
+	} else {
+		f, err := os.Open(name)
+		if err != nil {
+			fmt.Fprintln(stderr, "clusterdns:", err)
+			return 2
+		}
+		defer f.Close()
+		in = f
+	}
+	res, err := importCommands[cmd](name, in)
 	if err != nil {
 		fmt.Fprintln(stderr, "clusterdns:", err)
 		return 2

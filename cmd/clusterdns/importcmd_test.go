@@ -27,7 +27,7 @@ func TestImportOutputsLoad(t *testing.T) {
 	run := func(cmd, path string) {
 		t.Run(filepath.Base(path), func(t *testing.T) {
 			var out, errs bytes.Buffer
-			code := runImport(cmd, []string{"--allow-partial", path}, &out, &errs)
+			code := runImport(cmd, []string{"--allow-partial", path}, nil, &out, &errs)
 			if code != 0 {
 				t.Fatalf("exit %d: %s", code, errs.String())
 			}
@@ -49,7 +49,7 @@ func TestImportOutputsLoad(t *testing.T) {
 // the values the Corefile says.
 func TestImportKubeadmValues(t *testing.T) {
 	var out, errs bytes.Buffer
-	if code := runImport("import-corefile", []string{"../../internal/migrate/testdata/corefile/kubeadm.Corefile"}, &out, &errs); code != 0 {
+	if code := runImport("import-corefile", []string{"../../internal/migrate/testdata/corefile/kubeadm.Corefile"}, nil, &out, &errs); code != 0 {
 		t.Fatalf("exit %d: %s", code, errs.String())
 	}
 	c, err := loadConfig([]string{"--config", writeConfig(t, out.String())})
@@ -72,7 +72,7 @@ func TestImportKubeadmValues(t *testing.T) {
 func TestImportExitCodes(t *testing.T) {
 	unsupported := "../../internal/migrate/testdata/corefile/unsupported.Corefile"
 	var out, errs bytes.Buffer
-	if code := runImport("import-corefile", []string{unsupported}, &out, &errs); code != 1 {
+	if code := runImport("import-corefile", []string{unsupported}, nil, &out, &errs); code != 1 {
 		t.Fatalf("partial import: exit %d, want 1", code)
 	}
 	if !strings.Contains(errs.String(), "unsupported.Corefile:4: not converted: dnssec") || !strings.Contains(out.String(), "domains: [cluster.local]") {
@@ -80,7 +80,7 @@ func TestImportExitCodes(t *testing.T) {
 	}
 	out.Reset()
 	errs.Reset()
-	if code := runImport("import-corefile", []string{"--allow-partial", unsupported}, &out, &errs); code != 0 {
+	if code := runImport("import-corefile", []string{"--allow-partial", unsupported}, nil, &out, &errs); code != 0 {
 		t.Fatalf("--allow-partial: exit %d", code)
 	}
 	bad := filepath.Join(t.TempDir(), "Corefile")
@@ -89,11 +89,21 @@ func TestImportExitCodes(t *testing.T) {
 	}
 	out.Reset()
 	errs.Reset()
-	if code := runImport("import-corefile", []string{bad}, &out, &errs); code != 2 || out.Len() != 0 || !strings.Contains(errs.String(), "Unexpected EOF") {
+	if code := runImport("import-corefile", []string{bad}, nil, &out, &errs); code != 2 || out.Len() != 0 || !strings.Contains(errs.String(), "Unexpected EOF") {
 		t.Fatalf("broken Corefile: exit %d, stdout %q, stderr %q", code, out.String(), errs.String())
 	}
-	if code := runImport("import-kube-dns", nil, &out, &errs); code != 2 {
+	if code := runImport("import-kube-dns", nil, nil, &out, &errs); code != 2 {
 		t.Fatalf("no file: exit %d, want 2", code)
+	}
+	if code := runImport("import-corefile", []string{"/nonexistent/Corefile"}, nil, &out, &errs); code != 2 {
+		t.Fatalf("missing file: exit %d, want 2", code)
+	}
+	// "-" reads stdin.
+	out.Reset()
+	errs.Reset()
+	in := strings.NewReader(".:53 {\n    kubernetes cluster.local\n    forward . 10.0.0.1\n    cache\n}\n")
+	if code := runImport("import-corefile", []string{"-"}, in, &out, &errs); code != 0 || !strings.Contains(out.String(), "upstreams: [10.0.0.1]") || !strings.Contains(out.String(), "<stdin>:3 forward") {
+		t.Fatalf("stdin: exit %d\n%s\n%s", code, out.String(), errs.String())
 	}
 }
 

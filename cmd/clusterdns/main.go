@@ -34,7 +34,7 @@ import (
 
 func main() {
 	if len(os.Args) > 1 && importCommands[os.Args[1]] != nil {
-		os.Exit(runImport(os.Args[1], os.Args[2:], os.Stdout, os.Stderr))
+		os.Exit(runImport(os.Args[1], os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
 	}
 	cfg, err := loadConfig(os.Args[1:])
 	if errors.Is(err, pflag.ErrHelp) {

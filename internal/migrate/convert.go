@@ -2,6 +2,7 @@ package migrate
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -22,11 +23,18 @@ func ImportCorefile(path string) (*Result, error) {
 		return nil, fmt.Errorf("corefile: %w", err)
 	}
 	defer f.Close()
-	blocks, err := ParseCorefile(path, f)
+	return ReadCorefile(path, f)
+}
+
+// ReadCorefile is ImportCorefile for a Corefile read from r; filename
+// names it in positions and is where relative imports are found from
+// (a name without a folder, such as "<stdin>": the working directory).
+func ReadCorefile(filename string, r io.Reader) (*Result, error) {
+	blocks, err := ParseCorefile(filename, r)
 	if err != nil {
 		return nil, err
 	}
-	return ConvertCorefile(path, blocks), nil
+	return ConvertCorefile(filename, blocks), nil
 }
 
 // ConvertCorefile converts parsed server blocks. clusterdns serves one

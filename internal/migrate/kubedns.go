@@ -3,6 +3,7 @@ package migrate
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
@@ -18,11 +19,21 @@ import (
 // a ConfigMap, or whose values are not the JSON kube-dns expects, is an
 // error; keys clusterdns has no use for are findings.
 func ImportKubeDNS(path string) (*Result, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("kube-dns configmap: %w", err)
 	}
-	return ConvertKubeDNS(path, data)
+	defer f.Close()
+	return ReadKubeDNS(path, f)
+}
+
+// ReadKubeDNS is ImportKubeDNS for a ConfigMap read from r (named source).
+func ReadKubeDNS(source string, r io.Reader) (*Result, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("kube-dns configmap %s: %w", source, err)
+	}
+	return ConvertKubeDNS(source, data)
 }
 
 // ConvertKubeDNS converts the bytes of a kube-dns ConfigMap read from
