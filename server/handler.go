@@ -65,6 +65,12 @@ type Options struct {
 	// Metrics receives the handler's counts; nil makes new ones. Handlers
 	// that replace one another on a configuration reload share one.
 	Metrics *Metrics
+	// Hosts, when set, answers the names of its entries before the
+	// cluster and zone files (hosts.go).
+	Hosts *Hosts
+	// Rewrite, when set, rewrites question names before they are answered
+	// (rewrite.go).
+	Rewrite *Rewriter
 }
 
 // Fallback answers what the authoritative data does not cover (names
@@ -199,6 +205,16 @@ func (h *Handler) Serial() uint32 {
 // queries instead of making one per query. tcp selects the size limit:
 // 65535 over TCP, the client's EDNS size or 512 over UDP. It never blocks.
 func (h *Handler) Respond(req, out []byte, client netip.AddrPort, tcp bool, send func(netip.AddrPort, []byte)) []byte {
+	if h.opt.Rewrite != nil {
+		if resp, ok := h.rewriteRespond(req, out, client, tcp, send); ok {
+			return resp
+		}
+	}
+	return h.respond(req, out, client, tcp, send)
+}
+
+// respond is Respond after question rewriting.
+func (h *Handler) respond(req, out []byte, client netip.AddrPort, tcp bool, send func(netip.AddrPort, []byte)) []byte {
 	start := time.Now()
 	var q query
 	if err := parseQuery(req, &q); err != nil {
@@ -230,6 +246,12 @@ func (h *Handler) Respond(req, out []byte, client netip.AddrPort, tcp bool, send
 		}
 		resp = writeEmpty(out, &q, req, rcode, false)
 	default:
+		if h.opt.Hosts != nil {
+			if resp = h.hostsAnswer(out, &q, req); resp != nil {
+				zc = zoneFile
+				break
+			}
+		}
 		resp = h.answer(out, &q, req, &zc)
 		if resp != nil && h.opt.Autopath && resp[3]&0xF == dns.RcodeNameError {
 			if r, deferred := h.autopath(out, &q, req, client, send, resp, start); deferred {

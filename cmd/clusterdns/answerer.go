@@ -66,6 +66,16 @@ func (a *answerer) build(cfg *config) (h *server.Handler, unsub func(), stopFwd 
 		ZoneOrder:     cfg.ZoneOrder,
 		Metrics:       a.metrics,
 	}
+	var hosts *server.Hosts
+	if cfg.Hosts.File != "" || len(cfg.Hosts.Entries) > 0 {
+		if hosts, err = server.NewHosts(cfg.Hosts, a.log); err != nil {
+			return nil, nil, nil, err
+		}
+		opts.Hosts = hosts
+	}
+	if opts.Rewrite, err = server.NewRewriter(cfg.RewriteName); err != nil {
+		return nil, nil, nil, err
+	}
 	if cfg.QueryLog {
 		opts.QueryLog = a.log.With("log", "query")
 		opts.QueryLogSample = uint32(cfg.QueryLogSample)
@@ -80,6 +90,9 @@ func (a *answerer) build(cfg *config) (h *server.Handler, unsub func(), stopFwd 
 	if err != nil {
 		cancel()
 		return nil, nil, nil, err
+	}
+	if hosts != nil {
+		go hosts.Watch(ctx)
 	}
 	unsub = a.store.Subscribe(func(s *registry.Snapshot) {
 		start := time.Now()

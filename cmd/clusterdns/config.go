@@ -73,6 +73,11 @@ type config struct {
 	// MemoryLimit is the Go runtime's soft memory limit in bytes
 	// (debug.SetMemoryLimit); -1 leaves it to $GOMEMLIMIT.
 	MemoryLimit int64
+
+	// Names answered from hosts lines, and question rewrites (CoreDNS's
+	// hosts and rewrite name).
+	Hosts       server.HostsOptions
+	RewriteName []string
 }
 
 // Where the cluster comes from (key source).
@@ -139,6 +144,14 @@ var settings = []setting{
 	{"rrl_slip", "with rate limiting, every Nth response over the limit is sent truncated (TC=1) instead of dropped; 0 drops them all", 2},
 	{"rrl_window", "with rate limiting, how long a client that went over the limit stays limited at most", "15s"},
 	{"transfer_from", "client networks allowed to ask zone transfers (AXFR/IXFR, not implemented: NOTIMP); others get REFUSED", []string{}},
+	{"hosts", "hosts lines answered before the cluster and forwarding, \"IP NAME [NAME...]\" (in the file: a list)", []string{}},
+	{"hosts_file", "a hosts(5) file answered like hosts, re-read when it changes; empty: none", ""},
+	{"hosts_reload", "how often hosts_file is checked for changes; 0 reads it once", "5s"},
+	{"hosts_ttl", "TTL of answers from hosts, seconds (0-86400)", 3600},
+	{"hosts_zones", "zones whose names are looked up in hosts (comma-separated); empty: every name", []string{}},
+	{"hosts_fallthrough", "names hosts does not have go on to the cluster, zone files and forwarding; false answers them NXDOMAIN (inside hosts_zones)", true},
+	{"hosts_no_reverse", "do not answer PTR questions for the addresses in hosts", false},
+	{"rewrite_name", "question name rewrites applied before answering, \"[continue] [exact|prefix|suffix|substring|regex] FROM TO\" (in the file: a list); answers come back under the asked name", []string{}},
 	{"memory_limit", "soft memory limit of the Go runtime, such as 100MiB (the garbage collector works harder near it); 0 removes it; empty leaves it to $GOMEMLIMIT", ""},
 }
 
@@ -166,7 +179,7 @@ func loadConfig(args []string) (*config, error) {
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
-			fmt.Printf("clusterdns: DNS for Kubernetes-style clusters (cluster.local)\n\nUsage: clusterdns [flags]\n\n%s", fs.FlagUsages())
+			fmt.Printf("clusterdns: DNS for Kubernetes-style clusters (cluster.local)\n\nUsage: clusterdns [flags]\n       clusterdns import-corefile|import-kube-dns [--allow-partial] FILE  (print the equivalent configuration)\n\n%s", fs.FlagUsages())
 		}
 		return nil, err
 	}
@@ -305,6 +318,9 @@ func parseConfig(v *viper.Viper) (*config, error) {
 		}
 	}
 	if err := parseLimits(v, c); err != nil {
+		return nil, err
+	}
+	if err := parseHostsRewrite(v, c); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -509,4 +525,40 @@ func memoryLimit(s string) (int64, error) {
 		return math.MaxInt64, nil // what debug.SetMemoryLimit takes for no limit
 	}
 	return n * mult, nil
+}
+
+// parseHostsRewrite reads the hosts_* keys and rewrite_name; a bad hosts
+// line or rewrite rule is refused naming it.
+func parseHostsRewrite(v *viper.Viper, c *config) error {
+	c.Hosts = server.HostsOptions{
+		Entries:     v.GetStringSlice("hosts"),
+		File:        v.GetString("hosts_file"),
+		Fallthrough: v.GetBool("hosts_fallthrough"),
+		NoReverse:   v.GetBool("hosts_no_reverse"),
+	}
+	ttl, err := intValue(v, "hosts_ttl", 0, 86400)
+	if err != nil {
+		return err
+	}
+	c.Hosts.TTL = uint32(ttl)
+	if c.Hosts.Reload, err = time.ParseDuration(v.GetString("hosts_reload")); err != nil || c.Hosts.Reload < 0 {
+		return fmt.Errorf("hosts_reload %q: want a duration such as 5s, 0 to read hosts_file once", v.GetString("hosts_reload"))
+	}
+	for _, z := range v.GetStringSlice("hosts_zones") {
+		for _, part := range strings.Split(z, ",") {
+			if part = strings.TrimSpace(part); part != "" {
+				c.Hosts.Zones = append(c.Hosts.Zones, part)
+			}
+		}
+	}
+	// NewHosts checks the lines and zones (and reads the file, which may
+	// be missing); a bad line is refused here rather than at build.
+	if _, err := server.NewHosts(server.HostsOptions{Entries: c.Hosts.Entries, Zones: c.Hosts.Zones}, slog.New(slog.DiscardHandler)); err != nil {
+		return err
+	}
+	c.RewriteName = v.GetStringSlice("rewrite_name")
+	if _, err := server.NewRewriter(c.RewriteName); err != nil {
+		return fmt.Errorf("rewrite_name: %w", err)
+	}
+	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -32,6 +33,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && importCommands[os.Args[1]] != nil {
+		os.Exit(runImport(os.Args[1], os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+	}
 	cfg, err := loadConfig(os.Args[1:])
 	if errors.Is(err, pflag.ErrHelp) {
 		os.Exit(0)
@@ -205,7 +209,6 @@ func run(ctx context.Context, cfg *config) error {
 // nil when no upstream is configured. resolv.conf paths are expanded; the
 // server's own address is dropped (it would loop).
 func newForwarder(cfg *config, log *slog.Logger, metrics *resolver.Metrics) (*resolver.Forwarder, error) {
-	self, _ := netip.ParseAddrPort(cfg.Listen)
 	var ups []string
 	for _, u := range cfg.Upstreams {
 		if !strings.HasPrefix(u, "/") {
@@ -218,7 +221,7 @@ func newForwarder(cfg *config, log *slog.Logger, metrics *resolver.Metrics) (*re
 		}
 		for _, s := range rc.Servers {
 			ap, err := netip.ParseAddrPort(net.JoinHostPort(s, rc.Port))
-			if err != nil || ap == self {
+			if err != nil || ownAddress(cfg.Listen, ap) {
 				log.Warn("upstream from resolv.conf skipped", "file", u, "server", s)
 				continue
 			}
@@ -250,6 +253,28 @@ func newForwarder(cfg *config, log *slog.Logger, metrics *resolver.Metrics) (*re
 	}
 	log.Info("forwarding", "upstreams", ups, "stub_domains", cfg.StubDomains, "policy", cfg.UpstreamPolicy)
 	return f, nil
+}
+
+// ownAddress reports whether a server at ap is this one, listening on
+// listen: the same address and port, or, listening on every address
+// (":53", "0.0.0.0:53", "[::]:53"), a loopback or unspecified address on
+// that port.
+func ownAddress(listen string, ap netip.AddrPort) bool {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil || port != strconv.Itoa(int(ap.Port())) {
+		return false
+	}
+	if host == "" {
+		return ap.Addr().IsLoopback() || ap.Addr().IsUnspecified()
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	if a.IsUnspecified() {
+		return ap.Addr().IsLoopback() || ap.Addr().IsUnspecified()
+	}
+	return a.Unmap() == ap.Addr().Unmap()
 }
 
 // applyMemoryLimit sets the runtime's soft memory limit from memory_limit,
