@@ -220,11 +220,11 @@ func (r *dnsResolver) push(res lb.Resolution, err error) {
 	}
 	switch {
 	case err == nil && res.NoService:
-		err = fmt.Errorf("%s: %w", r.target, lb.ErrNoService)
+		err = fmt.Errorf("lbgrpc: %s: %w", r.target, lb.ErrNoService)
 	case err == nil && len(res.Endpoints) == 0:
-		err = fmt.Errorf("%s: no such name or no records: %w", r.target, lb.ErrEmptyResolution)
+		err = fmt.Errorf("lbgrpc: %s: no such name or no records: %w", r.target, lb.ErrEmptyResolution)
 	case err != nil:
-		err = fmt.Errorf("resolving %s: %w", r.target, err)
+		err = fmt.Errorf("lbgrpc: resolving %s: %w", r.target, err)
 	}
 	if err != nil {
 		if r.last != nil {
