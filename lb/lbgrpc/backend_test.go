@@ -57,11 +57,14 @@ var echoDesc = grpc.ServiceDesc{
 
 // backend is one gRPC server on its own loopback address.
 type backend struct {
-	addr   netip.AddrPort
-	hits   atomic.Int64  // calls received, failed ones included
-	delay  atomic.Int64  // nanoseconds added to every answer
-	fail   atomic.Uint32 // a codes.Code to fail every call with; 0 answers
-	health *health.Server
+	addr  netip.AddrPort
+	hits  atomic.Int64  // calls received, failed ones included
+	delay atomic.Int64  // nanoseconds added to every answer
+	fail  atomic.Uint32 // a codes.Code to fail every call with; 0 answers
+	// workers, when set, bounds the calls served at once (a server with a
+	// fixed pool of workers: more calls queue, as on a busy machine).
+	workers atomic.Pointer[chan struct{}]
+	health  *health.Server
 
 	mu      sync.Mutex
 	srv     *grpc.Server
@@ -71,6 +74,14 @@ type backend struct {
 
 func (b *backend) echo(ctx context.Context, in *wrapperspb.StringValue) (*wrapperspb.StringValue, error) {
 	b.hits.Add(1)
+	if w := b.workers.Load(); w != nil {
+		select {
+		case *w <- struct{}{}:
+			defer func() { <-*w }()
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	if d := b.delay.Load(); d > 0 {
 		time.Sleep(time.Duration(d))
 	}
@@ -252,10 +263,14 @@ func dial(t testing.TB, target, policy, config string, opts ...grpc.DialOption) 
 	return conn
 }
 
-// call makes one echo call and returns the address of the backend that answered.
+// call makes one echo call and returns the address of the backend that
+// answered. Without a deadline in ctx it gives the call 5 s.
 func call(ctx context.Context, conn *grpc.ClientConn, value string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+	}
 	out := new(wrapperspb.StringValue)
 	if err := conn.Invoke(ctx, echoMethod, wrapperspb.String(value), out); err != nil {
 		return "", err

@@ -1,6 +1,7 @@
 package lbgrpc
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -100,7 +101,9 @@ func (b *grpcBalancer) UpdateClientConnState(s balancer.ClientConnState) error {
 		}
 		b.cfg = cfg
 		bc := cfg.balancerConfig(b.target, b.policy)
-		bc.Logger = b.log
+		// The lb.Balancer's endpoints come and go with subchannel states;
+		// only its warnings (ejections) are news.
+		bc.Logger = slog.New(warnOnly{b.log.Handler()})
 		b.lbb = lb.NewBalancer(nil, bc)
 	}
 	eps := s.ResolverState.Endpoints
@@ -260,3 +263,14 @@ func (b *grpcBalancer) newPicker() *picker {
 	}
 	return p
 }
+
+// warnOnly passes on records of level Warn and above.
+type warnOnly struct{ slog.Handler }
+
+func (h warnOnly) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn && h.Handler.Enabled(ctx, l)
+}
+
+func (h warnOnly) WithAttrs(as []slog.Attr) slog.Handler { return warnOnly{h.Handler.WithAttrs(as)} }
+
+func (h warnOnly) WithGroup(name string) slog.Handler { return warnOnly{h.Handler.WithGroup(name)} }

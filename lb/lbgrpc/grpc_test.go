@@ -204,8 +204,11 @@ func TestRemovedEndpointDrains(t *testing.T) {
 	entered, release := bs[2].holdCalls()
 	defer release()
 	held := make(chan error, 1)
+	holdStart := time.Now()
 	go func() {
-		addr, err := call(key, conn, "hold")
+		ctx, cancel := context.WithTimeout(key, 30*time.Second)
+		defer cancel()
+		addr, err := call(ctx, conn, "hold")
 		if err == nil && addr != bs[2].addr.String() {
 			err = fmt.Errorf("the held call was answered by %s", addr)
 		}
@@ -213,29 +216,37 @@ func TestRemovedEndpointDrains(t *testing.T) {
 	}()
 	<-entered
 	c.set(t, 0, 1)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		addr, err := call(key, conn, "")
+	var slowest time.Duration
+	var slowestAt string
+	timed := func(phase string, ctx context.Context) string {
+		start := time.Now()
+		addr, err := call(ctx, conn, "")
+		if d := time.Since(start); d > slowest {
+			slowest, slowestAt = d, phase
+		}
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s: %v (after %v)", phase, err, time.Since(start))
 		}
-		if addr != bs[2].addr.String() {
-			break
-		}
+		return addr
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for timed("waiting for the removal", key) == bs[2].addr.String() {
 		if time.Now().After(deadline) {
 			t.Fatal("the removed endpoint still gets its key's calls after 5s")
 		}
 	}
 	before := hits(bs)
 	for range 200 {
-		mustCall(t, conn)
+		timed("after the removal", context.Background())
 	}
 	if got := since(bs, before); got[2] != 0 {
 		t.Fatalf("the removed endpoint got %d of 200 calls", got[2])
 	}
+	t.Logf("slowest call: %v, %s", slowest, slowestAt)
+	released := time.Since(holdStart)
 	release()
 	if err := <-held; err != nil {
-		t.Fatalf("the call under way on the removed endpoint: %v", err)
+		t.Fatalf("the call under way on the removed endpoint (released after %v): %v", released, err)
 	}
 }
 
@@ -247,6 +258,21 @@ func TestKilledBackendComesBack(t *testing.T) {
 	conn := dial(t, c.aTarget(), "clusterdns_p2c", "{}", fastReconnect)
 	waitAll(t, conn, 5*time.Second, bs...)
 	bs[2].kill()
+	// Calls racing with the connection's close may fail (they were sent on
+	// it); then the backend is out of the picks and no call fails.
+	failures, streak := 0, 0
+	for deadline := time.Now().Add(5 * time.Second); streak < 50; {
+		if _, err := call(context.Background(), conn, ""); err != nil {
+			failures++
+			streak = 0
+			t.Logf("call racing with the kill: %v", err)
+		} else {
+			streak++
+		}
+		if time.Now().After(deadline) || failures > 3 {
+			t.Fatalf("after the kill: %d calls failed, %d succeeded in a row", failures, streak)
+		}
+	}
 	for range 300 {
 		if addr := mustCall(t, conn); addr == bs[2].addr.String() {
 			t.Fatal("the killed backend answered")

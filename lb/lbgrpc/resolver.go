@@ -46,7 +46,7 @@ type ResolverOptions struct {
 	// NoZones turns off the TXT zone lookups (lb.TXTZones) made after each
 	// resolution; the zone attribute is then always empty.
 	NoZones bool
-	// Logger receives resolution warnings. Default: discard.
+	// Logger receives resolution warnings. Default: slog.Default().
 	Logger *slog.Logger
 }
 
@@ -54,7 +54,7 @@ type ResolverOptions struct {
 // grpc.WithResolvers when the registered defaults do not fit.
 func NewBuilder(o ResolverOptions) resolver.Builder {
 	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
+		o.Logger = slog.Default()
 	}
 	return &resolverBuilder{opt: o}
 }
