@@ -5,11 +5,12 @@ package lbgrpc_test
 //
 //	go test -run '^$' -bench 'Versus' -benchtime 1x ./lb/lbgrpc
 //
-// BenchmarkVersusSlowBackend: 4 backends, one 10× slower; p50/p99 of 10,000
-// unary calls from 16 concurrent callers. Two models of "slower": "latency"
-// (every call takes 10× longer, any number at once) and "capacity" (each
-// backend serves 4 calls at a time, the slow one 10× longer each, so calls
-// queue on it as on an overloaded machine).
+// BenchmarkVersusSlowBackend: 4 backends, one 10× slower; p50/p90/p99 of
+// 10,000 unary calls from 4 or 16 concurrent callers, and the share of calls
+// that went to the slow backend. Two models of "slower": "latency" (every
+// call takes 10× longer, any number at once) and "capacity" (each backend
+// serves 4 calls at a time, the slow one 10× longer each, so calls queue on
+// it as on an overloaded machine).
 //
 // BenchmarkVersusScaleUp: 2 backends, then 4 in the zone; seconds until both
 // new ones answer a call (-1: not within TTL + 5 s).
@@ -54,9 +55,8 @@ func dialContender(b *testing.B, c *cluster, k contender) *grpc.ClientConn {
 
 func BenchmarkVersusSlowBackend(b *testing.B) {
 	const (
-		calls   = 10000
-		callers = 16
-		fast    = time.Millisecond
+		calls = 10000
+		fast  = time.Millisecond
 	)
 	for _, model := range []string{"latency", "capacity"} {
 		bs := startBackends(b, 4)
@@ -72,23 +72,26 @@ func BenchmarkVersusSlowBackend(b *testing.B) {
 				be.workers.Store(&w)
 			}
 		}
-		for _, k := range contenders {
-			b.Run(model+"/"+k.name, func(b *testing.B) {
-				conn := dialContender(b, c, k)
-				waitAll(b, conn, 5*time.Second, bs...)
-				var lat []time.Duration
-				var slow int64
-				for b.Loop() {
-					before := bs[3].hits.Load()
-					lat = lat[:0]
-					lat = append(lat, runCalls(b, conn, calls, callers)...)
-					slow += bs[3].hits.Load() - before
-				}
-				slices.Sort(lat)
-				b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
-				b.ReportMetric(100*float64(slow)/float64(calls*b.N), "%-to-slow")
-			})
+		for _, callers := range []int{4, 16} {
+			for _, k := range contenders {
+				b.Run(fmt.Sprintf("%s/callers=%d/%s", model, callers, k.name), func(b *testing.B) {
+					conn := dialContender(b, c, k)
+					waitAll(b, conn, 5*time.Second, bs...)
+					var lat []time.Duration
+					var slow int64
+					for b.Loop() {
+						before := bs[3].hits.Load()
+						lat = lat[:0]
+						lat = append(lat, runCalls(b, conn, calls, callers)...)
+						slow += bs[3].hits.Load() - before
+					}
+					slices.Sort(lat)
+					b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+					b.ReportMetric(float64(lat[len(lat)*9/10].Microseconds())/1000, "p90-ms")
+					b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+					b.ReportMetric(100*float64(slow)/float64(calls*b.N), "%-to-slow")
+				})
+			}
 		}
 	}
 }

@@ -214,7 +214,12 @@ func TestRemovedEndpointDrains(t *testing.T) {
 		}
 		held <- err
 	}()
-	<-entered
+	select {
+	case <-entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the held call did not reach backend 2 in 5s")
+	}
+	t.Logf("the held call reached backend 2 after %v", time.Since(holdStart))
 	c.set(t, 0, 1)
 	var slowest time.Duration
 	var slowestAt string

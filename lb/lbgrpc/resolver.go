@@ -227,11 +227,9 @@ func (r *dnsResolver) push(res lb.Resolution, err error) {
 		err = fmt.Errorf("lbgrpc: resolving %s: %w", r.target, err)
 	}
 	if err != nil {
-		if r.last != nil {
-			r.log.Warn("resolution failed, keeping the last good endpoints", "err", err, "endpoints", len(r.last))
-			return
+		if r.last == nil { // else keep it (the scheduling lb.Balancer logs the failure)
+			r.cc.ReportError(err)
 		}
-		r.cc.ReportError(err)
 		return
 	}
 	eps := slices.Clone(res.Endpoints)
