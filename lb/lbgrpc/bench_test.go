@@ -6,7 +6,7 @@ package lbgrpc_test
 //	go test -run '^$' -bench 'Versus' -benchtime 1x ./lb/lbgrpc
 //
 // BenchmarkVersusSlowBackend: 4 backends, one 10× slower; p50/p90/p99 of
-// 10,000 unary calls from 4 or 16 concurrent callers, and the share of calls
+// 10,000 unary calls from 4, 16 or 64 concurrent callers, and the share of calls
 // that went to the slow backend. Two models of "slower": "latency" (every
 // call takes 10× longer, any number at once) and "capacity" (each backend
 // serves 4 calls at a time, the slow one 10× longer each, so calls queue on
@@ -72,7 +72,7 @@ func BenchmarkVersusSlowBackend(b *testing.B) {
 				be.workers.Store(&w)
 			}
 		}
-		for _, callers := range []int{4, 16} {
+		for _, callers := range []int{4, 16, 64} {
 			for _, k := range contenders {
 				b.Run(fmt.Sprintf("%s/callers=%d/%s", model, callers, k.name), func(b *testing.B) {
 					conn := dialContender(b, c, k)
