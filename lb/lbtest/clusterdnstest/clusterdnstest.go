@@ -6,6 +6,7 @@ package clusterdnstest
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -50,10 +51,34 @@ func Start(tb testing.TB, dir string) *ClusterDNS {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	go l.Serve()
-	go dirwatch.Watch(ctx, nil, dir, 20*time.Millisecond, 0, func() { src.Load() })
+	loaded := make(chan struct{}, 1)
+	go dirwatch.Watch(ctx, nil, dir, 20*time.Millisecond, 0, func() {
+		src.Load()
+		select {
+		case loaded <- struct{}{}:
+		default:
+		}
+	})
 	c := &ClusterDNS{Addr: l.Addr().String(), l: l, done: cancel}
 	tb.Cleanup(c.Stop)
-	return c
+	// The watch starts asynchronously: a change made before it is in place
+	// would go unnoticed. Touch a file the source ignores until a reload
+	// shows the watch works.
+	probe := filepath.Join(dir, ".watch-probe")
+	defer os.Remove(probe)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if err := os.WriteFile(probe, nil, 0o644); err != nil {
+			tb.Fatal(err)
+		}
+		select {
+		case <-loaded:
+			return c
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("clusterdnstest: no reload of %s after 10s of changes", dir)
+		}
+	}
 }
 
 // Stop closes the listener (queries then fail: the port is closed) and stops
