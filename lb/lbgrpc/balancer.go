@@ -52,15 +52,30 @@ func (b *balancerBuilder) ParseConfig(js json.RawMessage) (serviceconfig.LoadBal
 
 // Build implements balancer.Builder; grpc calls it once per channel.
 func (b *balancerBuilder) Build(cc balancer.ClientConn, opts balancer.BuildOptions) balancer.Balancer {
-	return &grpcBalancer{
+	gb := &grpcBalancer{
 		cc:     cc,
 		name:   b.name,
 		policy: b.policy,
 		target: opts.Target.String(),
 		log:    slog.Default().With("balancer", b.name, "target", opts.Target.String()),
 		subs:   make(map[netip.AddrPort]*subConn),
-		cfg:    &Config{},
 	}
+	gb.configure(&Config{}) // until the service config's arrives
+	return gb
+}
+
+// configure replaces the lb.Balancer with one for cfg. Counters and
+// ejections start afresh; the next publish fills it.
+func (b *grpcBalancer) configure(cfg *Config) {
+	if b.lbb != nil {
+		b.lbb.Close()
+	}
+	b.cfg = cfg
+	bc := cfg.balancerConfig(b.target, b.policy)
+	// The lb.Balancer's endpoints come and go with subchannel states;
+	// only its warnings (ejections) are news.
+	bc.Logger = slog.New(warnOnly{b.log.Handler()})
+	b.lbb = lb.NewBalancer(nil, bc)
 }
 
 // grpcBalancer is one channel's balancer. grpc calls its methods (and the
@@ -74,7 +89,7 @@ type grpcBalancer struct {
 	log    *slog.Logger
 
 	cfg   *Config
-	lbb   *lb.Balancer // over the READY subchannels; nil until the first update
+	lbb   *lb.Balancer // over the READY subchannels
 	subs  map[netip.AddrPort]*subConn
 	state connectivity.State
 	// Why there is no READY subchannel, for the failing picker.
@@ -95,16 +110,8 @@ func (b *grpcBalancer) UpdateClientConnState(s balancer.ClientConnState) error {
 	if cfg == nil {
 		cfg = &Config{}
 	}
-	if b.lbb == nil || !reflect.DeepEqual(cfg, b.cfg) {
-		if b.lbb != nil {
-			b.lbb.Close()
-		}
-		b.cfg = cfg
-		bc := cfg.balancerConfig(b.target, b.policy)
-		// The lb.Balancer's endpoints come and go with subchannel states;
-		// only its warnings (ejections) are news.
-		bc.Logger = slog.New(warnOnly{b.log.Handler()})
-		b.lbb = lb.NewBalancer(nil, bc)
+	if !reflect.DeepEqual(cfg, b.cfg) {
+		b.configure(cfg)
 	}
 	eps := s.ResolverState.Endpoints
 	if len(eps) == 0 {

@@ -2,12 +2,15 @@ package lbgrpc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -119,4 +122,28 @@ func BenchmarkPick(b *testing.B) {
 			r.Done(balancer.DoneInfo{})
 		}
 	})
+}
+
+// recordingCC records the states a balancer publishes.
+type recordingCC struct {
+	balancer.ClientConn
+	states []balancer.State
+}
+
+func (c *recordingCC) UpdateState(s balancer.State) { c.states = append(c.states, s) }
+
+func TestResolverErrorBeforeAnyAddress(t *testing.T) {
+	cc := &recordingCC{}
+	b := (&balancerBuilder{name: "clusterdns_p2c", policy: lb.P2C()}).Build(cc, balancer.BuildOptions{})
+	defer b.Close()
+	b.ResolverError(errors.New("no such name"))
+	if len(cc.states) != 1 || cc.states[0].ConnectivityState != connectivity.TransientFailure {
+		t.Fatalf("states %+v, want one TRANSIENT_FAILURE", cc.states)
+	}
+	if _, err := cc.states[0].Picker.Pick(balancer.PickInfo{}); err == nil || !strings.Contains(err.Error(), "no such name") {
+		t.Fatalf("pick error %v, want the resolver's", err)
+	}
+	if err := b.UpdateClientConnState(balancer.ClientConnState{}); !errors.Is(err, balancer.ErrBadResolverState) {
+		t.Fatalf("an empty address list: %v, want ErrBadResolverState", err)
+	}
 }
