@@ -5,7 +5,6 @@ package lb_test
 // listener) and real HTTP backends on loopback addresses.
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,11 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clusterdns/clusterdns/internal/dirwatch"
 	"github.com/clusterdns/clusterdns/lb"
 	"github.com/clusterdns/clusterdns/lb/lbtest"
-	"github.com/clusterdns/clusterdns/registry"
-	"github.com/clusterdns/clusterdns/server"
+	"github.com/clusterdns/clusterdns/lb/lbtest/clusterdnstest"
 )
 
 // clusterFile is a headless service "web" in "default" whose endpoints are
@@ -55,29 +52,7 @@ endpoints:
 // startClusterDNS serves dir with TTL 1 and follows its changes.
 func startClusterDNS(t *testing.T, dir string) string {
 	t.Helper()
-	h, err := server.NewHandler(server.Options{Domains: []string{"cluster.local"}, TTL: 1, NegativeTTL: 1}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := registry.NewStore(registry.Options{})
-	store.Subscribe(func(s *registry.Snapshot) {
-		if err := h.Update(s); err != nil {
-			t.Error(err)
-		}
-	})
-	src := registry.NewFileSource(os.DirFS(dir), dir, store, nil)
-	if err := src.Load(); err != nil {
-		t.Fatal(err)
-	}
-	l, err := server.Listen(h, server.ListenOptions{Addr: "127.0.0.1:0"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	go l.Serve()
-	go dirwatch.Watch(ctx, nil, dir, 20*time.Millisecond, 0, func() { src.Load() })
-	t.Cleanup(func() { cancel(); l.Close() })
-	return l.Addr().String()
+	return clusterdnstest.Start(t, dir).Addr
 }
 
 func get(t *testing.T, c *http.Client, url string) {

@@ -5,6 +5,14 @@
 //
 // Each call's endpoint is the remote address of the connection it used
 // (net/http/httptrace), so the table shows where requests really went.
+//
+// Given a gRPC target of the scheme "clusterdns" instead of a URL, it makes
+// the calls with grpc-go through package lbgrpc, calling the standard health
+// service (grpc.health.v1.Health/Check), and shows where they went (the
+// call's peer) and the serving statuses:
+//
+//	lbcall --dns 127.0.0.1:5353 --n 100 clusterdns:///web.default.svc.cluster.local:8080
+//	lbcall --n 100 --policy round_robin clusterdns://127.0.0.1:5353/_grpc._tcp.web.default.svc.cluster.local
 package main
 
 import (
@@ -18,6 +26,7 @@ import (
 	"net/http/httptrace"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"text/tabwriter"
@@ -47,7 +56,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	timeout := fs.Duration("timeout", 5*time.Second, "timeout of one call")
 	verbose := fs.Bool("v", false, "log the balancer's decisions to stderr")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: lbcall [flags] URL")
+		fmt.Fprintln(stderr, "usage: lbcall [flags] URL | clusterdns://[dns]/name:port | clusterdns://[dns]/_port._tcp.name")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -58,6 +67,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	url := fs.Arg(0)
+	if isGRPCTarget(url) {
+		g := grpcCall{target: url, dns: *dnsAddr, policy: *policy, zone: *zone, timeout: *timeout}
+		conn, err := g.dial()
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 2
+		}
+		defer conn.Close()
+		if *key != "" {
+			ctx = lb.WithHashKey(ctx, *key)
+		}
+		res := callN(*n, *workers, func() (string, string, error) { return g.once(ctx, conn) })
+		report(stdout, res, *n)
+		if len(res.errs) > 0 {
+			return 1
+		}
+		return 0
+	}
 
 	level := slog.LevelWarn
 	if *verbose {
@@ -115,19 +142,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 type result struct {
 	mu       sync.Mutex
 	perAddr  map[string]int
-	statuses map[int]int
+	statuses map[string]int
 	errs     []error
 }
 
 // call makes n GET requests from workers goroutines.
 func call(ctx context.Context, client *http.Client, url string, n, workers int) *result {
-	res := &result{perAddr: make(map[string]int), statuses: make(map[int]int)}
+	return callN(n, workers, func() (string, string, error) {
+		addr, status, err := once(ctx, client, url)
+		return addr, strconv.Itoa(status), err
+	})
+}
+
+// callN makes n calls of one from workers goroutines; one returns the
+// endpoint that answered and the call's status.
+func callN(n, workers int, one func() (addr, status string, err error)) *result {
+	res := &result{perAddr: make(map[string]int), statuses: make(map[string]int)}
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
 			for next.Add(1) <= int64(n) {
-				addr, status, err := once(ctx, client, url)
+				addr, status, err := one()
 				res.mu.Lock()
 				if err != nil {
 					res.errs = append(res.errs, err)
@@ -174,13 +210,13 @@ func report(w io.Writer, res *result, n int) {
 		fmt.Fprintf(tw, "%s\t%d\t%.1f%%\t\n", a, res.perAddr[a], 100*float64(res.perAddr[a])/float64(n))
 	}
 	tw.Flush()
-	codes := make([]int, 0, len(res.statuses))
+	codes := make([]string, 0, len(res.statuses))
 	for c := range res.statuses {
 		codes = append(codes, c)
 	}
 	slices.Sort(codes)
 	for _, c := range codes {
-		fmt.Fprintf(w, "status %d: %d\n", c, res.statuses[c])
+		fmt.Fprintf(w, "status %s: %d\n", c, res.statuses[c])
 	}
 	// Distinct errors, with their counts.
 	seen := make(map[string]int)

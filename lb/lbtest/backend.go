@@ -1,16 +1,13 @@
 package lbtest
 
 import (
-	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -86,50 +83,23 @@ func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "%s\n", b.Addr)
 }
 
-// StartBackends starts n backends on 127.a.b.1 … 127.a.b.n (a, b random, so
-// concurrent test runs do not collide), all on one port; tb.Cleanup stops them.
+// StartBackends starts n backends on 127.a.b.1 … 127.a.b.n (ListenLoopback),
+// all on one port; tb.Cleanup stops them.
 func StartBackends(tb testing.TB, n int) []*Backend {
 	tb.Helper()
-	for try := 0; try < 50; try++ {
-		a, b := 100+rand.IntN(150), 1+rand.IntN(254)
-		bs, err := listenAll(n, a, b)
-		if err == nil {
-			for _, be := range bs {
-				be.srv = &http.Server{Handler: be}
-				go be.srv.Serve(be.ln)
-			}
-			tb.Cleanup(func() {
-				for _, be := range bs {
-					be.Stop()
-				}
-			})
-			return bs
-		}
-		if !errors.Is(err, syscall.EADDRINUSE) {
-			tb.Fatalf("lbtest: %v", err)
-		}
-	}
-	tb.Fatalf("lbtest: no free loopback port for %d backends", n)
-	return nil
-}
-
-func listenAll(n, a, b int) ([]*Backend, error) {
 	var bs []*Backend
-	port := "0"
-	for i := 1; i <= n; i++ {
-		ip := netip.AddrFrom4([4]byte{127, byte(a), byte(b), byte(i)})
-		ln, err := net.Listen("tcp", net.JoinHostPort(ip.String(), port))
-		if err != nil {
-			for _, be := range bs {
-				be.ln.Close()
-			}
-			return nil, err
-		}
-		ap := netip.MustParseAddrPort(ln.Addr().String())
-		port = fmt.Sprint(ap.Port())
-		bs = append(bs, &Backend{Addr: ap, ln: ln})
+	for _, ln := range ListenLoopback(tb, n) {
+		be := &Backend{Addr: netip.MustParseAddrPort(ln.Addr().String()), ln: ln, srv: &http.Server{}}
+		be.srv.Handler = be
+		go be.srv.Serve(ln)
+		bs = append(bs, be)
 	}
-	return bs, nil
+	tb.Cleanup(func() {
+		for _, be := range bs {
+			be.Stop()
+		}
+	})
+	return bs
 }
 
 // Addrs returns the backends' IP addresses, for DNS.SetAddrs.
