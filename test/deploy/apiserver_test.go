@@ -42,15 +42,13 @@ func TestAPIServer(t *testing.T) {
 	t.Parallel()
 	api := testenv.StartAPIServer(t)
 	client := api.Client()
-	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
-	defer cancel()
-
 	root := repoRoot(t)
 	base := build(t, filepath.Join(root, "deploy"))
 	overlay := build(t, filepath.Join(root, "deploy", "overlays", "node-local"))
 	ap := newApplier(t, api)
 
 	t.Run("apply", func(t *testing.T) {
+		ctx := apiContext(t)
 		// The kube-dns Service kubeadm creates for CoreDNS: ours is applied
 		// over it, in place.
 		kubeadm := &corev1.Service{
@@ -105,6 +103,7 @@ func TestAPIServer(t *testing.T) {
 	}
 
 	t.Run("pods", func(t *testing.T) {
+		ctx := apiContext(t)
 		// What the ReplicaSet and DaemonSet controllers would create (there
 		// is no controller-manager): the templates as pods, dry-run, through
 		// admission (Priority, PodSecurity) and validation.
@@ -152,6 +151,7 @@ func TestAPIServer(t *testing.T) {
 	})
 
 	t.Run("access", func(t *testing.T) {
+		ctx := apiContext(t)
 		read := []string{"get", "list", "watch"}
 		write := []string{"create", "update", "patch", "delete", "deletecollection"}
 		resources := []struct{ group, resource string }{
@@ -193,6 +193,7 @@ func TestAPIServer(t *testing.T) {
 		// the API with nothing but the clusterdns ServiceAccount's token
 		// (a kubeconfig stands in for the in-cluster one).
 		bin := filepath.Join(binaries(t), "clusterdns")
+		ctx := apiContext(t) // after the build, which can take minutes on a loaded machine
 		tok, err := client.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, "clusterdns",
 			&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr(int64(3600))}}, metav1.CreateOptions{})
 		if err != nil {
@@ -252,6 +253,15 @@ func newApplier(t *testing.T, api *testenv.APIServer) *applier {
 		t.Fatal(err)
 	}
 	return &applier{dyn: dyn, mapper: restmapper.NewDiscoveryRESTMapper(groups)}
+}
+
+// apiContext bounds the API calls of one step of a test: each step gets its
+// own 45 s, so time spent elsewhere (building the binaries on a loaded
+// machine took two minutes once) never eats a later step's budget.
+func apiContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	t.Cleanup(cancel)
+	return ctx
 }
 
 func (a *applier) apply(ctx context.Context, u *unstructured.Unstructured) (*unstructured.Unstructured, error) {
