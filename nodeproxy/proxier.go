@@ -26,9 +26,21 @@ type ProxierConfig struct {
 	// Conntrack deletes stale UDP flows after an endpoint goes away; nil
 	// skips that (tests of the rules alone).
 	Conntrack Conntrack
-	// NodeName selects the local endpoints of externalTrafficPolicy: Local
-	// services; empty treats such services as Cluster.
+	// NodeName selects the local endpoints of the Local traffic policies;
+	// empty treats such services as Cluster.
 	NodeName string
+	// Zone is the topology.kubernetes.io/zone label of this node, for the
+	// endpoints' zone hints; SetZone changes it. Empty ignores zone hints.
+	Zone string
+	// ClusterCIDRs are the pods' address ranges: their traffic to the
+	// external addresses of a Local-policy service may use every endpoint.
+	ClusterCIDRs []netip.Prefix
+	// NodePortAddresses restricts NodePorts (and their rejects) to these
+	// node address ranges; nil means every local address but loopback.
+	NodePortAddresses []netip.Prefix
+	// Health receives the local endpoint counts of the services with a
+	// healthCheckNodePort after each sync; nil serves none.
+	Health *ServiceHealth
 	// MasqueradeBit is the packet-mark bit that asks for masquerading of
 	// NodePort traffic (kube-proxy's default, 14, when 0).
 	MasqueradeBit int
@@ -47,10 +59,11 @@ type Proxier struct {
 	ct       Conntrack
 	log      *slog.Logger
 	metrics  *Metrics
-	nodeName string
-	masqMark string
+	table    tableConfig
+	health   *ServiceHealth
 
 	mu      sync.Mutex
+	node    node
 	synced  bool // the last full sync succeeded and nothing failed since
 	ports   map[registry.Key][]*servicePort
 	objs    map[portID]*portObjects
@@ -74,8 +87,13 @@ func NewProxier(cfg ProxierConfig) *Proxier {
 		ct:       cfg.Conntrack,
 		log:      log,
 		metrics:  cfg.Metrics,
-		nodeName: cfg.NodeName,
-		masqMark: fmt.Sprintf("0x%x", uint32(1)<<bit),
+		node:     node{Name: cfg.NodeName, Zone: cfg.Zone},
+		health:   cfg.Health,
+		table: tableConfig{
+			masqMark:      fmt.Sprintf("0x%x", uint32(1)<<bit),
+			clusterCIDRs:  cfg.ClusterCIDRs,
+			nodePortAddrs: cfg.NodePortAddresses,
+		},
 		ports:    map[registry.Key][]*servicePort{},
 		objs:     map[portID]*portObjects{},
 		groups:   map[string]int{},
@@ -106,13 +124,14 @@ func (p *Proxier) Sync(ctx context.Context, snap *registry.Snapshot, changed []r
 	// next holds only what this sync changes (copying the whole state
 	// would make a one-service sync cost as much as the cluster).
 	next := &syncState{
+		health:  map[registry.Key]hcState{},
 		ports:   map[registry.Key][]*servicePort{},
 		objs:    map[portID]*portObjects{},
 		groups:  map[string]int{},
 		hairpin: map[netip.Addr]int{},
 	}
 	tx := p.nft.NewTransaction()
-	b := txBuilder{masqMark: p.masqMark}
+	b := txBuilder{masqMark: p.table.masqMark}
 	var stale []staleFlow
 	if full {
 		keys := make(map[registry.Key]bool, snap.ServiceCount()+len(p.ports))
@@ -126,7 +145,7 @@ func (p *Proxier) Sync(ctx context.Context, snap *registry.Snapshot, changed []r
 		// old rules until the commit, then the new ones.
 		tx.Add(&knftables.Table{})
 		tx.Delete(&knftables.Table{})
-		baseObjects(tx, p.masqMark)
+		baseObjects(tx, &p.table)
 		for k := range keys {
 			stale = append(stale, p.updateService(next, &b, snap, k, true)...)
 		}
@@ -171,6 +190,18 @@ func (p *Proxier) Sync(ctx context.Context, snap *registry.Snapshot, changed []r
 	p.groups = applyDelta(p.groups, next.groups, full)
 	p.hairpin = applyDelta(p.hairpin, next.hairpin, full)
 
+	if p.health != nil {
+		if full {
+			for _, k := range p.health.keys() {
+				if _, ok := next.health[k]; !ok {
+					p.health.Set(k, 0, 0)
+				}
+			}
+		}
+		for k, h := range next.health {
+			p.health.Set(k, h.port, h.local)
+		}
+	}
 	if p.ct != nil && len(stale) > 0 {
 		p.clearStale(ctx, stale)
 	}
@@ -194,6 +225,7 @@ func Cleanup(ctx context.Context, nft knftables.Interface) error {
 }
 
 type syncState struct {
+	health  map[registry.Key]hcState
 	ports   map[registry.Key][]*servicePort
 	objs    map[portID]*portObjects
 	groups  map[string]int
@@ -207,7 +239,12 @@ type syncState struct {
 // previous slots are kept.
 func (p *Proxier) updateService(next *syncState, b *txBuilder, snap *registry.Snapshot, k registry.Key, full bool) []staleFlow {
 	old := p.ports[k]
-	want := servicePorts(snap.Service(k), p.nodeName)
+	entry := snap.Service(k)
+	want, skipped := servicePorts(entry, p.node)
+	next.health[k] = healthOf(entry, want)
+	for _, why := range skipped {
+		p.log.Warn("service entry skipped", "service", k.String(), "reason", why)
+	}
 	oldByID := make(map[portID]*servicePort, len(old))
 	for _, o := range old {
 		oldByID[o.ID] = o
@@ -218,14 +255,15 @@ func (p *Proxier) updateService(next *syncState, b *txBuilder, snap *registry.Sn
 		o := oldByID[w.ID]
 		if o != nil {
 			w.Endpoints = assignSlots(o.Endpoints, w.Endpoints)
-			w.NodePortEndpoints = assignSlots(o.NodePortEndpoints, w.NodePortEndpoints)
+			w.ClusterEndpoints = assignSlots(o.ClusterEndpoints, w.ClusterEndpoints)
+			w.LocalEndpoints = assignSlots(o.LocalEndpoints, w.LocalEndpoints)
 		}
 		newIDs[w.ID] = true
 		var prev *portObjects
 		if !full {
 			prev = p.objs[w.ID]
 		}
-		objs := w.objects(p.masqMark)
+		objs := w.objects(p.table.masqMark)
 		b.diff(prev, objs)
 		b.countGroups(next.groups, objs, 1)
 		if prev != nil {
@@ -254,6 +292,37 @@ func (p *Proxier) updateService(next *syncState, b *txBuilder, snap *registry.Sn
 	}
 	next.ports[k] = want // nil: gone
 	return stale
+}
+
+// hcState is a service's health-check port and its number of endpoints
+// on this node.
+type hcState struct {
+	port  int32
+	local int
+}
+
+// healthOf returns the health-check state of a service: its port when it
+// has externalTrafficPolicy Local and a healthCheckNodePort, and how many
+// distinct endpoint addresses of this node serve it.
+func healthOf(e *registry.ServiceEntry, ports []*servicePort) hcState {
+	if e == nil || e.Traffic == nil || e.Traffic.HealthCheckNodePort <= 0 || !e.ExternalTrafficLocal {
+		return hcState{}
+	}
+	local := map[netip.Addr]bool{}
+	for _, p := range ports {
+		for _, ep := range p.LocalEndpoints {
+			local[ep.Addr()] = true
+		}
+	}
+	return hcState{port: e.Traffic.HealthCheckNodePort, local: len(local)}
+}
+
+// SetZone changes this node's topology zone; the next sync must be a full
+// one (the caller asks the Tracker for it) for the rules to follow.
+func (p *Proxier) SetZone(zone string) {
+	p.mu.Lock()
+	p.node.Zone = zone
+	p.mu.Unlock()
 }
 
 // countChanges lists the keys whose count goes from zero to positive
@@ -296,7 +365,7 @@ func applyDelta[K comparable](before, delta map[K]int, full bool) map[K]int {
 // addrRefs adds delta to the counts of the endpoint addresses of p.
 func addrRefs(refs map[netip.Addr]int, p *servicePort, delta int) {
 	seen := map[netip.Addr]bool{}
-	for _, list := range [][]netip.AddrPort{p.Endpoints, p.NodePortEndpoints} {
+	for _, list := range [][]netip.AddrPort{p.Endpoints, p.ClusterEndpoints, p.LocalEndpoints} {
 		for _, ep := range list {
 			a := ep.Addr()
 			if seen[a] {
