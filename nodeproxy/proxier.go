@@ -55,12 +55,12 @@ type ProxierConfig struct {
 // sets of the services named as changed, in one transaction. Its methods
 // are safe for concurrent use but serialize: one Sync at a time.
 type Proxier struct {
-	nft      knftables.Interface
-	ct       Conntrack
-	log      *slog.Logger
-	metrics  *Metrics
-	table    tableConfig
-	health   *ServiceHealth
+	nft     knftables.Interface
+	ct      Conntrack
+	log     *slog.Logger
+	metrics *Metrics
+	table   tableConfig
+	health  *ServiceHealth
 
 	mu      sync.Mutex
 	node    node
@@ -83,21 +83,21 @@ func NewProxier(cfg ProxierConfig) *Proxier {
 		bit = 14
 	}
 	return &Proxier{
-		nft:      cfg.NFT,
-		ct:       cfg.Conntrack,
-		log:      log,
-		metrics:  cfg.Metrics,
-		node:     node{Name: cfg.NodeName, Zone: cfg.Zone},
-		health:   cfg.Health,
+		nft:     cfg.NFT,
+		ct:      cfg.Conntrack,
+		log:     log,
+		metrics: cfg.Metrics,
+		node:    node{Name: cfg.NodeName, Zone: cfg.Zone},
+		health:  cfg.Health,
 		table: tableConfig{
 			masqMark:      fmt.Sprintf("0x%x", uint32(1)<<bit),
 			clusterCIDRs:  cfg.ClusterCIDRs,
 			nodePortAddrs: cfg.NodePortAddresses,
 		},
-		ports:    map[registry.Key][]*servicePort{},
-		objs:     map[portID]*portObjects{},
-		groups:   map[string]int{},
-		hairpin:  map[netip.Addr]int{},
+		ports:   map[registry.Key][]*servicePort{},
+		objs:    map[portID]*portObjects{},
+		groups:  map[string]int{},
+		hairpin: map[netip.Addr]int{},
 	}
 }
 

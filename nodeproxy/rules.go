@@ -43,10 +43,10 @@ func nodePortEndpointsMap(f family, pr string) string {
 func nodePortLocalEndpointsMap(f family, pr string) string {
 	return "nodeport-local-endpoints-" + f.suffix() + "-" + pr
 }
-func clusterCIDRsSet(f family) string    { return "cluster-cidrs-" + f.suffix() }
-func nodePortAddrsSet(f family) string   { return "nodeport-addresses-" + f.suffix() }
-func firewallSet(f family) string        { return "firewall-ips-" + f.suffix() }
-func firewallAllowSet(f family) string   { return "firewall-allow-" + f.suffix() }
+func clusterCIDRsSet(f family) string  { return "cluster-cidrs-" + f.suffix() }
+func nodePortAddrsSet(f family) string { return "nodeport-addresses-" + f.suffix() }
+func firewallSet(f family) string      { return "firewall-ips-" + f.suffix() }
+func firewallAllowSet(f family) string { return "firewall-allow-" + f.suffix() }
 
 // groupKind tells which shared endpoint-choosing chain a port jumps to.
 type groupKind uint8

@@ -23,6 +23,7 @@ type Tracker struct {
 	full    bool
 	wake    chan struct{}
 	metrics *Metrics
+	health  *ProxyHealth
 }
 
 // NewTracker returns an empty tracker; its first pending change is a full
@@ -35,17 +36,59 @@ func NewTracker(metrics *Metrics) *Tracker {
 // the store's lock, so it only records and signals.
 func (t *Tracker) OnSnapshot(snap *registry.Snapshot) {
 	t.mu.Lock()
+	prev := t.snap
 	t.snap = snap
 	if snap.Full {
 		t.full = true
 	} else {
+		services, endpoints := 0, 0
 		for _, k := range snap.Changed {
 			t.pending[k] = struct{}{}
+			s, e := changeKind(prev, snap, k)
+			services += s
+			endpoints += e
 		}
+		t.metrics.changes(services, endpoints)
+	}
+	if snap.Full || len(snap.Changed) > 0 {
+		t.health.QueuedUpdate()
 	}
 	t.metrics.setPending(t.pendingLocked())
 	t.mu.Unlock()
 	t.signal()
+}
+
+// ReportTo makes the Tracker note each change as queued in h (for
+// /healthz). Call it before subscribing the Tracker.
+func (t *Tracker) ReportTo(h *ProxyHealth) {
+	t.mu.Lock()
+	t.health = h
+	t.mu.Unlock()
+}
+
+// changeKind tells whether service k's own object (1, 0) or its
+// endpoints (0, 1), or both, differ between two snapshots.
+func changeKind(prev, next *registry.Snapshot, k registry.Key) (service, endpoints int) {
+	var a, b *registry.ServiceEntry
+	if prev != nil {
+		a = prev.Service(k)
+	}
+	b = next.Service(k)
+	if a == nil || b == nil {
+		return 1, 0
+	}
+	if a.Service != b.Service {
+		service = 1
+	}
+	if len(a.Endpoints) != len(b.Endpoints) {
+		return service, 1
+	}
+	for i := range a.Endpoints {
+		if a.Endpoints[i].Endpoint != b.Endpoints[i].Endpoint {
+			return service, 1
+		}
+	}
+	return service, endpoints
 }
 
 // RequestFull asks for a full resync at the next sync.
@@ -116,7 +159,9 @@ type Runner struct {
 	MinInterval   time.Duration // default 10ms
 	RetryInterval time.Duration // default 1s
 	FullInterval  time.Duration // 0: never
-	Logger        *slog.Logger
+	// Health is told of each successful sync (for /healthz); may be nil.
+	Health *ProxyHealth
+	Logger *slog.Logger
 }
 
 // Run syncs until ctx ends; it blocks, and returns nil at the end. It waits
@@ -181,6 +226,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			continue
 		}
 		backoff = retry
+		r.Health.Updated()
 		log.Info("rules synced", "full", res.Full, "services", res.Services,
 			"operations", res.Operations, "took", res.Took, "serial", snap.Serial)
 	}
