@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
@@ -23,6 +24,10 @@ type ProxierConfig struct {
 	// NFT writes the rules: knftables.New(knftables.InetFamily, table) on a
 	// node, knftables.NewFake in tests. Required.
 	NFT knftables.Interface
+	// NewNFT, when set, replaces NFT after each full sync: knftables
+	// keeps the text buffer of its largest transaction for good, and the
+	// full sync's is the whole table (tens of MB at 10,000 services).
+	NewNFT func() (knftables.Interface, error)
 	// Conntrack deletes stale UDP flows after an endpoint goes away; nil
 	// skips that (tests of the rules alone).
 	Conntrack Conntrack
@@ -50,12 +55,14 @@ type ProxierConfig struct {
 	Logger *slog.Logger
 }
 
-// Proxier writes a snapshot's services as nftables rules. It keeps what it
-// last wrote, so that a partial Sync rewrites only the elements, chains and
+// Proxier writes a snapshot's services as nftables rules. It keeps the
+// ports it last wrote (compact: addresses and endpoint lists, not rule
+// objects, which it regenerates when it needs them), so that a partial Sync rewrites only the elements, chains and
 // sets of the services named as changed, in one transaction. Its methods
 // are safe for concurrent use but serialize: one Sync at a time.
 type Proxier struct {
 	nft     knftables.Interface
+	newNFT  func() (knftables.Interface, error)
 	ct      Conntrack
 	log     *slog.Logger
 	metrics *Metrics
@@ -66,7 +73,6 @@ type Proxier struct {
 	node    node
 	synced  bool // the last full sync succeeded and nothing failed since
 	ports   map[registry.Key][]*servicePort
-	objs    map[portID]*portObjects
 	groups  map[string]int // group chain → ports that use it
 	hairpin map[netip.Addr]int
 }
@@ -84,6 +90,7 @@ func NewProxier(cfg ProxierConfig) *Proxier {
 	}
 	return &Proxier{
 		nft:     cfg.NFT,
+		newNFT:  cfg.NewNFT,
 		ct:      cfg.Conntrack,
 		log:     log,
 		metrics: cfg.Metrics,
@@ -95,7 +102,6 @@ func NewProxier(cfg ProxierConfig) *Proxier {
 			nodePortAddrs: cfg.NodePortAddresses,
 		},
 		ports:   map[registry.Key][]*servicePort{},
-		objs:    map[portID]*portObjects{},
 		groups:  map[string]int{},
 		hairpin: map[netip.Addr]int{},
 	}
@@ -126,7 +132,6 @@ func (p *Proxier) Sync(ctx context.Context, snap *registry.Snapshot, changed []r
 	next := &syncState{
 		health:  map[registry.Key]hcState{},
 		ports:   map[registry.Key][]*servicePort{},
-		objs:    map[portID]*portObjects{},
 		groups:  map[string]int{},
 		hairpin: map[netip.Addr]int{},
 	}
@@ -171,20 +176,13 @@ func (p *Proxier) Sync(ctx context.Context, snap *registry.Snapshot, changed []r
 	}
 	p.synced = true
 	if full {
-		p.ports, p.objs = map[registry.Key][]*servicePort{}, map[portID]*portObjects{}
+		p.ports = map[registry.Key][]*servicePort{}
 	}
 	for k, v := range next.ports {
 		if v == nil {
 			delete(p.ports, k)
 		} else {
 			p.ports[k] = v
-		}
-	}
-	for k, v := range next.objs {
-		if v == nil {
-			delete(p.objs, k)
-		} else {
-			p.objs[k] = v
 		}
 	}
 	p.groups = applyDelta(p.groups, next.groups, full)
@@ -201,6 +199,9 @@ func (p *Proxier) Sync(ctx context.Context, snap *registry.Snapshot, changed []r
 		for k, h := range next.health {
 			p.health.Set(k, h.port, h.local)
 		}
+	}
+	if full {
+		p.releaseFullSync()
 	}
 	if p.ct != nil && len(stale) > 0 {
 		p.clearStale(ctx, stale)
@@ -227,7 +228,6 @@ func Cleanup(ctx context.Context, nft knftables.Interface) error {
 type syncState struct {
 	health  map[registry.Key]hcState
 	ports   map[registry.Key][]*servicePort
-	objs    map[portID]*portObjects
 	groups  map[string]int
 	hairpin map[netip.Addr]int
 }
@@ -258,10 +258,16 @@ func (p *Proxier) updateService(next *syncState, b *txBuilder, snap *registry.Sn
 			w.ClusterEndpoints = assignSlots(o.ClusterEndpoints, w.ClusterEndpoints)
 			w.LocalEndpoints = assignSlots(o.LocalEndpoints, w.LocalEndpoints)
 		}
+		if slices.Equal(w.Endpoints, w.ClusterEndpoints) {
+			w.Endpoints = w.ClusterEndpoints // one list kept, not two
+		}
 		newIDs[w.ID] = true
+		// What was written is regenerated from the port as it was, rather
+		// than kept: the rule objects of every port would cost far more
+		// memory than the ports themselves.
 		var prev *portObjects
-		if !full {
-			prev = p.objs[w.ID]
+		if !full && o != nil {
+			prev = o.objects(p.table.masqMark)
 		}
 		objs := w.objects(p.table.masqMark)
 		b.diff(prev, objs)
@@ -269,7 +275,6 @@ func (p *Proxier) updateService(next *syncState, b *txBuilder, snap *registry.Sn
 		if prev != nil {
 			b.countGroups(next.groups, prev, -1)
 		}
-		next.objs[w.ID] = objs
 		addrRefs(next.hairpin, w, 1)
 		if o != nil {
 			if !full {
@@ -283,15 +288,30 @@ func (p *Proxier) updateService(next *syncState, b *txBuilder, snap *registry.Sn
 			continue
 		}
 		if !full {
-			b.diff(p.objs[o.ID], nil)
-			b.countGroups(next.groups, p.objs[o.ID], -1)
+			was := o.objects(p.table.masqMark)
+			b.diff(was, nil)
+			b.countGroups(next.groups, was, -1)
 			addrRefs(next.hairpin, o, -1)
 		}
-		next.objs[o.ID] = nil
 		stale = append(stale, staleFlows(o, nil)...)
 	}
 	next.ports[k] = want // nil: gone
 	return stale
+}
+
+// releaseFullSync gives back what only the full sync needed: the
+// knftables buffer that held its transaction (a fresh interface, when
+// NewNFT is set) and the garbage of building it, returned to the kernel
+// at once so that the resident size reflects the steady state.
+func (p *Proxier) releaseFullSync() {
+	if p.newNFT != nil {
+		if nft, err := p.newNFT(); err != nil {
+			p.log.Warn("fresh nftables interface not made; keeping the old one", "err", err)
+		} else {
+			p.nft = nft
+		}
+	}
+	debug.FreeOSMemory()
 }
 
 // hcState is a service's health-check port and its number of endpoints

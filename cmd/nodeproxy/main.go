@@ -238,7 +238,8 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) error {
 	serviceHealth := nodeproxy.NewServiceHealth(log, health)
 	defer serviceHealth.Close(context.Background())
 	proxier := nodeproxy.NewProxier(nodeproxy.ProxierConfig{
-		NFT: nft, Conntrack: ct, NodeName: cfg.NodeName, Zone: zone,
+		NFT: nft, Conntrack: ct,
+		NewNFT: func() (knftables.Interface, error) { return knftables.New(knftables.InetFamily, cfg.Table) }, NodeName: cfg.NodeName, Zone: zone,
 		ClusterCIDRs: cfg.ClusterCIDRs, NodePortAddresses: nodePortAddrs, Health: serviceHealth,
 		MasqueradeBit: cfg.MasqueradeBit, Metrics: metrics, Logger: log,
 	})
