@@ -250,8 +250,19 @@ func categorize(e *registry.ServiceEntry, sp registry.ServicePort, fam family, n
 		})
 	}
 	mode := topologyMode(cands, n)
+	// The lists are kept for as long as the service is unchanged: sized
+	// exactly, not by append's doubling.
 	pick := func(ok func(c *candidate) bool) []netip.AddrPort {
-		var out []netip.AddrPort
+		n := 0
+		for i := range cands {
+			if ok(&cands[i]) {
+				n++
+			}
+		}
+		if n == 0 {
+			return nil
+		}
+		out := make([]netip.AddrPort, 0, n)
 		for i := range cands {
 			if ok(&cands[i]) {
 				out = append(out, cands[i].ap)

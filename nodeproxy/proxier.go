@@ -74,7 +74,7 @@ type Proxier struct {
 	synced  bool // the last full sync succeeded and nothing failed since
 	ports   map[registry.Key][]*servicePort
 	groups  map[string]int // group chain → ports that use it
-	hairpin map[netip.Addr]int
+	hairpin map[addrKey]int32
 }
 
 // NewProxier returns a Proxier that has written nothing yet: its first Sync
@@ -103,7 +103,7 @@ func NewProxier(cfg ProxierConfig) *Proxier {
 		},
 		ports:   map[registry.Key][]*servicePort{},
 		groups:  map[string]int{},
-		hairpin: map[netip.Addr]int{},
+		hairpin: map[addrKey]int32{},
 	}
 }
 
@@ -133,7 +133,7 @@ func (p *Proxier) Sync(ctx context.Context, snap *registry.Snapshot, changed []r
 		health:  map[registry.Key]hcState{},
 		ports:   map[registry.Key][]*servicePort{},
 		groups:  map[string]int{},
-		hairpin: map[netip.Addr]int{},
+		hairpin: map[addrKey]int32{},
 	}
 	tx := p.nft.NewTransaction()
 	b := txBuilder{masqMark: p.table.masqMark}
@@ -229,7 +229,7 @@ type syncState struct {
 	health  map[registry.Key]hcState
 	ports   map[registry.Key][]*servicePort
 	groups  map[string]int
-	hairpin map[netip.Addr]int
+	hairpin map[addrKey]int32
 }
 
 // updateService computes the new ports of service k, writes their
@@ -345,12 +345,20 @@ func (p *Proxier) SetZone(zone string) {
 	p.mu.Unlock()
 }
 
+// addrKey is an endpoint address as a map key: 16 bytes where a
+// netip.Addr takes 24, which counts at 100,000 endpoints.
+type addrKey [16]byte
+
+func keyOf(a netip.Addr) addrKey { return a.As16() }
+
+func (k addrKey) addr() netip.Addr { return netip.AddrFrom16(k).Unmap() }
+
 // countChanges lists the keys whose count goes from zero to positive
 // (added) and from positive to zero (removed) when delta is added to
 // before (to nothing with full). It changes nothing.
-func countChanges[K comparable](before, delta map[K]int, full bool) (added, removed []K) {
+func countChanges[K comparable, N int | int32](before, delta map[K]N, full bool) (added, removed []K) {
 	for k, d := range delta {
-		was := 0
+		var was N
 		if !full {
 			was = before[k]
 		}
@@ -367,10 +375,10 @@ func countChanges[K comparable](before, delta map[K]int, full bool) (added, remo
 // applyDelta returns the counts after adding delta to before (to nothing
 // with full). With a partial delta it updates before in place: the few
 // changed keys, not a copy of the whole map.
-func applyDelta[K comparable](before, delta map[K]int, full bool) map[K]int {
+func applyDelta[K comparable, N int | int32](before, delta map[K]N, full bool) map[K]N {
 	after := before
 	if full {
-		after = make(map[K]int, len(delta))
+		after = make(map[K]N, len(delta))
 	}
 	for k, d := range delta {
 		if n := after[k] + d; n > 0 {
@@ -383,7 +391,7 @@ func applyDelta[K comparable](before, delta map[K]int, full bool) map[K]int {
 }
 
 // addrRefs adds delta to the counts of the endpoint addresses of p.
-func addrRefs(refs map[netip.Addr]int, p *servicePort, delta int) {
+func addrRefs(refs map[addrKey]int32, p *servicePort, delta int32) {
 	seen := map[netip.Addr]bool{}
 	for _, list := range [][]netip.AddrPort{p.Endpoints, p.ClusterEndpoints, p.LocalEndpoints} {
 		for _, ep := range list {
@@ -392,7 +400,7 @@ func addrRefs(refs map[netip.Addr]int, p *servicePort, delta int) {
 				continue
 			}
 			seen[a] = true
-			refs[a] += delta
+			refs[keyOf(a)] += delta
 		}
 	}
 }
@@ -481,8 +489,9 @@ func (b *txBuilder) groupChanges(added, removed []string) {
 }
 
 // hairpin records the hairpin elements to add and delete.
-func (b *txBuilder) hairpin(added, removed []netip.Addr) {
-	elem := func(a netip.Addr) *knftables.Element {
+func (b *txBuilder) hairpin(added, removed []addrKey) {
+	elem := func(k addrKey) *knftables.Element {
+		a := k.addr()
 		return &knftables.Element{Set: hairpinSet(familyOf(a)), Key: []string{a.String(), a.String()}}
 	}
 	for _, a := range added {
