@@ -24,6 +24,9 @@ type Tracker struct {
 	wake    chan struct{}
 	metrics *Metrics
 	health  *ProxyHealth
+	// triggers are the trigger times of the endpoint changes pending;
+	// taken those that the last Take handed over.
+	triggers, taken []time.Time
 }
 
 // NewTracker returns an empty tracker; its first pending change is a full
@@ -47,6 +50,9 @@ func (t *Tracker) OnSnapshot(snap *registry.Snapshot) {
 			s, e := changeKind(prev, snap, k)
 			services += s
 			endpoints += e
+			if tt := newTrigger(prev, snap, k); !tt.IsZero() {
+				t.triggers = append(t.triggers, tt)
+			}
 		}
 		t.metrics.changes(services, endpoints)
 	}
@@ -64,6 +70,30 @@ func (t *Tracker) ReportTo(h *ProxyHealth) {
 	t.mu.Lock()
 	t.health = h
 	t.mu.Unlock()
+}
+
+// TakenTriggers returns the trigger times of the endpoint changes that
+// the last Take handed over; the Runner observes their network
+// programming latency once they are in the kernel.
+func (t *Tracker) TakenTriggers() []time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.taken
+}
+
+// newTrigger returns service k's trigger time in next when it differs from
+// the one in prev (a new endpoint change), else zero.
+func newTrigger(prev, next *registry.Snapshot, k registry.Key) time.Time {
+	e := next.Service(k)
+	if e == nil || e.TriggerTime.IsZero() {
+		return time.Time{}
+	}
+	if prev != nil {
+		if p := prev.Service(k); p != nil && p.TriggerTime.Equal(e.TriggerTime) {
+			return time.Time{}
+		}
+	}
+	return e.TriggerTime
 }
 
 // changeKind tells whether service k's own object (1, 0) or its
@@ -136,6 +166,7 @@ func (t *Tracker) Take() (snap *registry.Snapshot, changed []registry.Key, full 
 		})
 	}
 	clear(t.pending)
+	t.taken, t.triggers = t.triggers, nil
 	t.full = false
 	t.metrics.setPending(0)
 	return snap, changed, full
@@ -227,6 +258,11 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 		backoff = retry
 		r.Health.Updated()
+		if !full {
+			for _, tt := range r.Tracker.TakenTriggers() {
+				r.Proxier.metrics.programmed(time.Since(tt))
+			}
+		}
 		log.Info("rules synced", "full", res.Full, "services", res.Services,
 			"operations", res.Operations, "took", res.Took, "serial", snap.Serial)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -97,6 +98,11 @@ func ConvertEndpointSlice(s *discoveryv1.EndpointSlice) (*EndpointSlice, error) 
 	}
 	if s.Name == "" {
 		return nil, fmt.Errorf("endpointslice without metadata.name")
+	}
+	if v, ok := s.Annotations[corev1.EndpointsLastChangeTriggerTime]; ok {
+		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+			out.TriggerTime = t
+		}
 	}
 	for _, p := range s.Ports {
 		ep := EndpointPort{Protocol: TCP}

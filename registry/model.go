@@ -9,6 +9,7 @@ package registry
 
 import (
 	"net/netip"
+	"time"
 )
 
 // ServiceKind tells how a service is answered in DNS.
@@ -166,6 +167,9 @@ type EndpointSlice struct {
 	Service   string // label kubernetes.io/service-name
 	Ports     []EndpointPort
 	Endpoints []Endpoint // only IPv4/IPv6 slices are kept; FQDN slices are dropped
+	// TriggerTime is the annotation endpoints.kubernetes.io/last-change-trigger-time
+	// (zero when absent or unparsable).
+	TriggerTime time.Time
 }
 
 // Pod is the slim form of a core/v1 Pod: what pod records, hostname records
