@@ -42,8 +42,12 @@ var (
 func pathCluster() string {
 	var b strings.Builder
 	svc := func(name, spec, status string) {
-		fmt.Fprintf(&b, "---\napiVersion: v1\nkind: Service\nmetadata: {name: %s, namespace: apps}\nspec:\n%s  ports:\n  - {name: http, protocol: TCP, port: 80, targetPort: 8080%s}\n%s",
-			name, spec, nodePortOf(spec), status)
+		port := fmt.Sprintf("{name: http, protocol: TCP, port: 80, targetPort: 8080%s}", nodePortOf(spec))
+		if name == "sctp" {
+			port = "{name: sig, protocol: SCTP, port: 3868}"
+		}
+		fmt.Fprintf(&b, "---\napiVersion: v1\nkind: Service\nmetadata: {name: %s, namespace: apps}\nspec:\n%s  ports:\n  - %s\n%s",
+			name, spec, port, status)
 	}
 	type ep struct {
 		ip               netip.Addr
@@ -102,6 +106,9 @@ func pathCluster() string {
 	svc("draining-local", "  type: LoadBalancer\n  clusterIP: 10.96.0.51\n  externalTrafficPolicy: Local\n  allocateLoadBalancerNodePorts: false\n",
 		"status:\n  loadBalancer:\n    ingress:\n    - {ip: 198.18.0.60}\n")
 	slice("draining-local-1", "draining-local", "IPv4", termA1, b1)
+	// SCTP (carries traffic only where the kernel has SCTP).
+	svc("sctp", "  clusterIP: 10.96.0.80\n", "")
+	b.WriteString("---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: sctp-1\n  namespace: apps\n  labels: {kubernetes.io/service-name: sctp}\naddressType: IPv4\nports:\n- {name: sig, protocol: SCTP, port: 3868}\nendpoints:\n- addresses: [\"10.244.1.10\"]\n  nodeName: node-a\n")
 	// Topology: zone hints for every endpoint, and for only some.
 	ha1, hb1, hb2 := a1, b1, b2
 	ha1.hint, hb1.hint, hb2.hint = "zone-a", "zone-b", "zone-a"
@@ -147,6 +154,9 @@ func startPaths(t *testing.T) *pathEnv {
 	tp.AddIPv6(e.ext, pathExt6)
 	for _, p := range []*netnstest.Pod{a1, b1, b2} {
 		tp.StartGoHTTP(p, p.Name, 8080)
+	}
+	if ok, _ := netnstest.SCTPSupported(); ok {
+		tp.StartSCTP(a1, "a1", 3868)
 	}
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "cluster.yaml"), []byte(pathCluster()), 0o644); err != nil {
@@ -322,6 +332,18 @@ func TestE2ETrafficPaths(t *testing.T) {
 	t.Run("topology: zone hints", func(t *testing.T) {
 		e.expect(t, client, url("10.96.0.70", 80), []string{"a1", "b2"}, pathClient.String())
 		e.expect(t, client, url("10.96.0.71", 80), both, pathClient.String())
+	})
+	t.Run("SCTP ClusterIP", func(t *testing.T) {
+		if rs, _ := tp.Run(node, "nft", "list", "map", "inet", DefaultTable, "endpoints-v4-sctp"); !strings.Contains(rs, "10.96.0.80 . 3868 . 0 : 10.244.1.10 . 3868") {
+			t.Errorf("no SCTP endpoint rule:\n%s", rs)
+		}
+		if ok, why := netnstest.SCTPSupported(); !ok {
+			t.Skipf("SCTP traffic not tried: %s (its rules are checked above)", why)
+		}
+		got, err := tp.SCTPAsk(e.client, "10.96.0.80:3868")
+		if err != nil || got != "a1" {
+			t.Errorf("SCTP through the ClusterIP: %q %v, want a1", got, err)
+		}
 	})
 	t.Run("--nodeport-addresses", func(t *testing.T) {
 		e.expect(t, ext, url(pathNodeIP.String(), 30031), both, "")

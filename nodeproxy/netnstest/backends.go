@@ -57,6 +57,11 @@ func RunRoleIfRequested() {
 	case "http-get-who":
 		n, _ := strconv.Atoi(os.Getenv("NETNSTEST_COUNT"))
 		err = httpGets(os.Getenv("NETNSTEST_URL"), n, true)
+	case "sctp":
+		port, _ := strconv.Atoi(os.Getenv("NETNSTEST_ADDR"))
+		err = serveSCTP(os.Getenv("NETNSTEST_NAME"), port)
+	case "sctp-ask":
+		err = askSCTP(os.Getenv("NETNSTEST_ADDR"))
 	case "udp-ask":
 		err = udpAsk(os.Getenv("NETNSTEST_ADDR"), os.Getenv("NETNSTEST_LOCAL"))
 	default:
