@@ -323,18 +323,27 @@ type hcState struct {
 
 // healthOf returns the health-check state of a service: its port when it
 // has externalTrafficPolicy Local and a healthCheckNodePort, and how many
-// distinct endpoint addresses of this node serve it.
+// distinct endpoint addresses of this node serve it (in the family with
+// the most).
 func healthOf(e *registry.ServiceEntry, ports []*servicePort) hcState {
 	if e == nil || e.Traffic == nil || e.Traffic.HealthCheckNodePort <= 0 || !e.ExternalTrafficLocal {
 		return hcState{}
 	}
-	local := map[netip.Addr]bool{}
+	// Per family, as kube-proxy's per-family proxiers count: a dual-stack
+	// pod is one endpoint, not two.
+	local := map[family]map[netip.Addr]bool{}
+	n := 0
 	for _, p := range ports {
-		for _, ep := range p.LocalEndpoints {
-			local[ep.Addr()] = true
+		f := p.ID.Family
+		if local[f] == nil {
+			local[f] = map[netip.Addr]bool{}
 		}
+		for _, ep := range p.LocalEndpoints {
+			local[f][ep.Addr()] = true
+		}
+		n = max(n, len(local[f]))
 	}
-	return hcState{port: e.Traffic.HealthCheckNodePort, local: len(local)}
+	return hcState{port: e.Traffic.HealthCheckNodePort, local: n}
 }
 
 // SetZone changes this node's topology zone; the next sync must be a full
