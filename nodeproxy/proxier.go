@@ -525,8 +525,11 @@ func (b *txBuilder) flush(tx *knftables.Transaction) {
 	for _, s := range b.addSets {
 		tx.Add(s)
 	}
+	// Every chain exists before any rule: rules jump between them.
 	for _, name := range sortedKeys(b.writeChains) {
 		tx.Add(&knftables.Chain{Name: name})
+	}
+	for _, name := range sortedKeys(b.writeChains) {
 		tx.Flush(&knftables.Chain{Name: name})
 		for _, r := range b.writeChains[name] {
 			tx.Add(&knftables.Rule{Chain: name, Rule: r})
