@@ -153,8 +153,8 @@
 //
 // # Not done
 //
-// Node eligibility in /healthz (kube-proxy's ToBeDeletedByClusterAutoscaler
-// taint) is not watched: nodeEligible is always true. SCTP carries traffic
+// Node eligibility for /healthz (deletion, the ToBeDeletedByClusterAutoscaler
+// taint) is polled once a minute, not watched. SCTP carries traffic
 // only where the kernel has SCTP (the end-to-end test skips otherwise; the
 // rules are checked against the kernel either way). ClientIP affinity for
 // a port is written with per-port chains (see above), the one part whose

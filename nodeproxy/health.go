@@ -31,6 +31,18 @@ type ProxyHealth struct {
 	mu           sync.Mutex
 	lastUpdated  time.Time
 	oldestQueued time.Time // zero when nothing waits
+	ineligible   bool      // the Node is being deleted (see SetNodeEligible)
+}
+
+// SetNodeEligible records whether this node should receive traffic: not
+// when its Node is being deleted or carries the cluster autoscaler's
+// ToBeDeletedByClusterAutoscaler taint. /healthz (not /livez) reports an
+// ineligible node as unhealthy, as kube-proxy does, so that load balancers
+// drain it.
+func (h *ProxyHealth) SetNodeEligible(eligible bool) {
+	h.mu.Lock()
+	h.ineligible = !eligible
+	h.mu.Unlock()
 }
 
 // NewProxyHealth returns a health state that is healthy until a change
@@ -75,10 +87,17 @@ func (h *ProxyHealth) Healthy() (bool, time.Time) {
 
 // ServeHTTP answers /healthz and /livez as kube-proxy does: 200 when
 // healthy, 503 when not, with a JSON body of the last update and the
-// current time (/healthz adds nodeEligible, always true here: the node
-// proxy does not watch its Node's deletion taints).
+// current time; /healthz adds nodeEligible and is unhealthy when the node
+// is not.
 func (h *ProxyHealth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	healthy, last := h.Healthy()
+	h.mu.Lock()
+	eligible := !h.ineligible
+	h.mu.Unlock()
+	livez := r.URL.Path == "/livez"
+	if !livez {
+		healthy = healthy && eligible
+	}
 	now := h.now()
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -88,11 +107,11 @@ func (h *ProxyHealth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}
-	if r.URL.Path == "/livez" {
+	if livez {
 		fmt.Fprintf(w, `{"lastUpdated": %q,"currentTime": %q}`, last, now)
 		return
 	}
-	fmt.Fprintf(w, `{"lastUpdated": %q,"currentTime": %q, "nodeEligible": true}`, last, now)
+	fmt.Fprintf(w, `{"lastUpdated": %q,"currentTime": %q, "nodeEligible": %v}`, last, now, eligible)
 }
 
 // ServiceHealth serves the health-check node ports of the services with

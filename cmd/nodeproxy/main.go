@@ -198,25 +198,21 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) error {
 		return err
 	}
 	// The Node: its zone label for topology hints, its addresses for
-	// --nodeport-addresses=primary (flags override both).
-	nodeInfo := func(ctx context.Context) (zone string, ips []netip.Addr) {
-		if rc == nil {
-			return "", nil
-		}
-		zone, ips, err := fetchNode(ctx, rc, cfg.NodeName)
+	// --nodeport-addresses=primary (flags override both), whether it is
+	// being deleted (for /healthz).
+	zone, nodeIPs := cfg.NodeZone, cfg.NodeIPs
+	if rc != nil {
+		info, err := fetchNode(ctx, rc, cfg.NodeName)
 		if err != nil {
 			log.Warn("Node not read: no zone for topology hints", "node", cfg.NodeName, "err", err)
+		} else {
+			health.SetNodeEligible(info.Eligible)
 		}
-		return zone, ips
-	}
-	zone, nodeIPs := cfg.NodeZone, cfg.NodeIPs
-	if zone == "" || (cfg.NodePortAddrs == "primary" && len(nodeIPs) == 0) {
-		z, ips := nodeInfo(ctx)
 		if zone == "" {
-			zone = z
+			zone = info.Zone
 		}
 		if len(nodeIPs) == 0 {
-			nodeIPs = ips
+			nodeIPs = info.IPs
 		}
 	}
 	var nodePortAddrs []netip.Prefix
@@ -249,8 +245,8 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) error {
 		ClusterCIDRs: cfg.ClusterCIDRs, NodePortAddresses: nodePortAddrs, Health: serviceHealth,
 		MasqueradeBit: cfg.MasqueradeBit, Metrics: metrics, Logger: log,
 	})
-	if rc != nil && cfg.NodeZone == "" {
-		go followZone(ctx, log, rc, cfg.NodeName, zone, proxier, tracker)
+	if rc != nil {
+		go followNode(ctx, log, rc, cfg.NodeName, zone, cfg.NodeZone != "", proxier, tracker, health)
 	}
 
 	if rc != nil {

@@ -14,7 +14,8 @@ import (
 )
 
 // TestFetchNode reads a Node from a real API server: its zone label and
-// InternalIPs (not its other addresses); a missing Node is an error.
+// InternalIPs (not its other addresses), its eligibility; a missing Node
+// is an error.
 func TestFetchNode(t *testing.T) {
 	api := testenv.StartAPIServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -32,15 +33,27 @@ func TestFetchNode(t *testing.T) {
 	if _, err := api.Client().CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	zone, ips, err := fetchNode(ctx, api.RESTConfig(), "node-a")
+	info, err := fetchNode(ctx, api.RESTConfig(), "node-a")
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []netip.Addr{netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("fd00::10")}
-	if zone != "zone-a" || !slices.Equal(ips, want) {
-		t.Errorf("fetchNode: zone %q, IPs %v; want zone-a, %v", zone, ips, want)
+	if info.Zone != "zone-a" || !slices.Equal(info.IPs, want) || !info.Eligible {
+		t.Errorf("fetchNode: %+v; want zone-a, %v, eligible", info, want)
 	}
-	if _, _, err := fetchNode(ctx, api.RESTConfig(), "node-b"); err == nil {
+	// The cluster autoscaler's taint makes the node ineligible.
+	node, err = api.Client().CoreV1().Nodes().Get(ctx, "node-a", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	node.Spec.Taints = []corev1.Taint{{Key: toBeDeletedTaint, Effect: corev1.TaintEffectNoSchedule}}
+	if _, err := api.Client().CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if info, err = fetchNode(ctx, api.RESTConfig(), "node-a"); err != nil || info.Eligible {
+		t.Errorf("fetchNode of a tainted node: %+v %v, want ineligible", info, err)
+	}
+	if _, err := fetchNode(ctx, api.RESTConfig(), "node-b"); err == nil {
 		t.Error("fetchNode of a missing Node: no error")
 	}
 }
