@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -193,7 +194,7 @@ func (s *ServiceHealth) Set(k registry.Key, port int32, local int) {
 	hc.local = local
 }
 
-// Keys returns the services that have a health-check port.
+// keys returns the services that have a health-check port.
 func (s *ServiceHealth) keys() []registry.Key {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -237,4 +238,36 @@ func (s *ServiceHealth) handler(k registry.Key) http.Handler {
 		fmt.Fprintf(w, "{\n\t\"service\": {\n\t\t\"namespace\": %q,\n\t\t\"name\": %q\n\t},\n\t\"localEndpoints\": %d,\n\t\"serviceProxyHealthy\": %v\n}",
 			k.Namespace, k.Name, local, healthy)
 	})
+}
+
+// hcState is a service's health-check port and its number of endpoints
+// on this node.
+type hcState struct {
+	port  int32
+	local int
+}
+
+// healthOf returns the health-check state of a service: its port when it
+// has externalTrafficPolicy Local and a healthCheckNodePort, and how many
+// distinct endpoint addresses of this node serve it (in the family with
+// the most).
+func healthOf(e *registry.ServiceEntry, ports []*servicePort) hcState {
+	if e == nil || e.Traffic == nil || e.Traffic.HealthCheckNodePort <= 0 || !e.ExternalTrafficLocal {
+		return hcState{}
+	}
+	// Per family, as kube-proxy's per-family proxiers count: a dual-stack
+	// pod is one endpoint, not two.
+	local := map[family]map[netip.Addr]bool{}
+	n := 0
+	for _, p := range ports {
+		f := p.ID.Family
+		if local[f] == nil {
+			local[f] = map[netip.Addr]bool{}
+		}
+		for _, ep := range p.LocalEndpoints {
+			local[f][ep.Addr()] = true
+		}
+		n = max(n, len(local[f]))
+	}
+	return hcState{port: e.Traffic.HealthCheckNodePort, local: n}
 }
