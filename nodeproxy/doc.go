@@ -137,19 +137,23 @@
 // transaction) and returns the freed memory to the kernel; the command
 // sets GOGC 25 (--gc-percent), the heap being mostly long-lived state.
 //
-// At 10,000 services × 10 endpoints (a shared 2-core machine at load
-// average 12-20, so times are pessimistic):
+// Side by side at 10,000 services × 10 endpoints over a real API server
+// (a shared 2-core machine at load average 12-14, so every time is
+// pessimistic):
 //
-//	BENCH_ONLY=compare BENCH_PROXIES=nodeproxy BENCH_SERVICES=10000 bash bench/nodeproxy.sh
-//	  RSS after the first sync 69 MB (was 235 MB), after 20 endpoint
-//	  changes 71 MB, peak 210 MB (the informers' initial list and the
-//	  full transaction); Go heap in use 45 MB, about 30 MB of it the
-//	  registry's model and 10 MB the Proxier's ports. The 50 MB goal needs
-//	  a smaller model than the one clusterdns shares.
-//	  start -> ClusterIP working 19.8 s, full sync 18.5 s; one endpoint
-//	  change -> data plane p50 17 ms, p99 52 ms.
-//	The same 10k cluster from files, in a fresh netns: 56.5 MB after the
-//	first sync with this code, 240 MB with the previous one.
+//	BENCH_ONLY=compare BENCH_SERVICES=10000 bash bench/nodeproxy.sh
+//	               first sync   endpoint change p50/p99   RSS first/end/peak   heap
+//	  kube-proxy   72.1 s       698 ms / 1.91 s           259 / 295 / 295 MB   130 MB
+//	  nodeproxy    12.4 s       15.8 ms / 68 ms            69 /  71 / 201 MB    46 MB
+//
+// (first sync: process start → the probe ClusterIP connects, informer
+// lists included.) The previous layout held 235 MB here. Of the 46 MB of
+// heap about 30 MB is the registry's model shared with clusterdns and
+// 10 MB the Proxier's ports; the binary alone is 19 MB resident. The
+// 50 MB goal needs a smaller model; the peak is the informers' initial
+// list plus the full transaction. The same 10k cluster from files, in a
+// fresh netns: 56.5 MB after the first sync, 240 MB with the previous
+// code.
 //
 // # Not done
 //
