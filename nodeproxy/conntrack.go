@@ -87,8 +87,13 @@ func staleFlows(old, next *servicePort) []StaleFlow {
 		next = &servicePort{}
 	}
 	gone(old.Endpoints, next.Endpoints, old.VIP, old.ID.Port, old.VIP == next.VIP)
+	wasExt := append(slices.Clip(old.ClusterEndpoints), old.LocalEndpoints...)
+	nowExt := append(slices.Clip(next.ClusterEndpoints), next.LocalEndpoints...)
+	for _, a := range old.External {
+		gone(wasExt, nowExt, a, old.ID.Port, slices.Contains(next.External, a))
+	}
 	if old.NodePort > 0 {
-		gone(old.NodePortEndpoints, next.NodePortEndpoints, netip.Addr{}, old.NodePort, old.NodePort == next.NodePort)
+		gone(wasExt, nowExt, netip.Addr{}, old.NodePort, old.NodePort == next.NodePort)
 	}
 	return out
 }

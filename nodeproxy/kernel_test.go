@@ -69,7 +69,8 @@ func TestKernelAcceptsRules(t *testing.T) {
 			t.Errorf("knftables: %v", err)
 			return
 		}
-		p := NewProxier(ProxierConfig{NFT: nft, NodeName: "node-a"})
+		p := NewProxier(ProxierConfig{NFT: nft, NodeName: "node-a", Zone: "zone-a",
+			ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16"), netip.MustParsePrefix("fd00:10:244::/48")}})
 		if _, err := p.Sync(ctx, store.Snapshot(), nil, true); err != nil {
 			t.Errorf("full sync: %v", err)
 			return

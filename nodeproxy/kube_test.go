@@ -108,6 +108,27 @@ func TestKubernetesSourceDrivesRules(t *testing.T) {
 			strings.Contains(r, "10.96.5.100 . 80 . 1 : 10.244.7.")
 	})
 
+	// A LoadBalancer: its status (written through the status subresource,
+	// as a cloud controller does) and its externalIPs reach the rules.
+	cur, err := client.CoreV1().Services("default").Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur.Spec.Type = corev1.ServiceTypeLoadBalancer
+	cur.Spec.ExternalIPs = []string{"198.18.5.50"}
+	cur.Spec.AllocateLoadBalancerNodePorts = new(false)
+	if cur, err = client.CoreV1().Services("default").Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cur.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "198.18.5.10"}, {IP: "198.18.5.11", IPMode: new(corev1.LoadBalancerIPModeProxy)}}
+	if _, err = client.CoreV1().Services("default").UpdateStatus(ctx, cur, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	wait("LoadBalancer ingress and externalIP", func(r string) bool {
+		return strings.Contains(r, "198.18.5.10 . tcp . 80") && strings.Contains(r, "198.18.5.50 . tcp . 80") &&
+			strings.Contains(r, "198.18.5.10 . 80 . 1 : 10.244.7.") && !strings.Contains(r, "198.18.5.11")
+	})
+
 	slice.Endpoints[1].Conditions.Ready = new(false)
 	if _, err := client.DiscoveryV1().EndpointSlices("default").Update(ctx, slice, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)

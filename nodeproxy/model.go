@@ -102,29 +102,85 @@ type servicePort struct {
 	ID       portID
 	VIP      netip.Addr
 	NodePort int32 // 0 when none
-	// Endpoints receive ClusterIP traffic: the ready ones, or when none is
-	// ready the serving and terminating ones. Their index is their slot in
-	// the endpoint map (numgen random mod len(Endpoints)).
+	// Endpoints receive ClusterIP traffic: ClusterEndpoints, or with
+	// internalTrafficPolicy Local, LocalEndpoints. Their index is their
+	// slot in the endpoint map (numgen random mod len(Endpoints)).
 	Endpoints []netip.AddrPort
-	// NodePortEndpoints receive NodePort traffic: Endpoints, or with
-	// externalTrafficPolicy Local the ones on this node.
-	NodePortEndpoints []netip.AddrPort
-	// NodePortLocal is externalTrafficPolicy: Local (no masquerade).
-	NodePortLocal bool
+	// ClusterEndpoints are every usable endpoint after topology: the ones
+	// external traffic with policy Cluster goes to, and traffic from the
+	// node or the cluster to a Local service's external addresses.
+	ClusterEndpoints []netip.AddrPort
+	// LocalEndpoints are this node's usable endpoints: external traffic
+	// with policy Local goes only to them.
+	LocalEndpoints []netip.AddrPort
+	// External are the LoadBalancer ingress IPs and externalIPs of the
+	// port's family; Firewalled are those LoadBalancer IPs that only
+	// SourceRanges may reach.
+	External     []netip.Addr
+	Firewalled   []netip.Addr
+	SourceRanges []netip.Prefix
+	// HasEndpoints: some usable endpoint exists anywhere in the cluster;
+	// without one every address of the port rejects.
+	HasEndpoints bool
+	// ExternalLocal is externalTrafficPolicy: Local (no masquerade, only
+	// LocalEndpoints); InternalLocal is internalTrafficPolicy: Local.
+	ExternalLocal, InternalLocal bool
 	// Affinity is the ClientIP affinity timeout in seconds, 0 for none.
 	Affinity int32
 }
 
-// servicePorts computes the desired ports of a service from its entry.
-// Headless and ExternalName services have none. nodeName selects the local
-// endpoints for externalTrafficPolicy: Local (empty: every endpoint).
-func servicePorts(e *registry.ServiceEntry, nodeName string) []*servicePort {
+// node is where the node proxy runs: its name selects the local endpoints
+// of the Local traffic policies (empty: those services are treated as
+// Cluster), its zone the topology hints.
+type node struct {
+	Name, Zone string
+}
+
+// servicePorts computes the desired ports of a service from its entry, and
+// describes the entries of the service that were skipped (addresses that
+// do not parse, externalIPs of a family the service does not have).
+// Headless and ExternalName services have none.
+func servicePorts(e *registry.ServiceEntry, n node) (ports []*servicePort, skipped []string) {
 	if e == nil || e.Kind != registry.KindClusterIP {
-		return nil
+		return nil, nil
 	}
-	var out []*servicePort
+	t := e.Traffic
+	if t == nil {
+		t = &registry.ServiceTraffic{}
+	}
+	skipped = t.Invalid
+	hasFamily := func(f family) bool {
+		return slices.ContainsFunc(e.ClusterIPs, func(a netip.Addr) bool { return familyOf(a) == f })
+	}
+	for _, a := range t.ExternalIPs {
+		if !hasFamily(familyOf(a)) {
+			skipped = append(skipped, fmt.Sprintf("externalIP %s: the service has no IPv%d ClusterIP", a, familyOf(a)))
+		}
+	}
+	for _, a := range t.LoadBalancerIPs {
+		if !hasFamily(familyOf(a)) {
+			skipped = append(skipped, fmt.Sprintf("loadBalancer ingress %s: the service has no IPv%d ClusterIP", a, familyOf(a)))
+		}
+	}
 	for _, vip := range e.ClusterIPs {
 		fam := familyOf(vip)
+		ofFamily := func(as []netip.Addr) []netip.Addr {
+			var out []netip.Addr
+			for _, a := range as {
+				if familyOf(a) == fam && !slices.Contains(out, a) {
+					out = append(out, a)
+				}
+			}
+			return out
+		}
+		lbIPs := ofFamily(t.LoadBalancerIPs)
+		external := ofFamily(append(slices.Clip(lbIPs), t.ExternalIPs...))
+		var ranges []netip.Prefix
+		for _, r := range t.SourceRanges {
+			if familyOf(r.Addr()) == fam {
+				ranges = append(ranges, r)
+			}
+		}
 		for _, sp := range e.Ports {
 			pr := proto(sp.Protocol)
 			if pr == "" || sp.Port <= 0 {
@@ -135,28 +191,48 @@ func servicePorts(e *registry.ServiceEntry, nodeName string) []*servicePort {
 				VIP:           vip,
 				NodePort:      sp.NodePort,
 				Affinity:      e.SessionAffinityTimeout,
-				NodePortLocal: e.ExternalTrafficLocal && nodeName != "",
+				External:      external,
+				ExternalLocal: e.ExternalTrafficLocal && n.Name != "",
+				InternalLocal: t.InternalTrafficLocal && n.Name != "",
 			}
-			p.Endpoints = eligibleEndpoints(e, sp, fam, "")
-			p.NodePortEndpoints = p.Endpoints
-			if p.NodePortLocal {
-				p.NodePortEndpoints = eligibleEndpoints(e, sp, fam, nodeName)
+			if len(ranges) > 0 {
+				p.Firewalled, p.SourceRanges = lbIPs, ranges
 			}
-			out = append(out, p)
+			p.ClusterEndpoints, p.LocalEndpoints, p.HasEndpoints = categorize(e, sp, fam, n)
+			p.Endpoints = p.ClusterEndpoints
+			if p.InternalLocal {
+				p.Endpoints = p.LocalEndpoints
+			}
+			if !p.ExternalLocal && !p.InternalLocal {
+				p.LocalEndpoints = nil
+			}
+			ports = append(ports, p)
 		}
 	}
-	return out
+	return ports, skipped
 }
 
-// eligibleEndpoints picks the endpoints of family fam that serve sp: the
-// ready ones, else the serving-and-terminating ones (kube-proxy's rule), on
-// node onNode when that is set. Duplicates are dropped; the order is the
-// snapshot's.
-func eligibleEndpoints(e *registry.ServiceEntry, sp registry.ServicePort, fam family, onNode string) []netip.AddrPort {
-	var ready, terminating []netip.AddrPort
+// candidate is an endpoint of one service port and family, as categorize
+// sees it.
+type candidate struct {
+	ap                 netip.AddrPort
+	ready, servingTerm bool
+	local              bool
+	hints              *registry.EndpointHints
+}
+
+// categorize picks the usable endpoints of family fam that serve sp, as
+// kube-proxy does: every ready one (of the node's zone or the node itself
+// when topology hints say so), else the serving-and-terminating ones; and
+// this node's ready ones, else its serving-and-terminating ones. hasAny
+// tells whether any usable endpoint exists at all. Duplicates are dropped;
+// the order is the snapshot's.
+func categorize(e *registry.ServiceEntry, sp registry.ServicePort, fam family, n node) (cluster, local []netip.AddrPort, hasAny bool) {
+	var cands []candidate
+	seen := map[netip.AddrPort]bool{}
 	for i := range e.Endpoints {
 		ep := &e.Endpoints[i]
-		if familyOf(ep.Address) != fam || (onNode != "" && ep.NodeName() != onNode) {
+		if familyOf(ep.Address) != fam {
 			continue
 		}
 		port := targetPort(ep.Ports(), sp)
@@ -164,21 +240,99 @@ func eligibleEndpoints(e *registry.ServiceEntry, sp registry.ServicePort, fam fa
 			continue
 		}
 		ap := netip.AddrPortFrom(ep.Address, uint16(port))
-		switch {
-		case ep.Ready:
-			if !slices.Contains(ready, ap) {
-				ready = append(ready, ap)
-			}
-		case ep.Serving && ep.Terminating:
-			if !slices.Contains(terminating, ap) {
-				terminating = append(terminating, ap)
+		if seen[ap] {
+			continue
+		}
+		seen[ap] = true
+		cands = append(cands, candidate{
+			ap: ap, ready: ep.Ready, servingTerm: !ep.Ready && ep.Serving && ep.Terminating,
+			local: n.Name != "" && ep.NodeName() == n.Name, hints: ep.Hints,
+		})
+	}
+	mode := topologyMode(cands, n)
+	// The lists are kept for as long as the service is unchanged: sized
+	// exactly, not by append's doubling.
+	pick := func(ok func(c *candidate) bool) []netip.AddrPort {
+		n := 0
+		for i := range cands {
+			if ok(&cands[i]) {
+				n++
 			}
 		}
+		if n == 0 {
+			return nil
+		}
+		out := make([]netip.AddrPort, 0, n)
+		for i := range cands {
+			if ok(&cands[i]) {
+				out = append(out, cands[i].ap)
+			}
+		}
+		return out
 	}
-	if len(ready) > 0 {
-		return ready
+	cluster = pick(func(c *candidate) bool { return c.ready && mode.allows(c, n) })
+	if len(cluster) == 0 {
+		cluster = pick(func(c *candidate) bool { return c.servingTerm })
 	}
-	return terminating
+	local = pick(func(c *candidate) bool { return c.local && c.ready })
+	if len(local) == 0 {
+		local = pick(func(c *candidate) bool { return c.local && c.servingTerm })
+	}
+	hasAny = slices.ContainsFunc(cands, func(c candidate) bool { return c.ready || c.servingTerm })
+	return cluster, local, hasAny
+}
+
+// topology is how the hints narrow the cluster endpoints.
+type topology uint8
+
+const (
+	topologyNone     topology = iota // every endpoint
+	topologySameZone                 // those hinted for this node's zone
+	topologySameNode                 // those hinted for this node
+)
+
+// topologyMode decides from the ready endpoints' hints, as kube-proxy
+// does: when every ready endpoint has a node hint and one names this node,
+// same node; else when every ready endpoint has a zone hint and one names
+// this node's zone, same zone; else none (the hints are ignored).
+func topologyMode(cands []candidate, n node) topology {
+	anyReady, allNode, forNode, allZone, forZone := false, true, false, true, false
+	for i := range cands {
+		c := &cands[i]
+		if !c.ready {
+			continue
+		}
+		anyReady = true
+		if c.hints == nil || len(c.hints.ForNodes) == 0 {
+			allNode = false
+		} else if n.Name != "" && slices.Contains(c.hints.ForNodes, n.Name) {
+			forNode = true
+		}
+		if c.hints == nil || len(c.hints.ForZones) == 0 {
+			allZone = false
+		} else if n.Zone != "" && slices.Contains(c.hints.ForZones, n.Zone) {
+			forZone = true
+		}
+	}
+	switch {
+	case !anyReady:
+		return topologyNone
+	case allNode && forNode:
+		return topologySameNode
+	case allZone && forZone:
+		return topologySameZone
+	}
+	return topologyNone
+}
+
+func (t topology) allows(c *candidate, n node) bool {
+	switch t {
+	case topologySameNode:
+		return c.hints != nil && slices.Contains(c.hints.ForNodes, n.Name)
+	case topologySameZone:
+		return c.hints != nil && slices.Contains(c.hints.ForZones, n.Zone)
+	}
+	return true
 }
 
 // targetPort finds the endpoint port that serves a service port: same name

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
@@ -23,12 +24,28 @@ type ProxierConfig struct {
 	// NFT writes the rules: knftables.New(knftables.InetFamily, table) on a
 	// node, knftables.NewFake in tests. Required.
 	NFT knftables.Interface
+	// NewNFT, when set, replaces NFT after each full sync: knftables
+	// keeps the text buffer of its largest transaction for good, and the
+	// full sync's is the whole table (tens of MB at 10,000 services).
+	NewNFT func() (knftables.Interface, error)
 	// Conntrack deletes stale UDP flows after an endpoint goes away; nil
 	// skips that (tests of the rules alone).
 	Conntrack Conntrack
-	// NodeName selects the local endpoints of externalTrafficPolicy: Local
-	// services; empty treats such services as Cluster.
+	// NodeName selects the local endpoints of the Local traffic policies;
+	// empty treats such services as Cluster.
 	NodeName string
+	// Zone is the topology.kubernetes.io/zone label of this node, for the
+	// endpoints' zone hints; SetZone changes it. Empty ignores zone hints.
+	Zone string
+	// ClusterCIDRs are the pods' address ranges: their traffic to the
+	// external addresses of a Local-policy service may use every endpoint.
+	ClusterCIDRs []netip.Prefix
+	// NodePortAddresses restricts NodePorts (and their rejects) to these
+	// node address ranges; nil means every local address but loopback.
+	NodePortAddresses []netip.Prefix
+	// Health receives the local endpoint counts of the services with a
+	// healthCheckNodePort after each sync; nil serves none.
+	Health *ServiceHealth
 	// MasqueradeBit is the packet-mark bit that asks for masquerading of
 	// NodePort traffic (kube-proxy's default, 14, when 0).
 	MasqueradeBit int
@@ -38,24 +55,26 @@ type ProxierConfig struct {
 	Logger *slog.Logger
 }
 
-// Proxier writes a snapshot's services as nftables rules. It keeps what it
-// last wrote, so that a partial Sync rewrites only the elements, chains and
+// Proxier writes a snapshot's services as nftables rules. It keeps the
+// ports it last wrote (compact: addresses and endpoint lists, not rule
+// objects, which it regenerates when it needs them), so that a partial Sync rewrites only the elements, chains and
 // sets of the services named as changed, in one transaction. Its methods
 // are safe for concurrent use but serialize: one Sync at a time.
 type Proxier struct {
-	nft      knftables.Interface
-	ct       Conntrack
-	log      *slog.Logger
-	metrics  *Metrics
-	nodeName string
-	masqMark string
+	nft     knftables.Interface
+	newNFT  func() (knftables.Interface, error)
+	ct      Conntrack
+	log     *slog.Logger
+	metrics *Metrics
+	table   tableConfig
+	health  *ServiceHealth
 
 	mu      sync.Mutex
+	node    node
 	synced  bool // the last full sync succeeded and nothing failed since
 	ports   map[registry.Key][]*servicePort
-	objs    map[portID]*portObjects
 	groups  map[string]int // group chain → ports that use it
-	hairpin map[netip.Addr]int
+	hairpin map[addrKey]int32
 }
 
 // NewProxier returns a Proxier that has written nothing yet: its first Sync
@@ -70,16 +89,21 @@ func NewProxier(cfg ProxierConfig) *Proxier {
 		bit = 14
 	}
 	return &Proxier{
-		nft:      cfg.NFT,
-		ct:       cfg.Conntrack,
-		log:      log,
-		metrics:  cfg.Metrics,
-		nodeName: cfg.NodeName,
-		masqMark: fmt.Sprintf("0x%x", uint32(1)<<bit),
-		ports:    map[registry.Key][]*servicePort{},
-		objs:     map[portID]*portObjects{},
-		groups:   map[string]int{},
-		hairpin:  map[netip.Addr]int{},
+		nft:     cfg.NFT,
+		newNFT:  cfg.NewNFT,
+		ct:      cfg.Conntrack,
+		log:     log,
+		metrics: cfg.Metrics,
+		node:    node{Name: cfg.NodeName, Zone: cfg.Zone},
+		health:  cfg.Health,
+		table: tableConfig{
+			masqMark:      fmt.Sprintf("0x%x", uint32(1)<<bit),
+			clusterCIDRs:  cfg.ClusterCIDRs,
+			nodePortAddrs: cfg.NodePortAddresses,
+		},
+		ports:   map[registry.Key][]*servicePort{},
+		groups:  map[string]int{},
+		hairpin: map[addrKey]int32{},
 	}
 }
 
@@ -106,13 +130,13 @@ func (p *Proxier) Sync(ctx context.Context, snap *registry.Snapshot, changed []r
 	// next holds only what this sync changes (copying the whole state
 	// would make a one-service sync cost as much as the cluster).
 	next := &syncState{
+		health:  map[registry.Key]hcState{},
 		ports:   map[registry.Key][]*servicePort{},
-		objs:    map[portID]*portObjects{},
 		groups:  map[string]int{},
-		hairpin: map[netip.Addr]int{},
+		hairpin: map[addrKey]int32{},
 	}
 	tx := p.nft.NewTransaction()
-	b := txBuilder{masqMark: p.masqMark}
+	b := txBuilder{masqMark: p.table.masqMark}
 	var stale []staleFlow
 	if full {
 		keys := make(map[registry.Key]bool, snap.ServiceCount()+len(p.ports))
@@ -126,7 +150,7 @@ func (p *Proxier) Sync(ctx context.Context, snap *registry.Snapshot, changed []r
 		// old rules until the commit, then the new ones.
 		tx.Add(&knftables.Table{})
 		tx.Delete(&knftables.Table{})
-		baseObjects(tx, p.masqMark)
+		baseObjects(tx, &p.table)
 		for k := range keys {
 			stale = append(stale, p.updateService(next, &b, snap, k, true)...)
 		}
@@ -152,7 +176,7 @@ func (p *Proxier) Sync(ctx context.Context, snap *registry.Snapshot, changed []r
 	}
 	p.synced = true
 	if full {
-		p.ports, p.objs = map[registry.Key][]*servicePort{}, map[portID]*portObjects{}
+		p.ports = map[registry.Key][]*servicePort{}
 	}
 	for k, v := range next.ports {
 		if v == nil {
@@ -161,16 +185,24 @@ func (p *Proxier) Sync(ctx context.Context, snap *registry.Snapshot, changed []r
 			p.ports[k] = v
 		}
 	}
-	for k, v := range next.objs {
-		if v == nil {
-			delete(p.objs, k)
-		} else {
-			p.objs[k] = v
-		}
-	}
 	p.groups = applyDelta(p.groups, next.groups, full)
 	p.hairpin = applyDelta(p.hairpin, next.hairpin, full)
 
+	if p.health != nil {
+		if full {
+			for _, k := range p.health.keys() {
+				if _, ok := next.health[k]; !ok {
+					p.health.Set(k, 0, 0)
+				}
+			}
+		}
+		for k, h := range next.health {
+			p.health.Set(k, h.port, h.local)
+		}
+	}
+	if full {
+		p.releaseFullSync()
+	}
 	if p.ct != nil && len(stale) > 0 {
 		p.clearStale(ctx, stale)
 	}
@@ -194,10 +226,10 @@ func Cleanup(ctx context.Context, nft knftables.Interface) error {
 }
 
 type syncState struct {
+	health  map[registry.Key]hcState
 	ports   map[registry.Key][]*servicePort
-	objs    map[portID]*portObjects
 	groups  map[string]int
-	hairpin map[netip.Addr]int
+	hairpin map[addrKey]int32
 }
 
 // updateService computes the new ports of service k, writes their
@@ -207,7 +239,12 @@ type syncState struct {
 // previous slots are kept.
 func (p *Proxier) updateService(next *syncState, b *txBuilder, snap *registry.Snapshot, k registry.Key, full bool) []staleFlow {
 	old := p.ports[k]
-	want := servicePorts(snap.Service(k), p.nodeName)
+	entry := snap.Service(k)
+	want, skipped := servicePorts(entry, p.node)
+	next.health[k] = healthOf(entry, want)
+	for _, why := range skipped {
+		p.log.Warn("service entry skipped", "service", k.String(), "reason", why)
+	}
 	oldByID := make(map[portID]*servicePort, len(old))
 	for _, o := range old {
 		oldByID[o.ID] = o
@@ -218,20 +255,26 @@ func (p *Proxier) updateService(next *syncState, b *txBuilder, snap *registry.Sn
 		o := oldByID[w.ID]
 		if o != nil {
 			w.Endpoints = assignSlots(o.Endpoints, w.Endpoints)
-			w.NodePortEndpoints = assignSlots(o.NodePortEndpoints, w.NodePortEndpoints)
+			w.ClusterEndpoints = assignSlots(o.ClusterEndpoints, w.ClusterEndpoints)
+			w.LocalEndpoints = assignSlots(o.LocalEndpoints, w.LocalEndpoints)
+		}
+		if slices.Equal(w.Endpoints, w.ClusterEndpoints) {
+			w.Endpoints = w.ClusterEndpoints // one list kept, not two
 		}
 		newIDs[w.ID] = true
+		// What was written is regenerated from the port as it was, rather
+		// than kept: the rule objects of every port would cost far more
+		// memory than the ports themselves.
 		var prev *portObjects
-		if !full {
-			prev = p.objs[w.ID]
+		if !full && o != nil {
+			prev = o.objects(p.table.masqMark)
 		}
-		objs := w.objects(p.masqMark)
+		objs := w.objects(p.table.masqMark)
 		b.diff(prev, objs)
 		b.countGroups(next.groups, objs, 1)
 		if prev != nil {
 			b.countGroups(next.groups, prev, -1)
 		}
-		next.objs[w.ID] = objs
 		addrRefs(next.hairpin, w, 1)
 		if o != nil {
 			if !full {
@@ -245,23 +288,54 @@ func (p *Proxier) updateService(next *syncState, b *txBuilder, snap *registry.Sn
 			continue
 		}
 		if !full {
-			b.diff(p.objs[o.ID], nil)
-			b.countGroups(next.groups, p.objs[o.ID], -1)
+			was := o.objects(p.table.masqMark)
+			b.diff(was, nil)
+			b.countGroups(next.groups, was, -1)
 			addrRefs(next.hairpin, o, -1)
 		}
-		next.objs[o.ID] = nil
 		stale = append(stale, staleFlows(o, nil)...)
 	}
 	next.ports[k] = want // nil: gone
 	return stale
 }
 
+// releaseFullSync gives back what only the full sync needed: the
+// knftables buffer that held its transaction (a fresh interface, when
+// NewNFT is set) and the garbage of building it, returned to the kernel
+// at once so that the resident size reflects the steady state.
+func (p *Proxier) releaseFullSync() {
+	if p.newNFT != nil {
+		if nft, err := p.newNFT(); err != nil {
+			p.log.Warn("fresh nftables interface not made; keeping the old one", "err", err)
+		} else {
+			p.nft = nft
+		}
+	}
+	debug.FreeOSMemory()
+}
+
+// SetZone changes this node's topology zone; the next sync must be a full
+// one (the caller asks the Tracker for it) for the rules to follow.
+func (p *Proxier) SetZone(zone string) {
+	p.mu.Lock()
+	p.node.Zone = zone
+	p.mu.Unlock()
+}
+
+// addrKey is an endpoint address as a map key: 16 bytes where a
+// netip.Addr takes 24, which counts at 100,000 endpoints.
+type addrKey [16]byte
+
+func keyOf(a netip.Addr) addrKey { return a.As16() }
+
+func (k addrKey) addr() netip.Addr { return netip.AddrFrom16(k).Unmap() }
+
 // countChanges lists the keys whose count goes from zero to positive
 // (added) and from positive to zero (removed) when delta is added to
 // before (to nothing with full). It changes nothing.
-func countChanges[K comparable](before, delta map[K]int, full bool) (added, removed []K) {
+func countChanges[K comparable, N int | int32](before, delta map[K]N, full bool) (added, removed []K) {
 	for k, d := range delta {
-		was := 0
+		var was N
 		if !full {
 			was = before[k]
 		}
@@ -278,10 +352,10 @@ func countChanges[K comparable](before, delta map[K]int, full bool) (added, remo
 // applyDelta returns the counts after adding delta to before (to nothing
 // with full). With a partial delta it updates before in place: the few
 // changed keys, not a copy of the whole map.
-func applyDelta[K comparable](before, delta map[K]int, full bool) map[K]int {
+func applyDelta[K comparable, N int | int32](before, delta map[K]N, full bool) map[K]N {
 	after := before
 	if full {
-		after = make(map[K]int, len(delta))
+		after = make(map[K]N, len(delta))
 	}
 	for k, d := range delta {
 		if n := after[k] + d; n > 0 {
@@ -294,169 +368,16 @@ func applyDelta[K comparable](before, delta map[K]int, full bool) map[K]int {
 }
 
 // addrRefs adds delta to the counts of the endpoint addresses of p.
-func addrRefs(refs map[netip.Addr]int, p *servicePort, delta int) {
+func addrRefs(refs map[addrKey]int32, p *servicePort, delta int32) {
 	seen := map[netip.Addr]bool{}
-	for _, list := range [][]netip.AddrPort{p.Endpoints, p.NodePortEndpoints} {
+	for _, list := range [][]netip.AddrPort{p.Endpoints, p.ClusterEndpoints, p.LocalEndpoints} {
 		for _, ep := range list {
 			a := ep.Addr()
 			if seen[a] {
 				continue
 			}
 			seen[a] = true
-			refs[a] += delta
+			refs[keyOf(a)] += delta
 		}
 	}
-}
-
-// txBuilder collects a sync's operations by phase, so that everything is
-// created before it is referenced and unreferenced before it is deleted.
-type txBuilder struct {
-	masqMark    string
-	groups      map[string]group // every group counted in this sync
-	newGroups   []group
-	addSets     []*knftables.Set
-	writeChains map[string][]string // chains to create or rewrite
-	delElems    []*knftables.Element
-	addElems    []*knftables.Element
-	delChains   []string
-	delSets     []string
-}
-
-// diff records what turns prev into next (either may be nil).
-func (b *txBuilder) diff(prev, next *portObjects) {
-	if prev == nil {
-		prev = &portObjects{}
-	}
-	if next == nil {
-		next = &portObjects{}
-	}
-	for _, name := range sortedKeys(next.Sets) {
-		if _, ok := prev.Sets[name]; !ok {
-			b.addSets = append(b.addSets, next.Sets[name])
-		}
-	}
-	for _, name := range sortedKeys(next.Chains) {
-		if old, ok := prev.Chains[name]; !ok || !slices.Equal(old, next.Chains[name]) {
-			if b.writeChains == nil {
-				b.writeChains = map[string][]string{}
-			}
-			b.writeChains[name] = next.Chains[name]
-		}
-	}
-	for ref, e := range prev.Elems {
-		if n, ok := next.Elems[ref]; !ok || !sameElement(e, n) {
-			b.delElems = append(b.delElems, e)
-		}
-	}
-	for ref, e := range next.Elems {
-		if o, ok := prev.Elems[ref]; !ok || !sameElement(o, e) {
-			b.addElems = append(b.addElems, e)
-		}
-	}
-	for _, name := range sortedKeys(prev.Chains) {
-		if _, ok := next.Chains[name]; !ok {
-			b.delChains = append(b.delChains, name)
-		}
-	}
-	for _, name := range sortedKeys(prev.Sets) {
-		if _, ok := next.Sets[name]; !ok {
-			b.delSets = append(b.delSets, name)
-		}
-	}
-}
-
-func sameElement(a, b *knftables.Element) bool {
-	return slices.Equal(a.Value, b.Value) && ((a.Comment == nil) == (b.Comment == nil)) &&
-		(a.Comment == nil || *a.Comment == *b.Comment)
-}
-
-// countGroups adds delta to the use counts of the groups of o.
-func (b *txBuilder) countGroups(counts map[string]int, o *portObjects, delta int) {
-	if b.groups == nil {
-		b.groups = map[string]group{}
-	}
-	for _, g := range o.Groups {
-		b.groups[g.name()] = g
-		counts[g.name()] += delta
-	}
-}
-
-// groupChanges records the group chains to create (first use) and delete
-// (last use gone), as countChanges found them.
-func (b *txBuilder) groupChanges(added, removed []string) {
-	for _, name := range added {
-		b.newGroups = append(b.newGroups, b.groups[name])
-	}
-	slices.Sort(removed)
-	b.delChains = append(b.delChains, removed...)
-}
-
-// hairpin records the hairpin elements to add and delete.
-func (b *txBuilder) hairpin(added, removed []netip.Addr) {
-	elem := func(a netip.Addr) *knftables.Element {
-		return &knftables.Element{Set: hairpinSet(familyOf(a)), Key: []string{a.String(), a.String()}}
-	}
-	for _, a := range added {
-		b.addElems = append(b.addElems, elem(a))
-	}
-	for _, a := range removed {
-		b.delElems = append(b.delElems, elem(a))
-	}
-}
-
-// flush writes the collected operations into tx, in an order that keeps
-// the output deterministic (for the golden tests) and every reference valid.
-func (b *txBuilder) flush(tx *knftables.Transaction) {
-	slices.SortFunc(b.newGroups, func(x, y group) int { return compareStrings(x.name(), y.name()) })
-	for _, g := range b.newGroups {
-		tx.Add(&knftables.Chain{Name: g.name()})
-		for _, r := range g.rules(b.masqMark) {
-			tx.Add(&knftables.Rule{Chain: g.name(), Rule: r})
-		}
-	}
-	slices.SortFunc(b.addSets, func(x, y *knftables.Set) int { return compareStrings(x.Name, y.Name) })
-	for _, s := range b.addSets {
-		tx.Add(s)
-	}
-	for _, name := range sortedKeys(b.writeChains) {
-		tx.Add(&knftables.Chain{Name: name})
-		tx.Flush(&knftables.Chain{Name: name})
-		for _, r := range b.writeChains[name] {
-			tx.Add(&knftables.Rule{Chain: name, Rule: r})
-		}
-	}
-	sortElems(b.delElems)
-	for _, e := range b.delElems {
-		tx.Delete(&knftables.Element{Set: e.Set, Map: e.Map, Key: e.Key})
-	}
-	sortElems(b.addElems)
-	for _, e := range b.addElems {
-		tx.Add(e)
-	}
-	for _, c := range b.delChains {
-		tx.Delete(&knftables.Chain{Name: c})
-	}
-	for _, s := range b.delSets {
-		tx.Delete(&knftables.Set{Name: s})
-	}
-}
-
-func sortElems(es []*knftables.Element) {
-	slices.SortFunc(es, func(x, y *knftables.Element) int {
-		xn, yn := x.Set+x.Map, y.Set+y.Map
-		if c := compareStrings(xn, yn); c != 0 {
-			return c
-		}
-		return slices.Compare(x.Key, y.Key)
-	})
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

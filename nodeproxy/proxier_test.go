@@ -96,7 +96,8 @@ func (f *fakeConntrack) DeleteUDP(_ context.Context, fl StaleFlow) error {
 func newTestProxier(t testing.TB) (*Proxier, *knftables.Fake, *fakeConntrack) {
 	fake := knftables.NewFake(knftables.InetFamily, DefaultTable)
 	ct := &fakeConntrack{}
-	return NewProxier(ProxierConfig{NFT: fake, Conntrack: ct, NodeName: "node-a"}), fake, ct
+	return NewProxier(ProxierConfig{NFT: fake, Conntrack: ct, NodeName: "node-a", Zone: "zone-a",
+		ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16"), netip.MustParsePrefix("fd00:10:244::/48")}}), fake, ct
 }
 
 var testFiles = []string{"../zones/cluster.yaml", "testdata/cluster.yaml"}

@@ -23,6 +23,10 @@ type Tracker struct {
 	full    bool
 	wake    chan struct{}
 	metrics *Metrics
+	health  *ProxyHealth
+	// triggers are the trigger times of the endpoint changes pending;
+	// taken those that the last Take handed over.
+	triggers, taken []time.Time
 }
 
 // NewTracker returns an empty tracker; its first pending change is a full
@@ -35,17 +39,86 @@ func NewTracker(metrics *Metrics) *Tracker {
 // the store's lock, so it only records and signals.
 func (t *Tracker) OnSnapshot(snap *registry.Snapshot) {
 	t.mu.Lock()
+	prev := t.snap
 	t.snap = snap
 	if snap.Full {
 		t.full = true
 	} else {
+		services, endpoints := 0, 0
 		for _, k := range snap.Changed {
 			t.pending[k] = struct{}{}
+			s, e := changeKind(prev, snap, k)
+			services += s
+			endpoints += e
+			if tt := newTrigger(prev, snap, k); !tt.IsZero() {
+				t.triggers = append(t.triggers, tt)
+			}
 		}
+		t.metrics.changes(services, endpoints)
+	}
+	if snap.Full || len(snap.Changed) > 0 {
+		t.health.QueuedUpdate()
 	}
 	t.metrics.setPending(t.pendingLocked())
 	t.mu.Unlock()
 	t.signal()
+}
+
+// ReportTo makes the Tracker note each change as queued in h (for
+// /healthz). Call it before subscribing the Tracker.
+func (t *Tracker) ReportTo(h *ProxyHealth) {
+	t.mu.Lock()
+	t.health = h
+	t.mu.Unlock()
+}
+
+// TakenTriggers returns the trigger times of the endpoint changes that
+// the last Take handed over; the Runner observes their network
+// programming latency once they are in the kernel.
+func (t *Tracker) TakenTriggers() []time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.taken
+}
+
+// newTrigger returns service k's trigger time in next when it differs from
+// the one in prev (a new endpoint change), else zero.
+func newTrigger(prev, next *registry.Snapshot, k registry.Key) time.Time {
+	e := next.Service(k)
+	if e == nil || e.TriggerTime.IsZero() {
+		return time.Time{}
+	}
+	if prev != nil {
+		if p := prev.Service(k); p != nil && p.TriggerTime.Equal(e.TriggerTime) {
+			return time.Time{}
+		}
+	}
+	return e.TriggerTime
+}
+
+// changeKind tells whether service k's own object (1, 0) or its
+// endpoints (0, 1), or both, differ between two snapshots.
+func changeKind(prev, next *registry.Snapshot, k registry.Key) (service, endpoints int) {
+	var a, b *registry.ServiceEntry
+	if prev != nil {
+		a = prev.Service(k)
+	}
+	b = next.Service(k)
+	if a == nil || b == nil {
+		return 1, 0
+	}
+	if a.Service != b.Service {
+		service = 1
+	}
+	if len(a.Endpoints) != len(b.Endpoints) {
+		return service, 1
+	}
+	for i := range a.Endpoints {
+		if a.Endpoints[i].Endpoint != b.Endpoints[i].Endpoint {
+			return service, 1
+		}
+	}
+	return service, endpoints
 }
 
 // RequestFull asks for a full resync at the next sync.
@@ -93,6 +166,7 @@ func (t *Tracker) Take() (snap *registry.Snapshot, changed []registry.Key, full 
 		})
 	}
 	clear(t.pending)
+	t.taken, t.triggers = t.triggers, nil
 	t.full = false
 	t.metrics.setPending(0)
 	return snap, changed, full
@@ -116,7 +190,9 @@ type Runner struct {
 	MinInterval   time.Duration // default 10ms
 	RetryInterval time.Duration // default 1s
 	FullInterval  time.Duration // 0: never
-	Logger        *slog.Logger
+	// Health is told of each successful sync (for /healthz); may be nil.
+	Health *ProxyHealth
+	Logger *slog.Logger
 }
 
 // Run syncs until ctx ends; it blocks, and returns nil at the end. It waits
@@ -181,6 +257,12 @@ func (r *Runner) Run(ctx context.Context) error {
 			continue
 		}
 		backoff = retry
+		r.Health.Updated()
+		if !full {
+			for _, tt := range r.Tracker.TakenTriggers() {
+				r.Proxier.metrics.programmed(time.Since(tt))
+			}
+		}
 		log.Info("rules synced", "full", res.Full, "services", res.Services,
 			"operations", res.Operations, "took", res.Took, "serial", snap.Serial)
 	}

@@ -2,6 +2,7 @@ package nodeproxy
 
 import (
 	"context"
+	"github.com/prometheus/client_golang/prometheus"
 	"slices"
 	"strings"
 	"sync"
@@ -63,11 +64,17 @@ func TestTrackerCallbackDoesNotBlock(t *testing.T) {
 	store := newTestStore(t, testFiles...)
 	tr := NewTracker(nil)
 	store.Subscribe(tr.OnSnapshot)
-	// Nobody takes: many publishes must still return at once.
+	// Nobody takes: many publishes must still return at once. (The slice
+	// is parsed once: parsing the manifests 100 times on a loaded machine
+	// would measure the YAML parser, not the tracker.)
+	orig := findSlice(t, store, "default", "web-abc")
 	done := make(chan struct{})
 	go func() {
 		for i := range 100 {
-			editSlice(t, store, "default", "web-abc", func(sl *registry.EndpointSlice) { sl.Endpoints = sl.Endpoints[:1+i%2] })
+			sl := *orig
+			sl.Endpoints = slices.Clone(orig.Endpoints[:1+i%2])
+			store.UpsertEndpointSlice(&sl)
+			store.Flush()
 		}
 		close(done)
 	}()
@@ -161,4 +168,106 @@ func containsAll(s string, subs ...string) bool {
 		}
 	}
 	return true
+}
+
+// TestRunnerReportsLikeKubeProxy checks the kube-proxy metrics and health
+// a Runner keeps: network programming latency from a slice's trigger
+// time, service and endpoint change counts, sync failures, and /healthz
+// turning unhealthy while a change waits on failing syncs.
+func TestRunnerReportsLikeKubeProxy(t *testing.T) {
+	store := newTestStore(t, testFiles...)
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	health := NewProxyHealth(time.Hour)
+	now := time.Now()
+	health.now = func() time.Time { return now }
+	tr := NewTracker(m)
+	tr.ReportTo(health)
+	store.Subscribe(tr.OnSnapshot)
+	nft := &countingNFT{Interface: knftables.NewFake(knftables.InetFamily, DefaultTable)}
+	p := NewProxier(ProxierConfig{NFT: nft, Metrics: m})
+	r := &Runner{Tracker: tr, Proxier: p, MinInterval: time.Millisecond, RetryInterval: time.Hour, Health: health}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.Run(ctx)
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !ok(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not after 5s", what)
+			}
+		}
+	}
+	waitFor("first sync", func() bool { return nft.count() == 1 })
+
+	sl := findSlice(t, store, "default", "web-abc")
+	sl.TriggerTime = time.Now().Add(-2 * time.Second)
+	store.UpsertEndpointSlice(sl)
+	store.Flush()
+	const netProg = "kubeproxy_network_programming_duration_seconds"
+	waitFor("partial sync", func() bool { n, _ := histogram(t, reg, netProg); return n == 1 })
+	if _, sum := histogram(t, reg, netProg); sum < 2 || sum > 10 {
+		t.Errorf("network programming latency %v s, want about 2 s", sum)
+	}
+	if got := counter(t, reg, "kubeproxy_sync_proxy_rules_endpoint_changes_total"); got != 1 {
+		t.Errorf("endpoint changes %v, want 1", got)
+	}
+	if ok, _ := health.Healthy(); !ok {
+		t.Error("unhealthy after a successful sync")
+	}
+
+	// A failing sync leaves the change queued: unhealthy once it has
+	// waited longer than the timeout.
+	nft.mu.Lock()
+	nft.fails = 1
+	nft.mu.Unlock()
+	store.DeleteService(key("apps", "multi"))
+	store.Flush()
+	waitFor("failed sync", func() bool { return counter(t, reg, "kubeproxy_sync_proxy_rules_nftables_sync_failures_total") == 1 })
+	if got := counter(t, reg, "kubeproxy_sync_proxy_rules_service_changes_total"); got != 1 {
+		t.Errorf("service changes %v, want 1", got)
+	}
+	if ok, _ := health.Healthy(); !ok {
+		t.Error("unhealthy before the timeout")
+	}
+	now = now.Add(2 * time.Hour)
+	if ok, _ := health.Healthy(); ok {
+		t.Error("healthy while a change has waited past the timeout")
+	}
+}
+
+// histogram returns the sample count and sum of the histogram name in reg.
+func histogram(t *testing.T, reg *prometheus.Registry, name string) (uint64, float64) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			h := mf.GetMetric()[0].GetHistogram()
+			return h.GetSampleCount(), h.GetSampleSum()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0, 0
+}
+
+// counter returns the value of the counter name in reg.
+func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -74,6 +75,7 @@ func ConvertService(s *corev1.Service) (*Service, error) {
 			out.SessionAffinityTimeout = *c.ClientIP.TimeoutSeconds
 		}
 	}
+	out.Traffic = convertTraffic(s)
 	for _, p := range s.Spec.Ports {
 		out.Ports = append(out.Ports, ServicePort{
 			Name:       p.Name,
@@ -96,6 +98,11 @@ func ConvertEndpointSlice(s *discoveryv1.EndpointSlice) (*EndpointSlice, error) 
 	}
 	if s.Name == "" {
 		return nil, fmt.Errorf("endpointslice without metadata.name")
+	}
+	if v, ok := s.Annotations[corev1.EndpointsLastChangeTriggerTime]; ok {
+		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+			out.TriggerTime = t
+		}
 	}
 	for _, p := range s.Ports {
 		ep := EndpointPort{Protocol: TCP}
@@ -143,6 +150,15 @@ func ConvertEndpointSlice(s *discoveryv1.EndpointSlice) (*EndpointSlice, error) 
 				ep.Place.Zone = *e.Zone
 			}
 		}
+		if h := e.Hints; h != nil && (len(h.ForZones) > 0 || len(h.ForNodes) > 0) {
+			ep.Hints = &EndpointHints{}
+			for _, z := range h.ForZones {
+				ep.Hints.ForZones = append(ep.Hints.ForZones, z.Name)
+			}
+			for _, n := range h.ForNodes {
+				ep.Hints.ForNodes = append(ep.Hints.ForNodes, n.Name)
+			}
+		}
 		if r := e.TargetRef; r != nil && r.Kind == "Pod" {
 			ep.PodName = r.Name
 		}
@@ -175,6 +191,63 @@ func ConvertPod(p *corev1.Pod) (*Pod, error) {
 		out.IPs = append(out.IPs, a.Unmap())
 	}
 	return out, nil
+}
+
+// convertTraffic extracts the node proxy's part of a service; nil when
+// none of it is set. An address or range that does not parse is skipped
+// and described in Invalid.
+func convertTraffic(s *corev1.Service) *ServiceTraffic {
+	t := &ServiceTraffic{
+		InternalTrafficLocal: s.Spec.InternalTrafficPolicy != nil && *s.Spec.InternalTrafficPolicy == corev1.ServiceInternalTrafficPolicyLocal,
+		HealthCheckNodePort:  s.Spec.HealthCheckNodePort,
+	}
+	if d := s.Spec.TrafficDistribution; d != nil {
+		t.TrafficDistribution = *d
+	}
+	for _, ip := range s.Spec.ExternalIPs {
+		a, err := netip.ParseAddr(ip)
+		if err != nil {
+			t.Invalid = append(t.Invalid, fmt.Sprintf("externalIPs: %q is not an IP address", ip))
+			continue
+		}
+		t.ExternalIPs = append(t.ExternalIPs, a.Unmap())
+	}
+	for _, in := range s.Status.LoadBalancer.Ingress {
+		if in.IP == "" {
+			continue // a hostname: DNS, not the node proxy
+		}
+		if in.IPMode != nil && *in.IPMode == corev1.LoadBalancerIPModeProxy {
+			continue
+		}
+		a, err := netip.ParseAddr(in.IP)
+		if err != nil {
+			t.Invalid = append(t.Invalid, fmt.Sprintf("status.loadBalancer.ingress: %q is not an IP address", in.IP))
+			continue
+		}
+		t.LoadBalancerIPs = append(t.LoadBalancerIPs, a.Unmap())
+	}
+	for _, r := range s.Spec.LoadBalancerSourceRanges {
+		p, err := netip.ParsePrefix(strings.TrimSpace(r))
+		if err != nil {
+			t.Invalid = append(t.Invalid, fmt.Sprintf("loadBalancerSourceRanges: %q is not a CIDR", r))
+			continue
+		}
+		t.SourceRanges = append(t.SourceRanges, netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-unmapBits(p.Addr())).Masked())
+	}
+	if !t.InternalTrafficLocal && t.HealthCheckNodePort == 0 && t.TrafficDistribution == "" &&
+		t.ExternalIPs == nil && t.LoadBalancerIPs == nil && t.SourceRanges == nil && t.Invalid == nil {
+		return nil
+	}
+	return t
+}
+
+// unmapBits is how many prefix bits an IPv4-mapped IPv6 address loses
+// when unmapped.
+func unmapBits(a netip.Addr) int {
+	if a.Is4In6() {
+		return 96
+	}
+	return 0
 }
 
 func protocol(p corev1.Protocol) Protocol {

@@ -199,11 +199,13 @@ func TestKubeSourceSkipsUpdatesThatChangeNothing(t *testing.T) {
 		return len(published)
 	}
 
-	// An annotation and a status change: nothing DNS answers changes.
+	// An annotation and a status condition: nothing DNS answers or the
+	// node proxy routes changes. (A LoadBalancer ingress would: the node
+	// proxy DNATs it.)
 	upd := svc.DeepCopy()
 	upd.ResourceVersion = "2"
 	upd.Annotations = map[string]string{"note": "changed"}
-	upd.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "192.0.2.1"}}
+	upd.Status.Conditions = []metav1.Condition{{Type: "Example", Status: metav1.ConditionTrue, Reason: "Test", LastTransitionTime: metav1.Now()}}
 	if _, err := client.CoreV1().Services("apps").Update(ctx, upd, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ package registry
 
 import (
 	"net/netip"
+	"time"
 )
 
 // ServiceKind tells how a service is answered in DNS.
@@ -76,6 +77,41 @@ type Service struct {
 	SessionAffinityTimeout int32
 	// ExternalTrafficLocal is true for externalTrafficPolicy: Local.
 	ExternalTrafficLocal bool
+	// Traffic holds what only the node proxy reads (external addresses,
+	// traffic policies, health-check port); nil when all of it is unset,
+	// so that a plain ClusterIP service pays one pointer for it.
+	Traffic *ServiceTraffic
+}
+
+// ServiceTraffic is the part of a Service's spec and status that decides
+// how the node proxy routes traffic to it beyond the ClusterIP and the
+// NodePorts. Entries that do not parse are left out and described in
+// Invalid, so that the rest of the service keeps working.
+type ServiceTraffic struct {
+	// ExternalIPs is spec.externalIPs.
+	ExternalIPs []netip.Addr
+	// LoadBalancerIPs are the status.loadBalancer.ingress[].ip addresses
+	// whose ipMode is VIP (or unset); Proxy-mode ingresses are left to
+	// the load balancer.
+	LoadBalancerIPs []netip.Addr
+	// SourceRanges is spec.loadBalancerSourceRanges: when set, only these
+	// client addresses may reach the LoadBalancer IPs.
+	SourceRanges []netip.Prefix
+	// InternalTrafficLocal is internalTrafficPolicy: Local.
+	InternalTrafficLocal bool
+	// HealthCheckNodePort is spec.healthCheckNodePort (0 when none).
+	HealthCheckNodePort int32
+	// TrafficDistribution is spec.trafficDistribution ("" when unset).
+	TrafficDistribution string
+	// Invalid describes the entries that were skipped, one per entry.
+	Invalid []string
+}
+
+// EndpointHints is discovery/v1 EndpointHints: the zones and nodes an
+// endpoint is meant to serve under topology-aware routing.
+type EndpointHints struct {
+	ForZones []string
+	ForNodes []string
 }
 
 // EndpointPort is a port that every endpoint of one slice serves.
@@ -98,6 +134,9 @@ type Endpoint struct {
 	Ready       bool // conditions.ready; nil counts as ready
 	Serving     bool // conditions.serving; nil counts as Ready
 	Terminating bool // conditions.terminating; nil counts as false
+	// Hints are the slice's topology hints for the endpoint; nil when
+	// it has none.
+	Hints *EndpointHints
 }
 
 // Place is where an endpoint runs.
@@ -128,6 +167,9 @@ type EndpointSlice struct {
 	Service   string // label kubernetes.io/service-name
 	Ports     []EndpointPort
 	Endpoints []Endpoint // only IPv4/IPv6 slices are kept; FQDN slices are dropped
+	// TriggerTime is the annotation endpoints.kubernetes.io/last-change-trigger-time
+	// (zero when absent or unparsable).
+	TriggerTime time.Time
 }
 
 // Pod is the slim form of a core/v1 Pod: what pod records, hostname records

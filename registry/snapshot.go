@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/clusterdns/clusterdns/internal/cow"
 )
@@ -16,6 +17,10 @@ import (
 type ServiceEntry struct {
 	*Service
 	Endpoints []MergedEndpoint
+	// TriggerTime is the latest endpoints.kubernetes.io/last-change-trigger-time
+	// of the service's slices (zero when none has it): when the change
+	// that the endpoints reflect happened, for network programming latency.
+	TriggerTime time.Time
 }
 
 // MergedEndpoint is an endpoint of a service with the ports of the slice(s)

@@ -377,7 +377,7 @@ func (s *Store) Flush() *Snapshot {
 		for _, k := range order {
 			key := all[off : off+len(k.Namespace)+1+len(k.Name)]
 			off += len(key)
-			entries = append(entries, ServiceEntry{Service: s.services[k], Endpoints: s.mergeLocked(k)})
+			entries = append(entries, ServiceEntry{Service: s.services[k], Endpoints: s.mergeLocked(k), TriggerTime: s.triggerTimeLocked(k)})
 			ed.Set(key, &entries[len(entries)-1])
 		}
 		next.services = ed.Done()
@@ -484,7 +484,18 @@ func (s *Store) Run(ctx context.Context) {
 }
 
 func (s *Store) entryLocked(k Key, svc *Service) *ServiceEntry {
-	return &ServiceEntry{Service: svc, Endpoints: s.mergeLocked(k)}
+	return &ServiceEntry{Service: svc, Endpoints: s.mergeLocked(k), TriggerTime: s.triggerTimeLocked(k)}
+}
+
+// triggerTimeLocked is the latest trigger time of service k's slices.
+func (s *Store) triggerTimeLocked(k Key) time.Time {
+	var t time.Time
+	for _, sl := range s.slicesBySvc[k] {
+		if sl.TriggerTime.After(t) {
+			t = sl.TriggerTime
+		}
+	}
+	return t
 }
 
 func (s *Store) mergeLocked(k Key) []MergedEndpoint {

@@ -16,8 +16,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -42,9 +45,15 @@ type config struct {
 	MinInterval   time.Duration
 	FullInterval  time.Duration
 	MetricsAddr   string
+	HealthzAddr   string
+	ClusterCIDRs  []netip.Prefix
+	NodePortAddrs string // "", "primary" or CIDRs
+	NodeZone      string
+	NodeIPs       []netip.Addr
 	Conntrack     string
 	Cleanup       bool
 	LogLevel      slog.Level
+	GCPercent     int
 }
 
 func parseFlags(args []string) (*config, error) {
@@ -60,10 +69,17 @@ func parseFlags(args []string) (*config, error) {
 	fl.DurationVar(&cfg.MinInterval, "min-sync-interval", 10*time.Millisecond, "minimum time between two rule syncs; changes in between are batched")
 	fl.DurationVar(&cfg.FullInterval, "full-sync-interval", time.Hour, "rewrite the whole table this often (0: never)")
 	fl.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address (/metrics); empty: off")
+	fl.StringVar(&cfg.HealthzAddr, "healthz-addr", "0.0.0.0:10256", "serve /healthz and /livez (kube-proxy's meaning) on this address; empty: off")
+	cidrs := fl.String("cluster-cidr", "", "comma-separated pod CIDRs: their traffic to a LoadBalancer IP or externalIP of an externalTrafficPolicy: Local service may use every endpoint, as kube-proxy's --cluster-cidr")
+	fl.StringVar(&cfg.NodePortAddrs, "nodeport-addresses", "", "node addresses NodePorts answer on: comma-separated CIDRs, or \"primary\" (the node's own IPs: --node-ip, else its Node's InternalIPs); empty: every local address but loopback")
+	fl.StringVar(&cfg.NodeZone, "node-zone", "", "this node's topology zone for EndpointSlice zone hints; empty: the topology.kubernetes.io/zone label of the Node (Kubernetes source)")
+	nodeIPs := fl.String("node-ip", "", "comma-separated IPs of this node, for --nodeport-addresses=primary; empty: the Node's InternalIPs (Kubernetes source)")
 	fl.StringVar(&cfg.Conntrack, "conntrack", "conntrack", "the conntrack tool, used to delete stale UDP flows; empty: never")
 	fl.BoolVar(&cfg.Cleanup, "cleanup", false, "remove everything the node proxy wrote and exit")
+	fl.IntVar(&cfg.GCPercent, "gc-percent", 25, "Go GC target percentage (GOGC): the heap is mostly the long-lived cluster model, so a low value keeps the resident size near it at little CPU cost; the GOGC environment variable overrides it")
 	level := fl.String("log-level", "info", "debug, info, warn or error")
-	if err := fl.Parse(args); err != nil {
+	var err error
+	if err = fl.Parse(args); err != nil {
 		return nil, err
 	}
 	if fl.NArg() > 0 {
@@ -76,6 +92,21 @@ func parseFlags(args []string) (*config, error) {
 	case "auto", "files", "kubernetes":
 	default:
 		return nil, fmt.Errorf("--source %q: not auto, files or kubernetes", cfg.Source)
+	}
+	if cfg.ClusterCIDRs, err = parsePrefixes(*cidrs); err != nil {
+		return nil, fmt.Errorf("--cluster-cidr: %w", err)
+	}
+	if cfg.NodePortAddrs != "" && cfg.NodePortAddrs != "primary" {
+		if _, err := parsePrefixes(cfg.NodePortAddrs); err != nil {
+			return nil, fmt.Errorf("--nodeport-addresses: %w", err)
+		}
+	}
+	for _, s := range splitList(*nodeIPs) {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("--node-ip: %w", err)
+		}
+		cfg.NodeIPs = append(cfg.NodeIPs, a.Unmap())
 	}
 	if cfg.MasqueradeBit < 0 || cfg.MasqueradeBit > 31 {
 		return nil, fmt.Errorf("--masquerade-bit %d: not in 0-31", cfg.MasqueradeBit)
@@ -91,6 +122,9 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "nodeproxy:", err)
 		os.Exit(2)
+	}
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(cfg.GCPercent)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -140,22 +174,81 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) error {
 		log.Info("serving metrics", "addr", ln.Addr().String())
 	}
 
-	store := registry.NewStore(registry.Options{Logger: log})
-	tracker := nodeproxy.NewTracker(metrics)
-	store.Subscribe(tracker.OnSnapshot)
-	var ct nodeproxy.Conntrack
-	if cfg.Conntrack != "" {
-		ct = nodeproxy.ConntrackTool{Path: cfg.Conntrack}
+	health := nodeproxy.NewProxyHealth(nodeproxy.DefaultHealthTimeout)
+	if cfg.HealthzAddr != "" {
+		ln, err := net.Listen("tcp", cfg.HealthzAddr)
+		if err != nil {
+			return fmt.Errorf("healthz listener: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/healthz", health)
+		mux.Handle("/livez", health)
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("healthz server", "err", err)
+			}
+		}()
+		defer srv.Close()
+		log.Info("serving /healthz and /livez", "addr", ln.Addr().String())
 	}
-	proxier := nodeproxy.NewProxier(nodeproxy.ProxierConfig{
-		NFT: nft, Conntrack: ct, NodeName: cfg.NodeName,
-		MasqueradeBit: cfg.MasqueradeBit, Metrics: metrics, Logger: log,
-	})
 
 	rc, from, err := kubeRESTConfig(cfg)
 	if err != nil {
 		return err
 	}
+	// The Node: its zone label for topology hints, its addresses for
+	// --nodeport-addresses=primary (flags override both), whether it is
+	// being deleted (for /healthz).
+	zone, nodeIPs := cfg.NodeZone, cfg.NodeIPs
+	if rc != nil {
+		info, err := fetchNode(ctx, rc, cfg.NodeName)
+		if err != nil {
+			log.Warn("Node not read: no zone for topology hints", "node", cfg.NodeName, "err", err)
+		} else {
+			health.SetNodeEligible(info.Eligible)
+		}
+		if zone == "" {
+			zone = info.Zone
+		}
+		if len(nodeIPs) == 0 {
+			nodeIPs = info.IPs
+		}
+	}
+	var nodePortAddrs []netip.Prefix
+	switch cfg.NodePortAddrs {
+	case "":
+	case "primary":
+		if len(nodeIPs) == 0 {
+			return fmt.Errorf("--nodeport-addresses=primary: the node's IPs are unknown (give --node-ip)")
+		}
+		for _, a := range nodeIPs {
+			nodePortAddrs = append(nodePortAddrs, netip.PrefixFrom(a, a.BitLen()))
+		}
+	default:
+		nodePortAddrs, _ = parsePrefixes(cfg.NodePortAddrs)
+	}
+
+	store := registry.NewStore(registry.Options{Logger: log})
+	tracker := nodeproxy.NewTracker(metrics)
+	tracker.ReportTo(health)
+	store.Subscribe(tracker.OnSnapshot)
+	var ct nodeproxy.Conntrack
+	if cfg.Conntrack != "" {
+		ct = nodeproxy.ConntrackTool{Path: cfg.Conntrack}
+	}
+	serviceHealth := nodeproxy.NewServiceHealth(log, health)
+	defer serviceHealth.Close(context.Background())
+	proxier := nodeproxy.NewProxier(nodeproxy.ProxierConfig{
+		NFT: nft, Conntrack: ct,
+		NewNFT: func() (knftables.Interface, error) { return knftables.New(knftables.InetFamily, cfg.Table) }, NodeName: cfg.NodeName, Zone: zone,
+		ClusterCIDRs: cfg.ClusterCIDRs, NodePortAddresses: nodePortAddrs, Health: serviceHealth,
+		MasqueradeBit: cfg.MasqueradeBit, Metrics: metrics, Logger: log,
+	})
+	if rc != nil {
+		go followNode(ctx, log, rc, cfg.NodeName, zone, cfg.NodeZone != "", proxier, tracker, health)
+	}
+
 	if rc != nil {
 		client, err := registry.NewKubeAPI(rc)
 		if err != nil {
@@ -190,10 +283,11 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) error {
 	}
 
 	runner := &nodeproxy.Runner{
-		Tracker: tracker, Proxier: proxier, Logger: log,
+		Tracker: tracker, Proxier: proxier, Logger: log, Health: health,
 		MinInterval: cfg.MinInterval, FullInterval: cfg.FullInterval,
 	}
-	log.Info("node proxy running", "table", cfg.Table, "node", cfg.NodeName)
+	log.Info("node proxy running", "table", cfg.Table, "node", cfg.NodeName, "zone", zone,
+		"clusterCIDRs", cfg.ClusterCIDRs, "nodePortAddresses", nodePortAddrs)
 	return runner.Run(ctx)
 }
 
@@ -201,4 +295,28 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) error {
 // (registry.KubeRESTConfig).
 func kubeRESTConfig(cfg *config) (*rest.Config, string, error) {
 	return registry.KubeRESTConfig(cfg.Source, cfg.Kubeconfig, "clusterdns-nodeproxy")
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// parsePrefixes parses a comma-separated list of CIDRs.
+func parsePrefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range splitList(s) {
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }

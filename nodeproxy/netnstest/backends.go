@@ -8,9 +8,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -25,6 +27,9 @@ type Healthz struct {
 	} `json:"status"`
 	Data    string `json:"data"`
 	Backend string `json:"backend"`
+	// Client is the source address the Go backend saw (the others leave
+	// it out).
+	Client string `json:"client,omitempty"`
 }
 
 // roleEnv selects what the test binary does when started again by a test
@@ -48,7 +53,15 @@ func RunRoleIfRequested() {
 		err = serveUDP(os.Getenv("NETNSTEST_NAME"), os.Getenv("NETNSTEST_ADDR"))
 	case "http-get":
 		n, _ := strconv.Atoi(os.Getenv("NETNSTEST_COUNT"))
-		err = httpGets(os.Getenv("NETNSTEST_URL"), n)
+		err = httpGets(os.Getenv("NETNSTEST_URL"), n, false)
+	case "http-get-who":
+		n, _ := strconv.Atoi(os.Getenv("NETNSTEST_COUNT"))
+		err = httpGets(os.Getenv("NETNSTEST_URL"), n, true)
+	case "sctp":
+		port, _ := strconv.Atoi(os.Getenv("NETNSTEST_ADDR"))
+		err = serveSCTP(os.Getenv("NETNSTEST_NAME"), port)
+	case "sctp-ask":
+		err = askSCTP(os.Getenv("NETNSTEST_ADDR"))
 	case "udp-ask":
 		err = udpAsk(os.Getenv("NETNSTEST_ADDR"), os.Getenv("NETNSTEST_LOCAL"))
 	default:
@@ -61,18 +74,22 @@ func RunRoleIfRequested() {
 	os.Exit(0)
 }
 
-func healthzBody(name string) []byte {
+func healthzBody(name, client string) []byte {
 	var h Healthz
-	h.Status.Msg, h.Data, h.Backend = "success", "success", name
+	h.Status.Msg, h.Data, h.Backend, h.Client = "success", "success", name, client
 	b, _ := json.Marshal(h)
 	return b
 }
 
 func serveHTTP(name, addr string) error {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+HealthzPath, func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET "+HealthzPath, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		w.Write(healthzBody(name))
+		client := ""
+		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+			client = ap.Addr().Unmap().String()
+		}
+		w.Write(healthzBody(name, client))
 	})
 	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return srv.ListenAndServe()
@@ -95,8 +112,9 @@ func serveUDP(name, addr string) error {
 }
 
 // httpGets makes n GETs, each on a new connection, printing one line per
-// request: the backend's name, or "ERR reason".
-func httpGets(url string, n int) error {
+// request: the backend's name (with who, followed by the client address
+// the backend saw), or "ERR reason".
+func httpGets(url string, n int, who bool) error {
 	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	for range n {
 		resp, err := client.Get(url)
@@ -111,7 +129,11 @@ func httpGets(url string, n int) error {
 			fmt.Printf("ERR bad answer %q\n", body)
 			continue
 		}
-		fmt.Println(h.Backend)
+		if who {
+			fmt.Println(h.Backend, h.Client)
+		} else {
+			fmt.Println(h.Backend)
+		}
 	}
 	return nil
 }
@@ -223,6 +245,37 @@ func (tp *Topology) HTTPGets(p *Pod, url string, n int) []string {
 		tp.t.Fatalf("http client in %s: %v", p.NS, err)
 	}
 	return splitLines(out)
+}
+
+// Answer is one HTTP answer: the backend that gave it and the client
+// address it saw; Err is set instead for a failed request.
+type Answer struct {
+	Backend, Client, Err string
+}
+
+// HTTPGetsWho makes n GET requests to url from namespace ns (a pod's or
+// the node's), each on a new connection, and returns who answered each
+// and which source address that Go backend saw.
+func (tp *Topology) HTTPGetsWho(ns, url string, n int) []Answer {
+	tp.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := Command(ctx, ns, self(tp))
+	cmd.Env = append(os.Environ(), roleEnv+"=http-get-who", "NETNSTEST_URL="+url, "NETNSTEST_COUNT="+strconv.Itoa(n))
+	out, err := cmd.Output()
+	if err != nil {
+		tp.t.Fatalf("http client in %s: %v", ns, err)
+	}
+	var answers []Answer
+	for _, l := range splitLines(out) {
+		if strings.HasPrefix(l, "ERR") {
+			answers = append(answers, Answer{Err: l})
+			continue
+		}
+		b, c, _ := strings.Cut(l, " ")
+		answers = append(answers, Answer{Backend: b, Client: c})
+	}
+	return answers
 }
 
 // UDPAsk sends one datagram to addr from pod p's local address local

@@ -74,6 +74,44 @@ type Pod struct {
 	Name string     // the test's name for it
 	NS   string     // its network namespace
 	IP   netip.Addr // its address (a /32 on eth0)
+	IP6  netip.Addr // its IPv6 address (a /128 on eth0) after AddIPv6
+	host string     // the node's end of its veth
+}
+
+// GatewayIP6 is the node-side link-local address of every pod's veth once
+// the pod has an IPv6 address: its IPv6 default gateway.
+var GatewayIP6 = netip.MustParseAddr("fe80::1")
+
+// EnableIPv6 turns on IPv6 forwarding in the node and adds ip (a /128 on
+// its lo) as the node's IPv6 address.
+func (tp *Topology) EnableIPv6(ip netip.Addr) {
+	tp.t.Helper()
+	tp.MustRun("ip", "netns", "exec", tp.Node, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+	tp.MustRun("ip", "-n", tp.Node, "addr", "add", ip.String()+"/128", "dev", "lo")
+}
+
+// AddSink gives the node default routes (IPv4 and IPv6) into a namespace
+// that neither answers nor forwards: packets to unknown destinations
+// leave and vanish, as on a node whose uplink drops them, while the node
+// can still open connections to any address (needed for node-originated
+// traffic that the proxy's output rules DNAT).
+func (tp *Topology) AddSink() {
+	tp.t.Helper()
+	p := tp.AddPod("sink", netip.MustParseAddr("192.0.0.254"))
+	tp.MustRun("ip", "-n", tp.Node, "route", "add", "default", "dev", p.host)
+	tp.MustRun("ip", "-n", tp.Node, "-6", "route", "add", "default", "dev", p.host)
+}
+
+// AddIPv6 gives pod p the IPv6 address ip, routed through the node like
+// its IPv4 one (default route via fe80::1 on the node's end of the veth).
+// Call EnableIPv6 first.
+func (tp *Topology) AddIPv6(p *Pod, ip netip.Addr) {
+	tp.t.Helper()
+	p.IP6 = ip
+	tp.MustRun("ip", "-n", tp.Node, "addr", "add", GatewayIP6.String()+"/64", "dev", p.host, "nodad")
+	tp.MustRun("ip", "-n", tp.Node, "route", "add", ip.String()+"/128", "dev", p.host)
+	tp.MustRun("ip", "-n", p.NS, "addr", "add", ip.String()+"/128", "dev", "eth0", "nodad")
+	tp.MustRun("ip", "-n", p.NS, "-6", "route", "add", "default", "via", GatewayIP6.String(), "dev", "eth0")
 }
 
 // New creates the node namespace (forwarding on, rp_filter off, lo up,
@@ -104,9 +142,9 @@ func (tp *Topology) addNetns(name string) {
 func (tp *Topology) AddPod(name string, ip netip.Addr) *Pod {
 	tp.t.Helper()
 	tp.pods++
-	p := &Pod{Name: name, NS: fmt.Sprintf("%s-%s", tp.prefix, name), IP: ip}
-	tp.addNetns(p.NS)
 	host := fmt.Sprintf("vp%d", tp.pods)
+	p := &Pod{Name: name, NS: fmt.Sprintf("%s-%s", tp.prefix, name), IP: ip, host: host}
+	tp.addNetns(p.NS)
 	gw := GatewayIP.String()
 	tp.MustRun("ip", "-n", tp.Node, "link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", p.NS)
 	tp.MustRun("ip", "-n", tp.Node, "addr", "add", gw+"/32", "dev", host)

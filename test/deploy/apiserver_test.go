@@ -185,6 +185,10 @@ func TestAPIServer(t *testing.T) {
 					t.Errorf("%s: update %s allowed: %s", user, r.resource, why)
 				}
 			}
+			// Only the node proxy reads Nodes (its zone label and IPs).
+			if ok, why := allowed(ctx, t, client, user, "get", "", "nodes", ""); ok != (sa == "nodeproxy") {
+				t.Errorf("%s: get nodes allowed %v: %s", user, ok, why)
+			}
 		}
 	})
 

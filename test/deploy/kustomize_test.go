@@ -37,6 +37,8 @@ var baseObjects = []string{
 	"ClusterRole/clusterdns",
 	"ClusterRoleBinding/clusterdns",
 	"ClusterRoleBinding/nodeproxy",
+	"ClusterRole/nodeproxy-nodes",
+	"ClusterRoleBinding/nodeproxy-nodes",
 	"Deployment/clusterdns",
 	"PodDisruptionBudget/clusterdns",
 	"Service/kube-dns",
