@@ -164,7 +164,7 @@ func NewHandler(opt Options, log *slog.Logger) (*Handler, error) {
 }
 
 // Update rebuilds the cluster index from a snapshot and swaps it in. The
-// registry's publisher calls it (Store.Subscribe); queries in flight keep
+// registry's builder goroutine calls it (Store.Follow); queries in flight keep
 // the index they started with.
 func (h *Handler) Update(snap *registry.Snapshot) error {
 	start := time.Now()

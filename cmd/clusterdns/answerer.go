@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -81,7 +82,10 @@ func (a *answerer) build(cfg *config) (h *server.Handler, unsub func(), stopFwd 
 		cancel()
 		return nil, nil, nil, err
 	}
-	unsub = a.store.Subscribe(func(s *registry.Snapshot) {
+	// Built off the store's lock by Follow's goroutine, so informer
+	// handlers never wait for an index build; Follow returns once the
+	// current snapshot is built, so h is ready to be swapped in.
+	unsub = a.store.Follow(func(s *registry.Snapshot) {
 		start := time.Now()
 		if err := h.Update(s); err != nil {
 			a.log.Error("snapshot not served", "err", err)
@@ -126,6 +130,34 @@ func (a *answerer) start(ctx context.Context, cfg *config) error {
 	}
 	a.h, a.unsub, a.stopFwd, a.cfg = h, unsub, stop, cfg
 	return nil
+}
+
+// readyWhenIndexed wraps a source's readiness for /ready: ready once the
+// source is synced and the handler in service has built a snapshot the
+// store published at or after that moment. Builds run off the store's lock
+// (Store.Follow), so a synced store alone does not yet mean the synced
+// cluster is answered. Once ready it stays ready. It never blocks.
+func (a *answerer) readyWhenIndexed(synced func() bool) func() bool {
+	var target atomic.Uint32 // the store's serial when first seen synced
+	var ready atomic.Bool
+	return func() bool {
+		if ready.Load() {
+			return true
+		}
+		if !synced() {
+			return false
+		}
+		snap := a.store.Snapshot()
+		if snap == nil {
+			return false
+		}
+		target.CompareAndSwap(0, snap.Serial)
+		if a.handler().Serial() < target.Load() {
+			return false
+		}
+		ready.Store(true)
+		return true
+	}
 }
 
 // handler returns the handler in service.

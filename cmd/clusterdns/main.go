@@ -124,7 +124,7 @@ func run(ctx context.Context, cfg *config) error {
 		return err
 	}
 
-	hs, err := startHealth(cfg, ready, log)
+	hs, err := startHealth(cfg, ans.readyWhenIndexed(ready), log)
 	if err != nil {
 		return err
 	}
