@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"errors"
@@ -22,9 +22,11 @@ import (
 	"github.com/clusterdns/clusterdns/server"
 )
 
-// config is the validated configuration. Strength: flag > environment
-// (CLUSTERDNS_<KEY>) > file (--config) > default.
-type config struct {
+// Config is the validated configuration. Strength: flag > environment
+// (CLUSTERDNS_<KEY>) > file (--config) > default. LoadConfig makes one.
+type Config struct {
+	args []string // the arguments it was read from: a reload reads them again
+
 	Listen           string
 	ZonesDir         string
 	Domains          []string
@@ -144,9 +146,12 @@ var settings = []setting{
 
 func flagName(key string) string { return strings.ReplaceAll(key, "_", "-") }
 
-// loadConfig reads flags (args), the environment and the config file. A bad
-// value or an unknown key in the file is an error that names it.
-func loadConfig(args []string) (*config, error) {
+// LoadConfig reads flags (args, without the program name), the environment
+// and the config file. A bad value or an unknown key in the file is an
+// error that names it; --help prints the keys to stdout and returns
+// pflag.ErrHelp. cmd/clusterdns calls it at start, the reload watcher on
+// every change.
+func LoadConfig(args []string) (*Config, error) {
 	fs := pflag.NewFlagSet("clusterdns", pflag.ContinueOnError)
 	fs.SortFlags = false
 	fs.Usage = func() {}
@@ -196,11 +201,16 @@ func loadConfig(args []string) (*config, error) {
 			}
 		}
 	}
-	return parseConfig(v)
+	c, err := parseConfig(v)
+	if err != nil {
+		return nil, err
+	}
+	c.args = slices.Clone(args)
+	return c, nil
 }
 
-func parseConfig(v *viper.Viper) (*config, error) {
-	c := &config{
+func parseConfig(v *viper.Viper) (*Config, error) {
+	c := &Config{
 		Listen:           v.GetString("listen"),
 		ZonesDir:         v.GetString("zones_dir"),
 		Pods:             server.PodMode(v.GetString("pods")),
@@ -313,7 +323,7 @@ func parseConfig(v *viper.Viper) (*config, error) {
 // parseLimits reads the keys that bound the server under load and hostile
 // input: TCP connections, forwarded queries in flight, response rate
 // limiting and the zone transfer ACL.
-func parseLimits(v *viper.Viper, c *config) error {
+func parseLimits(v *viper.Viper, c *Config) error {
 	var err error
 	if c.MaxTCPConns, err = intValue(v, "max_tcp_conns", 1, 1_000_000); err != nil {
 		return err
@@ -390,7 +400,7 @@ func toInt(x any) (int, error) {
 	return 0, fmt.Errorf("not a number")
 }
 
-func parseForwarding(v *viper.Viper, c *config) error {
+func parseForwarding(v *viper.Viper, c *Config) error {
 	for _, u := range v.GetStringSlice("upstreams") {
 		for _, part := range strings.Split(u, ",") {
 			if part = strings.TrimSpace(part); part != "" {

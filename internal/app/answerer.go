@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -36,7 +36,7 @@ type answerer struct {
 	mu        sync.Mutex // serialises builds, swaps and zone reloads
 	zf        *server.ZoneFiles
 	h         *server.Handler
-	cfg       *config
+	cfg       *Config
 	unsub     func()
 	stopFwd   context.CancelFunc
 	listener  *server.Listener
@@ -49,7 +49,7 @@ type answerer struct {
 
 // build makes a handler (and forwarder) for cfg, subscribed to the store
 // and loaded with the zone files. The caller swaps it in or discards it.
-func (a *answerer) build(cfg *config) (h *server.Handler, unsub func(), stopFwd context.CancelFunc, err error) {
+func (a *answerer) build(cfg *Config) (h *server.Handler, unsub func(), stopFwd context.CancelFunc, err error) {
 	fwd, err := newForwarder(cfg, a.log, a.fwdStat)
 	if err != nil {
 		return nil, nil, nil, err
@@ -122,7 +122,7 @@ func (a *answerer) releaseMemory() {
 }
 
 // start builds the first handler.
-func (a *answerer) start(ctx context.Context, cfg *config) error {
+func (a *answerer) start(ctx context.Context, cfg *Config) error {
 	a.parentCtx = ctx
 	h, unsub, stop, err := a.build(cfg)
 	if err != nil {
@@ -181,7 +181,7 @@ func (a *answerer) reloadZones() error {
 // named in the log and keep their running value; the rest take effect
 // atomically. A configuration that does not build is refused and the
 // running one stays.
-func (a *answerer) reload(next *config) error {
+func (a *answerer) reload(next *Config) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, r := range restartOnly(a.cfg, next) {
@@ -202,7 +202,7 @@ func (a *answerer) reload(next *config) error {
 }
 
 // restartOnly lists the keys whose change a reload cannot apply.
-func restartOnly(old, next *config) []string {
+func restartOnly(old, next *Config) []string {
 	var keys []string
 	check := func(key string, changed bool) {
 		if changed {
@@ -235,7 +235,7 @@ func restartOnly(old, next *config) []string {
 
 // startMetrics serves /metrics (and /debug/pprof/ when enabled) on its own
 // port. It returns nil when metrics_listen is empty.
-func startMetrics(cfg *config, reg *prometheus.Registry, log *slog.Logger) (*http.Server, error) {
+func startMetrics(cfg *Config, reg *prometheus.Registry, log *slog.Logger) (*http.Server, error) {
 	if cfg.MetricsListen == "" {
 		return nil, nil
 	}
