@@ -32,6 +32,7 @@ func TestFollowBuildsCurrentBeforeReturning(t *testing.T) {
 // snapshot carrying every change.
 func TestFollowBuildsOffTheLockAndCoalesces(t *testing.T) {
 	st := NewStore(Options{})
+	st.UpsertNamespace("ns") // services in it leave the namespace set alone
 	st.MarkSynced()
 	st.Flush()
 	release := make(chan struct{})
@@ -88,6 +89,7 @@ func TestFollowBuildsOffTheLockAndCoalesces(t *testing.T) {
 // A Full snapshot among the coalesced ones makes the build Full.
 func TestFollowCoalescedFullStaysFull(t *testing.T) {
 	st := NewStore(Options{})
+	st.UpsertNamespace("ns") // services in it leave the namespace set alone
 	st.MarkSynced()
 	st.Flush()
 	release := make(chan struct{})
@@ -118,6 +120,7 @@ func TestFollowCoalescedFullStaysFull(t *testing.T) {
 // After stop returns no build runs, even for snapshots published before.
 func TestFollowStop(t *testing.T) {
 	st := NewStore(Options{})
+	st.UpsertNamespace("ns") // services in it leave the namespace set alone
 	st.MarkSynced()
 	st.Flush()
 	builds := make(chan *Snapshot, 16)
