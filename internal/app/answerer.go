@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"runtime/debug"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -167,6 +166,13 @@ func (a *answerer) handler() *server.Handler {
 	return a.h
 }
 
+// config returns the configuration in service (the last one reloaded).
+func (a *answerer) config() *Config {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cfg
+}
+
 // reloadZones re-reads the zone files into the handler in service.
 func (a *answerer) reloadZones() error {
 	a.mu.Lock()
@@ -199,38 +205,6 @@ func (a *answerer) reload(next *Config) error {
 	a.stopFwd()
 	a.h, a.unsub, a.stopFwd, a.cfg = h, unsub, stop, next
 	return nil
-}
-
-// restartOnly lists the keys whose change a reload cannot apply.
-func restartOnly(old, next *Config) []string {
-	var keys []string
-	check := func(key string, changed bool) {
-		if changed {
-			keys = append(keys, key)
-		}
-	}
-	check("listen", old.Listen != next.Listen)
-	check("zones_dir", old.ZonesDir != next.ZonesDir)
-	check("udp_sockets", old.UDPSockets != next.UDPSockets)
-	check("source", old.Source != next.Source)
-	check("kubeconfig", old.Kubeconfig != next.Kubeconfig)
-	check("namespaces", !slices.Equal(old.Namespaces, next.Namespaces))
-	check("endpoint_pod_names", old.EndpointPodNames != next.EndpointPodNames)
-	check("health_listen", old.HealthListen != next.HealthListen)
-	check("metrics_listen", old.MetricsListen != next.MetricsListen)
-	check("log_level", old.LogLevel != next.LogLevel)
-	check("log_format", old.LogFormat != next.LogFormat)
-	check("sync_timeout", old.SyncTimeout != next.SyncTimeout)
-	// The Kubernetes source watches pods only for verified pod records and
-	// autopath: turning those on or off needs the watch started or stopped.
-	if old.Source != sourceFiles {
-		check("pods", (old.Pods == server.PodsVerified) != (next.Pods == server.PodsVerified))
-		check("autopath", old.Autopath != next.Autopath)
-	}
-	check("max_tcp_conns", old.MaxTCPConns != next.MaxTCPConns)
-	check("tcp_idle_timeout", old.TCPIdleTimeout != next.TCPIdleTimeout)
-	check("rrl_*", old.RRL != next.RRL)
-	return keys
 }
 
 // startMetrics serves /metrics (and /debug/pprof/ when enabled) on its own

@@ -182,11 +182,11 @@ func TestReloadRefusesWhatDoesNotBuild(t *testing.T) {
 // the rest of the reload applies.
 func TestReloadLogsRestartOnlyKeys(t *testing.T) {
 	s := serve(t, testConfig(t))
-	if err := s.ans.reload(testConfig(t, "--log-format", "json", "--udp-sockets", "3", "--ttl", "12")); err != nil {
+	if err := s.ans.reload(testConfig(t, "--pprof", "--log-format", "json", "--udp-sockets", "3", "--ttl", "12")); err != nil {
 		t.Fatal(err)
 	}
 	logs := s.logs.String()
-	for _, key := range []string{"log_format", "udp_sockets"} {
+	for _, key := range []string{"pprof", "log_format", "udp_sockets"} {
 		if !strings.Contains(logs, `msg="configuration change needs a restart, ignored" key=`+key) {
 			t.Errorf("no restart warning for %s in:\n%s", key, logs)
 		}

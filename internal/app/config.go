@@ -4,10 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"math"
 	"net"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -93,55 +93,57 @@ const defaultHealthListen = "127.0.0.1:8080"
 // default, a server that cannot bind it serves without metrics.
 const defaultMetricsListen = "127.0.0.1:9153"
 
-// setting is one configuration key: its flag, default and help.
-type setting struct {
-	key, help string
-	def       any
+// key is one configuration key (a row of keys).
+type key struct {
+	name string
+	// def is the default, of the flag's type: string, int, bool or
+	// []string.
+	def any
+	// shown is the default as the README shows it, when that is not def
+	// in backticks (a default that depends on the machine, or a range).
+	shown string
+	// meaning says what the key does, in the README's words (markdown);
+	// --help shows it without the backticks.
+	meaning string
+	// restart, set for a key only read at start, returns the value a
+	// reload compares: a change is named in the log and not applied.
+	restart func(c *Config) any
+	// restartIf, for a key a reload applies only in some settings,
+	// reports a change it cannot apply.
+	restartIf func(old, next *Config) bool
+	// parse reads the key from v, checks it and stores it in c; its error
+	// names the key and what is wanted.
+	parse func(v *viper.Viper, c *Config, name string) error
 }
 
-var settings = []setting{
-	{"listen", "address for DNS over UDP and TCP (host:port)", "127.0.0.1:5353"},
-	{"zones_dir", "folder of cluster manifests (*.yaml) and zone files (*.zone), watched for changes; empty serves the embedded example cluster; with the Kubernetes source only its zone files are read", ""},
-	{"domains", "cluster domains served (comma-separated)", []string{"cluster.local"}},
-	{"ttl", "TTL of cluster records, seconds (0-3600)", 5},
-	{"negative_ttl", "TTL of negative answers (the SOA minimum), seconds (0-3600)", 5},
-	{"pods", "pod records a-b-c-d.<ns>.pod.<zone>: disabled, insecure or verified", "disabled"},
-	{"endpoint_pod_names", "name endpoints without a hostname after their pod instead of their address", false},
-	{"dns_service", "namespace/name of the service whose ClusterIP is the zones' NS address", "kube-system/kube-dns"},
-	{"udp_sockets", "UDP sockets (SO_REUSEPORT), one reader each; 0 = one per CPU", 0},
-	{"upstreams", "servers for names outside the served zones: ip, ip:port, tcp://ip:port, or a resolv.conf path; empty turns forwarding off (REFUSED)", []string{"/etc/resolv.conf"}},
-	{"stub_domains", "per-domain servers, domain=ip[;ip...] (in the file: a map of domain to a list)", []string{}},
-	{"upstream_policy", "order of upstreams: random, round_robin or sequential", "random"},
-	{"forward_timeout", "timeout of one upstream exchange", "2s"},
-	{"recursion_from", "client networks allowed to ask names outside the served zones", []string{"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "fc00::/7", "fe80::/10"}},
-	{"cache_size", "forwarded answers cached at most", 10000},
-	{"cache_max_ttl", "longest time a forwarded answer is cached", "1h"},
-	{"cache_max_negative_ttl", "longest time a forwarded NXDOMAIN/NODATA is cached", "30m"},
-	{"serve_stale", "how long an expired answer may be served when every upstream fails (RFC 8767); 0 turns it off", "1h"},
-	{"prefetch", "refresh a popular cached answer in the last N percent of its TTL; 0 turns it off", 10},
-	{"autopath", "complete pods' search paths on the server (needs pods known by IP)", false},
-	{"query_log", "log every query received (client, name, type)", false},
-	{"query_log_sample", "with query_log, log one query in N", 1},
-	{"answer_order", "order of a name's A/AAAA records per query: round_robin, random or off", "round_robin"},
-	{"answer_order_zones", "per-zone answer order, zone=policy (\".\" for forwarded answers)", []string{}},
-	{"metrics_listen", "address of the Prometheus /metrics endpoint (host:port); empty disables it", defaultMetricsListen},
-	{"pprof", "serve /debug/pprof/ on the metrics address", false},
-	{"lame_duck", "after SIGTERM, keep answering this long while /ready fails, then close", "5s"},
-	{"log_level", "debug, info, warn or error", "info"},
-	{"log_format", "text or json", "text"},
-	{"source", "where the cluster comes from: auto (the Kubernetes API when a kubeconfig is given, $KUBECONFIG is set or clusterdns runs in a pod; else files), kubernetes or files", sourceAuto},
-	{"kubeconfig", "kubeconfig file for the Kubernetes API; empty uses $KUBECONFIG, else the in-cluster service account", ""},
-	{"namespaces", "serve only these namespaces (comma-separated; Kubernetes source); empty serves all", []string{}},
-	{"sync_timeout", "longest wait for the first full view of the cluster (Kubernetes source), during which cluster names answer SERVFAIL; then what is loaded is served; 0 waits for ever", "30s"},
-	{"health_listen", "address of the HTTP endpoints /healthz and /ready (host:port); empty disables them", defaultHealthListen},
-	{"max_tcp_conns", "concurrent DNS-over-TCP connections at most; more are closed at once", 1024},
-	{"tcp_idle_timeout", "a TCP connection that sends no complete query for this long is closed", "10s"},
-	{"max_forward_in_flight", "forwarded queries waiting for an upstream at most; beyond, SERVFAIL", 1000},
-	{"rrl_responses_per_second", "response rate limiting on UDP: responses per second per client network (/24, /56) and answer; 0 turns it off", 0},
-	{"rrl_slip", "with rate limiting, every Nth response over the limit is sent truncated (TC=1) instead of dropped; 0 drops them all", 2},
-	{"rrl_window", "with rate limiting, how long a client that went over the limit stays limited at most", "15s"},
-	{"transfer_from", "client networks allowed to ask zone transfers (AXFR/IXFR, not implemented: NOTIMP); others get REFUSED", []string{}},
-	{"memory_limit", "soft memory limit of the Go runtime, such as 100MiB (the garbage collector works harder near it); 0 removes it; empty leaves it to $GOMEMLIMIT", ""},
+// help is the key's --help text.
+func (k *key) help() string {
+	h := strings.ReplaceAll(k.meaning, "`", "") + " (env CLUSTERDNS_" + strings.ToUpper(k.name)
+	if k.restart != nil {
+		h += "; read at start only"
+	}
+	return h + ")"
+}
+
+// defaultShown is the key's default as the README's table shows it.
+func (k *key) defaultShown() string {
+	switch d := k.def.(type) {
+	case string:
+		if k.shown == "" && d == "" {
+			return ""
+		}
+	case []string:
+		if k.shown == "" && len(d) == 0 {
+			return ""
+		}
+		if k.shown == "" {
+			return "`" + strings.Join(d, ",") + "`"
+		}
+	}
+	if k.shown != "" {
+		return k.shown
+	}
+	return fmt.Sprintf("`%v`", k.def)
 }
 
 func flagName(key string) string { return strings.ReplaceAll(key, "_", "-") }
@@ -156,17 +158,18 @@ func LoadConfig(args []string) (*Config, error) {
 	fs.SortFlags = false
 	fs.Usage = func() {}
 	cfgFile := fs.String("config", "", "YAML configuration file (keys as below, with underscores)")
-	for _, s := range settings {
-		help := fmt.Sprintf("%s (env CLUSTERDNS_%s)", s.help, strings.ToUpper(s.key))
-		switch d := s.def.(type) {
+	for _, k := range keys {
+		switch d := k.def.(type) {
 		case string:
-			fs.String(flagName(s.key), d, help)
+			fs.String(flagName(k.name), d, k.help())
 		case int:
-			fs.Int(flagName(s.key), d, help)
+			fs.Int(flagName(k.name), d, k.help())
 		case bool:
-			fs.Bool(flagName(s.key), d, help)
+			fs.Bool(flagName(k.name), d, k.help())
 		case []string:
-			fs.StringSlice(flagName(s.key), d, help)
+			fs.StringSlice(flagName(k.name), d, k.help())
+		default:
+			return nil, fmt.Errorf("key %s: default of type %T", k.name, d)
 		}
 	}
 	if err := fs.Parse(args); err != nil {
@@ -176,10 +179,10 @@ func LoadConfig(args []string) (*Config, error) {
 		return nil, err
 	}
 	v := viper.New()
-	for _, s := range settings {
-		v.SetDefault(s.key, s.def)
-		if err := v.BindPFlag(s.key, fs.Lookup(flagName(s.key))); err != nil {
-			return nil, fmt.Errorf("flag %s: %w", s.key, err)
+	for _, k := range keys {
+		v.SetDefault(k.name, k.def)
+		if err := v.BindPFlag(k.name, fs.Lookup(flagName(k.name))); err != nil {
+			return nil, fmt.Errorf("flag %s: %w", k.name, err)
 		}
 	}
 	v.SetEnvPrefix("CLUSTERDNS")
@@ -192,181 +195,240 @@ func LoadConfig(args []string) (*Config, error) {
 		}
 		file := viper.New()
 		file.SetConfigFile(*cfgFile)
-		_ = file.ReadInConfig()
+		if err := file.ReadInConfig(); err != nil {
+			return nil, fmt.Errorf("config file %s: %w", *cfgFile, err)
+		}
 		// Top-level keys only: values such as stub_domains are maps whose
 		// keys (domain names) hold dots, which viper would split.
-		for k := range file.AllSettings() {
-			if !slices.ContainsFunc(settings, func(s setting) bool { return s.key == k }) {
-				return nil, fmt.Errorf("config file %s: unknown key %q", *cfgFile, k)
+		for name := range file.AllSettings() {
+			if !slices.ContainsFunc(keys, func(k key) bool { return k.name == name }) {
+				return nil, fmt.Errorf("config file %s: unknown key %q", *cfgFile, name)
 			}
 		}
 	}
-	c, err := parseConfig(v)
-	if err != nil {
-		return nil, err
-	}
-	c.args = slices.Clone(args)
-	return c, nil
-}
-
-func parseConfig(v *viper.Viper) (*Config, error) {
-	c := &Config{
-		Listen:           v.GetString("listen"),
-		ZonesDir:         v.GetString("zones_dir"),
-		Pods:             server.PodMode(v.GetString("pods")),
-		EndpointPodNames: v.GetBool("endpoint_pod_names"),
-		LogFormat:        v.GetString("log_format"),
-		Source:           v.GetString("source"),
-		Kubeconfig:       v.GetString("kubeconfig"),
-		HealthListen:     v.GetString("health_listen"),
-	}
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		return nil, fmt.Errorf("listen %q: want host:port: %w", c.Listen, err)
-	}
-	for _, d := range v.GetStringSlice("domains") {
-		for _, part := range strings.Split(d, ",") {
-			if part = strings.TrimSpace(part); part != "" {
-				c.Domains = append(c.Domains, part)
-			}
+	c := &Config{args: slices.Clone(args)}
+	for _, k := range keys {
+		if err := k.parse(v, c, k.name); err != nil {
+			return nil, err
 		}
-	}
-	if len(c.Domains) == 0 {
-		return nil, fmt.Errorf("domains: at least one cluster domain is needed")
-	}
-	var err error
-	if c.TTL, err = ttlValue(v, "ttl"); err != nil {
-		return nil, err
-	}
-	if c.NegativeTTL, err = ttlValue(v, "negative_ttl"); err != nil {
-		return nil, err
-	}
-	switch c.Pods {
-	case server.PodsDisabled, server.PodsInsecure, server.PodsVerified:
-	default:
-		return nil, fmt.Errorf("pods %q: want disabled, insecure or verified", c.Pods)
-	}
-	ns, name, ok := strings.Cut(v.GetString("dns_service"), "/")
-	if !ok || ns == "" || name == "" {
-		return nil, fmt.Errorf("dns_service %q: want namespace/name", v.GetString("dns_service"))
-	}
-	c.DNSService = registry.Key{Namespace: ns, Name: name}
-	if c.UDPSockets, err = intValue(v, "udp_sockets", 0, 1024); err != nil {
-		return nil, err
-	}
-	if err := c.LogLevel.UnmarshalText([]byte(v.GetString("log_level"))); err != nil {
-		return nil, fmt.Errorf("log_level %q: want debug, info, warn or error", v.GetString("log_level"))
-	}
-	if err := parseForwarding(v, c); err != nil {
-		return nil, err
-	}
-	if c.LogFormat != "text" && c.LogFormat != "json" {
-		return nil, fmt.Errorf("log_format %q: want text or json", c.LogFormat)
-	}
-	switch c.Source {
-	case sourceAuto, sourceKubernetes, sourceFiles:
-	default:
-		return nil, fmt.Errorf("source %q: want auto, kubernetes or files", c.Source)
-	}
-	for _, n := range v.GetStringSlice("namespaces") {
-		for _, part := range strings.Split(n, ",") {
-			if part = strings.TrimSpace(part); part == "" {
-				continue
-			}
-			if errs := validation.IsDNS1123Label(part); len(errs) > 0 {
-				return nil, fmt.Errorf("namespaces: %q is not a namespace name: %s", part, strings.Join(errs, "; "))
-			}
-			if !slices.Contains(c.Namespaces, part) {
-				c.Namespaces = append(c.Namespaces, part)
-			}
-		}
-	}
-	syncTimeout := v.GetString("sync_timeout")
-	if c.SyncTimeout, err = time.ParseDuration(syncTimeout); err != nil || c.SyncTimeout < 0 {
-		return nil, fmt.Errorf("sync_timeout %q: want a duration such as 30s or 2m, 0 to wait for ever", syncTimeout)
-	}
-	c.MetricsListen, c.Pprof = v.GetString("metrics_listen"), v.GetBool("pprof")
-	if c.MetricsListen != "" {
-		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
-			return nil, fmt.Errorf("metrics_listen %q: want host:port, or empty to disable: %w", c.MetricsListen, err)
-		}
-	}
-	if d, err := time.ParseDuration(v.GetString("lame_duck")); err != nil || d < 0 {
-		return nil, fmt.Errorf("lame_duck %q: want a duration such as 5s", v.GetString("lame_duck"))
-	} else {
-		c.LameDuck = d
-	}
-	c.AnswerOrder = v.GetString("answer_order")
-	c.ZoneOrder = map[string]string{}
-	for _, e := range v.GetStringSlice("answer_order_zones") {
-		zone, pol, ok := strings.Cut(e, "=")
-		if !ok || zone == "" {
-			return nil, fmt.Errorf("answer_order_zones %q: want zone=policy", e)
-		}
-		c.ZoneOrder[zone] = pol
-	}
-	for _, pol := range append([]string{c.AnswerOrder}, slices.Collect(maps.Values(c.ZoneOrder))...) {
-		if pol != "off" && pol != "round_robin" && pol != "random" {
-			return nil, fmt.Errorf("answer order %q: want round_robin, random or off", pol)
-		}
-	}
-	if c.HealthListen != "" {
-		if _, _, err := net.SplitHostPort(c.HealthListen); err != nil {
-			return nil, fmt.Errorf("health_listen %q: want host:port, or empty to disable: %w", c.HealthListen, err)
-		}
-	}
-	if err := parseLimits(v, c); err != nil {
-		return nil, err
 	}
 	return c, nil
 }
 
-// parseLimits reads the keys that bound the server under load and hostile
-// input: TCP connections, forwarded queries in flight, response rate
-// limiting and the zone transfer ACL.
-func parseLimits(v *viper.Viper, c *Config) error {
-	var err error
-	if c.MaxTCPConns, err = intValue(v, "max_tcp_conns", 1, 1_000_000); err != nil {
-		return err
-	}
-	if c.MaxForwardInFlight, err = intValue(v, "max_forward_in_flight", 1, 1_000_000); err != nil {
-		return err
-	}
-	if c.RRL.ResponsesPerSecond, err = intValue(v, "rrl_responses_per_second", 0, 1_000_000); err != nil {
-		return err
-	}
-	if c.RRL.Slip, err = intValue(v, "rrl_slip", 0, 10); err != nil {
-		return err
-	}
-	for _, d := range []struct {
-		key string
-		dst *time.Duration
-	}{{"tcp_idle_timeout", &c.TCPIdleTimeout}, {"rrl_window", &c.RRL.Window}} {
-		s := v.GetString(d.key)
-		if *d.dst, err = time.ParseDuration(s); err != nil || *d.dst < time.Millisecond || *d.dst > time.Hour {
-			return fmt.Errorf("%s %q: want a duration from 1ms to 1h, such as 10s", d.key, s)
+// restartOnly lists the keys whose change from old to next a reload cannot
+// apply (the table's restart and restartIf).
+func restartOnly(old, next *Config) []string {
+	var names []string
+	for _, k := range keys {
+		if (k.restart != nil && !reflect.DeepEqual(k.restart(old), k.restart(next))) ||
+			(k.restartIf != nil && k.restartIf(old, next)) {
+			names = append(names, k.name)
 		}
 	}
-	if c.MemoryLimit, err = memoryLimit(v.GetString("memory_limit")); err != nil {
+	return names
+}
+
+// The Kubernetes source watches pods only for verified pod records and
+// autopath: a reload cannot start or stop that watch, so with that source
+// (not files) turning either on or off needs a restart.
+
+func podsWatchChanged(old, next *Config) bool {
+	return old.Source != sourceFiles && (old.Pods == server.PodsVerified) != (next.Pods == server.PodsVerified)
+}
+
+func autopathWatchChanged(old, next *Config) bool {
+	return old.Source != sourceFiles && old.Autopath != next.Autopath
+}
+
+// The parsers of the table's rows: each returns a key.parse that reads the
+// value, checks it and stores it through field.
+
+func text(field func(*Config) *string) func(*viper.Viper, *Config, string) error {
+	return func(v *viper.Viper, c *Config, name string) error {
+		*field(c) = v.GetString(name)
+		return nil
+	}
+}
+
+func boolean(field func(*Config) *bool) func(*viper.Viper, *Config, string) error {
+	return func(v *viper.Viper, c *Config, name string) error {
+		*field(c) = v.GetBool(name)
+		return nil
+	}
+}
+
+// oneOf takes one of the values.
+func oneOf(field func(*Config) *string, values ...string) func(*viper.Viper, *Config, string) error {
+	return func(v *viper.Viper, c *Config, name string) error {
+		s := v.GetString(name)
+		if !slices.Contains(values, s) {
+			return fmt.Errorf("%s %q: want %s or %s", name, s, strings.Join(values[:len(values)-1], ", "), values[len(values)-1])
+		}
+		*field(c) = s
+		return nil
+	}
+}
+
+// hostPort takes host:port, or "" when it may be empty (disabled).
+func hostPort(mayBeEmpty bool, field func(*Config) *string) func(*viper.Viper, *Config, string) error {
+	return func(v *viper.Viper, c *Config, name string) error {
+		s := v.GetString(name)
+		if s == "" && mayBeEmpty {
+			*field(c) = s
+			return nil
+		}
+		if _, _, err := net.SplitHostPort(s); err != nil {
+			if mayBeEmpty {
+				return fmt.Errorf("%s %q: want host:port, or empty to disable: %w", name, s, err)
+			}
+			return fmt.Errorf("%s %q: want host:port: %w", name, s, err)
+		}
+		*field(c) = s
+		return nil
+	}
+}
+
+// whole takes a whole number from lo to hi.
+func whole(lo, hi int, field func(*Config) *int) func(*viper.Viper, *Config, string) error {
+	return func(v *viper.Viper, c *Config, name string) error {
+		n, err := intValue(v, name, lo, hi)
+		*field(c) = n
 		return err
 	}
-	for _, cidr := range v.GetStringSlice("transfer_from") {
-		for _, part := range strings.Split(cidr, ",") {
-			if part = strings.TrimSpace(part); part == "" {
-				continue
-			}
-			p, err := netip.ParsePrefix(part)
+}
+
+// ttl takes a TTL in seconds, 0 to 3600.
+func ttl(field func(*Config) *uint32) func(*viper.Viper, *Config, string) error {
+	return func(v *viper.Viper, c *Config, name string) error {
+		n, err := intValue(v, name, 0, 3600)
+		*field(c) = uint32(n)
+		return err
+	}
+}
+
+// duration takes a duration of at least lo and, unless hi is 0, at most
+// hi; want describes one for the error.
+func duration(lo, hi time.Duration, want string, field func(*Config) *time.Duration) func(*viper.Viper, *Config, string) error {
+	return func(v *viper.Viper, c *Config, name string) error {
+		s := v.GetString(name)
+		d, err := time.ParseDuration(s)
+		if err != nil || d < lo || (hi > 0 && d > hi) {
+			return fmt.Errorf("%s %q: want %s", name, s, want)
+		}
+		*field(c) = d
+		return nil
+	}
+}
+
+// list takes a list whose items may also be comma-separated.
+func list(field func(*Config) *[]string) func(*viper.Viper, *Config, string) error {
+	return func(v *viper.Viper, c *Config, name string) error {
+		*field(c) = items(v, name)
+		return nil
+	}
+}
+
+// networks takes a list of networks (CIDR prefixes).
+func networks(field func(*Config) *[]netip.Prefix) func(*viper.Viper, *Config, string) error {
+	return func(v *viper.Viper, c *Config, name string) error {
+		for _, s := range items(v, name) {
+			p, err := netip.ParsePrefix(s)
 			if err != nil {
-				return fmt.Errorf("transfer_from %q: want a network such as 10.0.0.0/8", part)
+				return fmt.Errorf("%s %q: want a network such as 10.0.0.0/8", name, s)
 			}
-			c.TransferFrom = append(c.TransferFrom, p)
+			*field(c) = append(*field(c), p)
+		}
+		return nil
+	}
+}
+
+// items returns a list key's items, comma-separated ones split, blanks
+// dropped.
+func items(v *viper.Viper, name string) []string {
+	var out []string
+	for _, e := range v.GetStringSlice(name) {
+		for _, part := range strings.Split(e, ",") {
+			if part = strings.TrimSpace(part); part != "" {
+				out = append(out, part)
+			}
+		}
+	}
+	return out
+}
+
+func parseDomains(v *viper.Viper, c *Config, name string) error {
+	c.Domains = items(v, name)
+	if len(c.Domains) == 0 {
+		return fmt.Errorf("%s: at least one cluster domain is needed", name)
+	}
+	return nil
+}
+
+func parseNamespaces(v *viper.Viper, c *Config, name string) error {
+	for _, ns := range items(v, name) {
+		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+			return fmt.Errorf("%s: %q is not a namespace name: %s", name, ns, strings.Join(errs, "; "))
+		}
+		if !slices.Contains(c.Namespaces, ns) {
+			c.Namespaces = append(c.Namespaces, ns)
 		}
 	}
 	return nil
 }
 
-func ttlValue(v *viper.Viper, key string) (uint32, error) {
-	n, err := intValue(v, key, 0, 3600)
-	return uint32(n), err
+func parsePods(v *viper.Viper, c *Config, name string) error {
+	c.Pods = server.PodMode(v.GetString(name))
+	return c.Pods.Validate()
+}
+
+func parseUpstreamPolicy(v *viper.Viper, c *Config, name string) error {
+	c.UpstreamPolicy = resolver.Policy(v.GetString(name))
+	if err := c.UpstreamPolicy.Validate(); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
+func parseAnswerOrder(v *viper.Viper, c *Config, name string) error {
+	c.AnswerOrder = v.GetString(name)
+	return server.ValidateAnswerOrder(c.AnswerOrder)
+}
+
+func parseZoneOrder(v *viper.Viper, c *Config, name string) error {
+	c.ZoneOrder = map[string]string{}
+	for _, e := range v.GetStringSlice(name) {
+		zone, pol, ok := strings.Cut(e, "=")
+		if !ok || zone == "" {
+			return fmt.Errorf("%s %q: want zone=policy", name, e)
+		}
+		if err := server.ValidateAnswerOrder(pol); err != nil {
+			return fmt.Errorf("%s %q: %w", name, e, err)
+		}
+		c.ZoneOrder[zone] = pol
+	}
+	return nil
+}
+
+func parseDNSService(v *viper.Viper, c *Config, name string) error {
+	ns, svc, ok := strings.Cut(v.GetString(name), "/")
+	if !ok || ns == "" || svc == "" {
+		return fmt.Errorf("%s %q: want namespace/name", name, v.GetString(name))
+	}
+	c.DNSService = registry.Key{Namespace: ns, Name: svc}
+	return nil
+}
+
+func parseLogLevel(v *viper.Viper, c *Config, name string) error {
+	if err := c.LogLevel.UnmarshalText([]byte(v.GetString(name))); err != nil {
+		return fmt.Errorf("%s %q: want debug, info, warn or error", name, v.GetString(name))
+	}
+	return nil
+}
+
+func parseMemoryLimit(v *viper.Viper, c *Config, name string) error {
+	var err error
+	c.MemoryLimit, err = memoryLimit(v.GetString(name))
+	return err
 }
 
 func intValue(v *viper.Viper, key string, lo, hi int) (int, error) {
@@ -400,98 +462,44 @@ func toInt(x any) (int, error) {
 	return 0, fmt.Errorf("not a number")
 }
 
-func parseForwarding(v *viper.Viper, c *Config) error {
-	for _, u := range v.GetStringSlice("upstreams") {
-		for _, part := range strings.Split(u, ",") {
-			if part = strings.TrimSpace(part); part != "" {
-				c.Upstreams = append(c.Upstreams, part)
-			}
-		}
-	}
+// parseStubDomains reads stub_domains: in the file a map of domain to a
+// list of servers, as a flag or variable domain=ip[;ip...] entries.
+func parseStubDomains(v *viper.Viper, c *Config, name string) error {
 	c.StubDomains = map[string][]string{}
-	switch raw := v.Get("stub_domains").(type) {
-	case map[string]any:
-		// viper splits keys at dots: corp.example arrives as corp → example.
-		var walk func(prefix string, m map[string]any) error
-		walk = func(prefix string, m map[string]any) error {
-			for k, val := range m {
-				name := strings.TrimPrefix(prefix+"."+k, ".")
-				switch t := val.(type) {
-				case map[string]any:
-					if err := walk(name, t); err != nil {
-						return err
-					}
-				case []any:
-					for _, s := range t {
-						c.StubDomains[name] = append(c.StubDomains[name], fmt.Sprint(s))
-					}
-				case string:
-					c.StubDomains[name] = append(c.StubDomains[name], t)
-				default:
-					return fmt.Errorf("stub_domains %s: want a list of servers", name)
-				}
-			}
-			return nil
-		}
-		if err := walk("", raw); err != nil {
-			return err
-		}
-	default:
-		for _, e := range v.GetStringSlice("stub_domains") {
+	raw, ok := v.Get(name).(map[string]any)
+	if !ok {
+		for _, e := range v.GetStringSlice(name) {
 			d, servers, ok := strings.Cut(e, "=")
 			if !ok || d == "" || servers == "" {
-				return fmt.Errorf("stub_domains %q: want domain=ip[;ip...]", e)
+				return fmt.Errorf("%s %q: want domain=ip[;ip...]", name, e)
 			}
 			c.StubDomains[d] = append(c.StubDomains[d], strings.Split(servers, ";")...)
 		}
+		return nil
 	}
-	c.UpstreamPolicy = resolver.Policy(v.GetString("upstream_policy"))
-	switch c.UpstreamPolicy {
-	case resolver.Random, resolver.RoundRobin, resolver.Sequential:
-	default:
-		return fmt.Errorf("upstream_policy %q: want random, round_robin or sequential", c.UpstreamPolicy)
-	}
-	var err error
-	durations := []struct {
-		key string
-		dst *time.Duration
-		min time.Duration
-	}{
-		{"forward_timeout", &c.ForwardTimeout, time.Millisecond},
-		{"cache_max_ttl", &c.CacheMaxTTL, 0},
-		{"cache_max_negative_ttl", &c.CacheMaxNegTTL, 0},
-		{"serve_stale", &c.ServeStale, 0},
-	}
-	for _, d := range durations {
-		s := v.GetString(d.key)
-		if *d.dst, err = time.ParseDuration(s); err != nil || *d.dst < d.min {
-			return fmt.Errorf("%s %q: want a duration such as 2s, 5m or 1h", d.key, s)
-		}
-	}
-	for _, cidr := range v.GetStringSlice("recursion_from") {
-		for _, part := range strings.Split(cidr, ",") {
-			if part = strings.TrimSpace(part); part == "" {
-				continue
+	// viper splits keys at dots: corp.example arrives as corp → example.
+	var walk func(prefix string, m map[string]any) error
+	walk = func(prefix string, m map[string]any) error {
+		for k, val := range m {
+			domain := strings.TrimPrefix(prefix+"."+k, ".")
+			switch t := val.(type) {
+			case map[string]any:
+				if err := walk(domain, t); err != nil {
+					return err
+				}
+			case []any:
+				for _, s := range t {
+					c.StubDomains[domain] = append(c.StubDomains[domain], fmt.Sprint(s))
+				}
+			case string:
+				c.StubDomains[domain] = append(c.StubDomains[domain], t)
+			default:
+				return fmt.Errorf("%s %s: want a list of servers", name, domain)
 			}
-			p, err := netip.ParsePrefix(part)
-			if err != nil {
-				return fmt.Errorf("recursion_from %q: want a network such as 10.0.0.0/8", part)
-			}
-			c.RecursionFrom = append(c.RecursionFrom, p)
 		}
+		return nil
 	}
-	if c.CacheSize, err = intValue(v, "cache_size", 0, 10_000_000); err != nil {
-		return err
-	}
-	if c.Prefetch, err = intValue(v, "prefetch", 0, 100); err != nil {
-		return err
-	}
-	c.Autopath = v.GetBool("autopath")
-	c.QueryLog = v.GetBool("query_log")
-	if c.QueryLogSample, err = intValue(v, "query_log_sample", 1, 1_000_000); err != nil {
-		return err
-	}
-	return nil
+	return walk("", raw)
 }
 
 // memoryLimit reads a size in bytes with an optional unit (B, KiB, MiB,

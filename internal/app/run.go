@@ -166,9 +166,10 @@ func Run(ctx context.Context, cfg *Config) error {
 	if hs != nil {
 		hs.Drain()
 	}
-	if cfg.LameDuck > 0 {
-		log.Info("shutting down: lame duck", "for", cfg.LameDuck)
-		time.Sleep(cfg.LameDuck)
+	// lame_duck is reloadable: the configuration in service decides.
+	if lameDuck := ans.config().LameDuck; lameDuck > 0 {
+		log.Info("shutting down: lame duck", "for", lameDuck)
+		time.Sleep(lameDuck)
 	}
 	log.Info("shutting down: closing listeners")
 	l.Close()
