@@ -19,6 +19,7 @@ import (
 	"github.com/clusterdns/clusterdns/lb"
 	"github.com/clusterdns/clusterdns/lb/lbtest"
 	"github.com/clusterdns/clusterdns/registry"
+	"github.com/clusterdns/clusterdns/registry/registrytest"
 	"github.com/clusterdns/clusterdns/server"
 )
 
@@ -59,13 +60,8 @@ func startClusterDNS(t *testing.T, dir string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := registry.NewStore(registry.Options{})
-	store.Subscribe(func(s *registry.Snapshot) {
-		if err := h.Update(s); err != nil {
-			t.Error(err)
-		}
-	})
-	src := registry.NewFileSource(os.DirFS(dir), dir, store, nil)
+	store := registrytest.New(t).Feed(h.Update)
+	src := registry.NewFileSource(os.DirFS(dir), dir, store.Store, nil)
 	if err := src.Load(); err != nil {
 		t.Fatal(err)
 	}
