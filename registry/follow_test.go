@@ -12,6 +12,33 @@ func svc(ns, name string) *Service {
 	return &Service{Key: Key{ns, name}, Kind: KindClusterIP}
 }
 
+// heldFollow returns a synced store of the namespace ns, followed by a
+// build that sends each snapshot to snaps and, for those hold selects,
+// waits until release is closed. The follow stops when the test ends.
+func heldFollow(t *testing.T, hold func(*Snapshot) bool) (st *Store, snaps chan *Snapshot, release chan struct{}) {
+	st = NewStore(Options{})
+	st.UpsertNamespace("ns") // services in it leave the namespace set alone
+	st.MarkSynced()
+	st.Flush()
+	release = make(chan struct{})
+	snaps = make(chan *Snapshot, 16)
+	stop := st.Follow(func(s *Snapshot) {
+		snaps <- s
+		if hold(s) {
+			<-release
+		}
+	})
+	t.Cleanup(func() {
+		select { // a failed test may leave a build held
+		case <-release:
+		default:
+			close(release)
+		}
+		stop()
+	})
+	return st, snaps, release
+}
+
 // Follow builds the current snapshot before it returns, so a consumer
 // swapped in right after is ready.
 func TestFollowBuildsCurrentBeforeReturning(t *testing.T) {
@@ -31,19 +58,7 @@ func TestFollowBuildsCurrentBeforeReturning(t *testing.T) {
 // flushing, and what they publish meanwhile reaches the next build as one
 // snapshot carrying every change.
 func TestFollowBuildsOffTheLockAndCoalesces(t *testing.T) {
-	st := NewStore(Options{})
-	st.UpsertNamespace("ns") // services in it leave the namespace set alone
-	st.MarkSynced()
-	st.Flush()
-	release := make(chan struct{})
-	snaps := make(chan *Snapshot, 16)
-	stop := st.Follow(func(s *Snapshot) {
-		snaps <- s
-		if !s.Full {
-			<-release // the first incremental build waits for the test
-		}
-	})
-	defer stop()
+	st, snaps, release := heldFollow(t, func(s *Snapshot) bool { return !s.Full })
 	if s := <-snaps; !s.Full {
 		t.Fatalf("first build: %+v, want Full", s)
 	}
@@ -88,19 +103,9 @@ func TestFollowBuildsOffTheLockAndCoalesces(t *testing.T) {
 
 // A Full snapshot among the coalesced ones makes the build Full.
 func TestFollowCoalescedFullStaysFull(t *testing.T) {
-	st := NewStore(Options{})
-	st.UpsertNamespace("ns") // services in it leave the namespace set alone
-	st.MarkSynced()
-	st.Flush()
-	release := make(chan struct{})
-	snaps := make(chan *Snapshot, 16)
-	stop := st.Follow(func(s *Snapshot) {
-		snaps <- s
-		if s.Changed != nil && s.Changed[0] == (Key{"ns", "hold"}) {
-			<-release
-		}
+	st, snaps, release := heldFollow(t, func(s *Snapshot) bool {
+		return s.Changed != nil && s.Changed[0] == (Key{"ns", "hold"})
 	})
-	defer stop()
 	<-snaps
 	st.UpsertService(svc("ns", "hold"))
 	st.Flush()

@@ -1,19 +1,18 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
 
+	"github.com/clusterdns/clusterdns/internal/testbin"
 	"github.com/clusterdns/clusterdns/registry"
 	"github.com/clusterdns/clusterdns/resolver"
 	"github.com/clusterdns/clusterdns/server"
@@ -21,24 +20,6 @@ import (
 
 // These tests run the answerer (store → handler wiring and reload) with a
 // real Store, Handler and Listener on loopback; no binary, no apiserver.
-
-// syncBuffer is a log destination the test reads while the server writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // testConfig is a configuration for a server on a kernel-chosen loopback
 // port without upstreams or HTTP endpoints, plus extra flags.
@@ -59,12 +40,12 @@ type served struct {
 	ans   *answerer
 	store *registry.Store
 	addr  string
-	logs  *syncBuffer
+	logs  *testbin.LogBuffer
 }
 
 func serve(t *testing.T, cfg *Config) *served {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testbin.LogBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	store := registry.NewStore(registry.Options{Logger: log})
 	store.UpsertService(&registry.Service{Key: registry.Key{Namespace: "default", Name: "web"},
