@@ -14,6 +14,7 @@ import (
 
 	"github.com/clusterdns/clusterdns/internal/testbin"
 	"github.com/clusterdns/clusterdns/registry"
+	"github.com/clusterdns/clusterdns/registry/registrytest"
 	"github.com/clusterdns/clusterdns/resolver"
 	"github.com/clusterdns/clusterdns/server"
 )
@@ -47,11 +48,9 @@ func serve(t *testing.T, cfg *Config) *served {
 	t.Helper()
 	logs := &testbin.LogBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	store := registry.NewStore(registry.Options{Logger: log})
-	store.UpsertService(&registry.Service{Key: registry.Key{Namespace: "default", Name: "web"},
-		Kind: registry.KindClusterIP, ClusterIPs: []netip.Addr{netip.MustParseAddr("10.96.0.10")}})
-	store.MarkSynced()
-	store.Flush()
+	cluster := registrytest.NewWith(t, registry.Options{Logger: log}).ClusterIP("default/web", "10.96.0.10")
+	cluster.Publish()
+	store := cluster.Store
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	ans := &answerer{log: log, store: store, metrics: server.NewMetrics(), fwdStat: resolver.NewMetrics()}
