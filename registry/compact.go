@@ -12,6 +12,13 @@ import (
 // and JSON trees), whose pages they would keep in use after it is
 // collected; the compact copy lets those pages go. The blocks live as long
 // as the file's objects do: they are replaced together.
+//
+// Invariants (TestCompactBlocksInvariants): each block is allocated at its
+// final size from counts taken first, so appendBlock never reallocates
+// (an object would otherwise land in a second array, defeating the
+// point); every copy is capped (cap == len) so that appending to one
+// cannot overwrite its neighbour; text is never written after it is
+// copied, so strings over it stay immutable.
 func compactObjects(o Objects, in *interner) Objects {
 	var text textArena
 	str := func(s string) string {

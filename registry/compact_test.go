@@ -2,7 +2,6 @@ package registry
 
 import (
 	"io/fs"
-	"net/netip"
 	"reflect"
 	"testing"
 
@@ -37,38 +36,6 @@ func TestCompactObjects(t *testing.T) {
 	_ = append(s0.Ports, ServicePort{Name: "x"})
 	if !reflect.DeepEqual(got.Services[1].Ports, before.Ports) {
 		t.Fatal("append to a compact slice overwrote the next one")
-	}
-}
-
-// Endpoint labels: the hostname, else the lower-case pod name (with
-// EndpointPodNames), else the dashed address; a ready duplicate's label
-// replaces a not-ready one's.
-func TestMergedLabels(t *testing.T) {
-	for _, podNames := range []bool{false, true} {
-		st := NewStore(Options{EndpointPodNames: podNames})
-		k := Key{Namespace: "ns", Name: "svc"}
-		st.UpsertService(&Service{Key: k, Kind: KindHeadless})
-		st.UpsertEndpointSlice(&EndpointSlice{Key: Key{Namespace: "ns", Name: "a"}, Service: "svc", Endpoints: []Endpoint{
-			{Address: netip.MustParseAddr("10.0.0.1"), Hostname: "web-0", PodName: "Web-0", Ready: true},
-			{Address: netip.MustParseAddr("10.0.0.2"), PodName: "Web-1", Ready: true},
-			{Address: netip.MustParseAddr("fd00::3"), Ready: true},
-			{Address: netip.MustParseAddr("10.0.0.4"), PodName: "Old", Ready: false},
-		}})
-		st.UpsertEndpointSlice(&EndpointSlice{Key: Key{Namespace: "ns", Name: "b"}, Service: "svc", Endpoints: []Endpoint{
-			{Address: netip.MustParseAddr("10.0.0.4"), PodName: "New", Ready: true},
-		}})
-		st.MarkSynced()
-		var got []string
-		for _, ep := range st.Flush().Service(k).Endpoints {
-			got = append(got, ep.DNSName)
-		}
-		want := []string{"web-0", "10-0-0-2", "fd00--3", "10-0-0-4"}
-		if podNames {
-			want = []string{"web-0", "web-1", "fd00--3", "new"}
-		}
-		if !reflect.DeepEqual(got, want) {
-			t.Errorf("podNames %v: labels %q, want %q", podNames, got, want)
-		}
 	}
 }
 

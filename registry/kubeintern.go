@@ -8,10 +8,19 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 )
 
-// interner shares the strings that repeat across objects (namespaces, port
-// names, node names, zones) and the endpoints' places, so that 100,000
-// endpoints do not hold 100,000 copies of a few dozen node names. It is safe for concurrent use by
-// several informers; its set only grows (those names are few).
+// interner shares the strings that repeat across objects (namespaces,
+// service and port names, node names, zones) and the endpoints' places, so
+// that 100,000 endpoints do not hold 100,000 copies of a few dozen node
+// names. It is safe for concurrent use by several informers.
+//
+// Invariants (TestInternerInvariants):
+//   - Its set only grows, for the life of the source: it must only hold
+//     strings whose number follows the cluster's shape, never one per
+//     endpoint or pod (addresses, hostnames, pod names), which churn.
+//   - An interned string is shared as is: the bytes under it are never
+//     written again (strings from the decoder, or textArena copies).
+//   - A shared *Place is read-only: endpoints of one node hold the same
+//     pointer, so writing one would move them all.
 type interner struct {
 	mu     sync.Mutex
 	strs   map[string]string

@@ -46,41 +46,6 @@ func TestExampleClusterLoads(t *testing.T) {
 	}
 }
 
-func TestMergeDropsDuplicatesKeepsFamilies(t *testing.T) {
-	st := NewStore(Options{})
-	st.UpsertService(&Service{Key: Key{"ns", "svc"}, Kind: KindHeadless})
-	ep := func(ip string, ready bool) Endpoint {
-		return Endpoint{Address: netip.MustParseAddr(ip), Ready: ready, PodName: "Pod-" + ip}
-	}
-	st.UpsertEndpointSlice(&EndpointSlice{Key: Key{"ns", "a"}, Service: "svc",
-		Ports:     []EndpointPort{{Name: "http", Protocol: TCP, Port: 80}},
-		Endpoints: []Endpoint{ep("10.0.0.1", false), ep("10.0.0.2", true)}})
-	st.UpsertEndpointSlice(&EndpointSlice{Key: Key{"ns", "b"}, Service: "svc",
-		Ports:     []EndpointPort{{Name: "http", Protocol: TCP, Port: 80}},
-		Endpoints: []Endpoint{ep("10.0.0.1", true), ep("10.0.0.2", true)}})
-	st.UpsertEndpointSlice(&EndpointSlice{Key: Key{"ns", "c"}, Service: "svc",
-		Endpoints: []Endpoint{ep("fd00::1", true)}})
-	st.MarkSynced()
-	e := st.Flush().Service(Key{"ns", "svc"})
-	if len(e.Endpoints) != 3 {
-		t.Fatalf("want 3 merged endpoints, got %+v", e.Endpoints)
-	}
-	if !e.Endpoints[0].Ready {
-		t.Errorf("the ready copy of a duplicate must win: %+v", e.Endpoints[0])
-	}
-	if e.Endpoints[2].DNSName != "fd00--1" || e.Endpoints[0].DNSName != "10-0-0-1" {
-		t.Errorf("generated names: %q %q", e.Endpoints[0].DNSName, e.Endpoints[2].DNSName)
-	}
-
-	named := NewStore(Options{EndpointPodNames: true})
-	named.UpsertService(&Service{Key: Key{"ns", "svc"}, Kind: KindHeadless})
-	named.UpsertEndpointSlice(&EndpointSlice{Key: Key{"ns", "a"}, Service: "svc", Endpoints: []Endpoint{ep("10.0.0.1", true)}})
-	named.MarkSynced()
-	if got := named.Flush().Service(Key{"ns", "svc"}).Endpoints[0].DNSName; got != "pod-10.0.0.1" {
-		t.Errorf("endpoint_pod_names: %q", got)
-	}
-}
-
 func TestIncrementalSnapshot(t *testing.T) {
 	st := NewStore(Options{})
 	var seen []*Snapshot
@@ -181,37 +146,5 @@ func TestBrokenFileKeepsLastGood(t *testing.T) {
 	}
 	if !s.HasNamespace("e") || s.HasNamespace("d") {
 		t.Fatal("the good file must still update")
-	}
-}
-
-// Pods are read at query time only: their changes publish a snapshot that
-// is not Full (no index rebuild) unless they bring or take a namespace.
-func TestPodChangesAreIncremental(t *testing.T) {
-	st := NewStore(Options{})
-	st.UpsertService(&Service{Key: Key{"ns", "a"}, Kind: KindClusterIP})
-	st.MarkSynced()
-	st.Flush()
-	ip := netip.MustParseAddr("10.244.0.5")
-	st.UpsertPod(&Pod{Key: Key{"ns", "p"}, IPs: []netip.Addr{ip}})
-	s := st.Flush()
-	if s.Full || len(s.PodsByIP(ip)) != 1 {
-		t.Fatalf("pod in a known namespace: full=%v pods=%v", s.Full, s.PodsByIP(ip))
-	}
-	st.UpsertPod(&Pod{Key: Key{"ns", "p"}, IPs: []netip.Addr{netip.MustParseAddr("10.244.0.6")}})
-	s = st.Flush()
-	if len(s.PodsByIP(ip)) != 0 || len(s.PodsByIP(netip.MustParseAddr("10.244.0.6"))) != 1 {
-		t.Fatal("a pod's new IP must replace its old one")
-	}
-	st.UpsertPod(&Pod{Key: Key{"other", "q"}, IPs: []netip.Addr{ip}})
-	if s = st.Flush(); !s.Full || !s.HasNamespace("other") {
-		t.Fatalf("a pod in a new namespace: full=%v", s.Full)
-	}
-	st.DeletePod(Key{"other", "q"})
-	if s = st.Flush(); !s.Full || s.HasNamespace("other") || len(s.PodsByIP(ip)) != 0 {
-		t.Fatalf("the namespace's last pod deleted: full=%v has=%v", s.Full, s.HasNamespace("other"))
-	}
-	st.DeleteService(Key{"ns", "a"})
-	if s = st.Flush(); s.Full || !s.HasNamespace("ns") {
-		t.Fatal("ns still has a pod: no namespace change")
 	}
 }

@@ -79,8 +79,10 @@ func (s *Store) Snapshot() *Snapshot { return s.cur.Load() }
 // Subscribe registers fn to be called, in publish order, with every snapshot
 // published from now on (and at once with the current one, if any, marked
 // Full). fn runs on the publishing goroutine with the store's write lock
-// held: keep it short and never call the Store's mutation methods from it.
-// The returned function unsubscribes (a handler replaced on reload).
+// held: it must only record the snapshot (sources wait while it runs) and
+// never call the Store's mutation methods. Consumers with real work per
+// snapshot (an index build) use Follow, which builds off the lock. The
+// returned function unsubscribes.
 func (s *Store) Subscribe(fn func(*Snapshot)) (cancel func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -35,6 +35,17 @@ const (
 	Sequential Policy = "sequential"
 )
 
+// Validate returns an error naming p unless New takes it (random,
+// round_robin or sequential; New reads "" as random). New and the
+// configuration's upstream_policy key call it: the one list of policies.
+func (p Policy) Validate() error {
+	switch p {
+	case Random, RoundRobin, Sequential:
+		return nil
+	}
+	return fmt.Errorf("policy %q: want random, round_robin or sequential", p)
+}
+
 // Options configure a Forwarder.
 type Options struct {
 	// Upstreams are "ip", "ip:port" or "tcp://ip[:port]" (TCP only). Empty
@@ -119,12 +130,11 @@ func New(opt Options) (*Forwarder, error) {
 	if opt.MaxInFlight <= 0 {
 		opt.MaxInFlight = 1000
 	}
-	switch opt.Policy {
-	case "":
+	if opt.Policy == "" {
 		opt.Policy = Random
-	case Random, RoundRobin, Sequential:
-	default:
-		return nil, fmt.Errorf("policy %q: want random, round_robin or sequential", opt.Policy)
+	}
+	if err := opt.Policy.Validate(); err != nil {
+		return nil, err
 	}
 	f := &Forwarder{
 		opt: opt, log: opt.Logger, cache: NewCache(opt.Cache),

@@ -11,6 +11,7 @@ import (
 
 	"github.com/clusterdns/clusterdns/internal/testdns"
 	"github.com/clusterdns/clusterdns/registry"
+	"github.com/clusterdns/clusterdns/registry/registrytest"
 	"github.com/clusterdns/clusterdns/resolver"
 )
 
@@ -67,8 +68,7 @@ func TestNoAmplificationOverUDP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := registry.NewStore(registry.Options{})
-	store.Subscribe(func(s *registry.Snapshot) { h.Update(s) })
+	store := registrytest.New(t).Feed(h.Update)
 	sl := &registry.EndpointSlice{Key: registry.Key{Namespace: "default", Name: "big-1"}, Service: "big",
 		Ports: []registry.EndpointPort{{Name: "http", Protocol: registry.TCP, Port: 80}, {Name: "grpc", Protocol: registry.TCP, Port: 9090}}}
 	for i := range 300 {
@@ -82,8 +82,7 @@ func TestNoAmplificationOverUDP(t *testing.T) {
 	}
 	store.UpsertService(&registry.Service{Key: registry.Key{Namespace: "default", Name: "mid"}, Kind: registry.KindHeadless})
 	store.UpsertEndpointSlice(mid)
-	store.MarkSynced()
-	store.Flush()
+	store.Publish()
 	l := startListener(t, h, ListenOptions{UDPSockets: 1}, nil)
 
 	questions := []struct {

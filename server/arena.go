@@ -16,6 +16,12 @@ import (
 //
 // Handed-out bytes are never written again, so keys may be strings over
 // them. A block lives as long as any piece of it does.
+//
+// Invariants (arena_test.go): a piece is never handed out twice nor moved
+// (a full block is replaced by a new one, never grown, so pointers into it
+// stay the only holders of their piece); copies are capped (cap == len),
+// so an append to one reallocates rather than overwrite its neighbour; a
+// block is at most 64 KiB, whatever the size of its type grows to.
 type arena struct {
 	bytes  []byte
 	nodes  []node
@@ -42,6 +48,7 @@ const (
 	arenaBytes  = 64 << 10
 	arenaNodes  = 1024 // 48 KiB
 	arenaRRsets = 1024 // 48 KiB
+	arenaPieces = 1024 // srvSources, addrSources, hostIndexes: 40 to 48 KiB
 )
 
 // copyBytes returns a copy of b that is never written again.
@@ -85,21 +92,21 @@ func (a *arena) srvSource() *srvSource {
 	if a == nil {
 		return &srvSource{}
 	}
-	return arenaNew(a, &a.srvs, 1024) // 48 KiB
+	return arenaNew(a, &a.srvs, arenaPieces)
 }
 
 func (a *arena) addrSource() *addrSource {
 	if a == nil {
 		return &addrSource{}
 	}
-	return arenaNew(a, &a.addrs, 1024) // 48 KiB
+	return arenaNew(a, &a.addrs, arenaPieces)
 }
 
 func (a *arena) hostIndex() *hostIndex {
 	if a == nil {
 		return &hostIndex{}
 	}
-	return arenaNew(a, &a.hosts, 1024) // 40 KiB
+	return arenaNew(a, &a.hosts, arenaPieces)
 }
 
 // rrsetList returns a copy of rs, which the caller no longer modifies.

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/clusterdns/clusterdns/registry"
+	"github.com/clusterdns/clusterdns/registry/registrytest"
 )
 
 func testOptions() *indexOptions {
@@ -71,7 +72,7 @@ func sameIndex(t *testing.T, step string, a, b *clusterIndex) {
 // included, so PTR names with several owners are covered).
 func TestIncrementalIndexEqualsRebuild(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	st := registry.NewStore(registry.Options{})
+	st := registrytest.New(t)
 	opt := testOptions()
 	var idx *clusterIndex
 	incremental := 0

@@ -156,13 +156,13 @@ func NewHandler(opt Options, log *slog.Logger) (*Handler, error) {
 		h.clusterZones = append(h.clusterZones, w)
 		h.iopt.domains = append(h.iopt.domains, dns.CanonicalName(d))
 	}
-	switch opt.Pods {
-	case "", PodsDisabled:
-	case PodsInsecure, PodsVerified:
-		h.iopt.podsEnabled = true
-	default:
-		return nil, fmt.Errorf("pods %q: want disabled, insecure or verified", opt.Pods)
+	if opt.Pods == "" {
+		opt.Pods = PodsDisabled
 	}
+	if err := opt.Pods.Validate(); err != nil {
+		return nil, err
+	}
+	h.iopt.podsEnabled = opt.Pods == PodsInsecure || opt.Pods == PodsVerified
 	h.iopt.ttl, h.iopt.negativeTTL, h.iopt.dnsService = opt.TTL, opt.NegativeTTL, opt.DNSService
 	h.iopt.order = h.orderFor(h.iopt.domains[0])
 	h.static.Store(&staticIndex{zones: map[string]*zone{}, names: map[string]*node{}})
@@ -170,7 +170,7 @@ func NewHandler(opt Options, log *slog.Logger) (*Handler, error) {
 }
 
 // Update rebuilds the cluster index from a snapshot and swaps it in. The
-// registry's publisher calls it (Store.Subscribe); queries in flight keep
+// registry's builder goroutine calls it (Store.Follow); queries in flight keep
 // the index they started with.
 func (h *Handler) Update(snap *registry.Snapshot) error {
 	start := time.Now()

@@ -10,6 +10,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/clusterdns/clusterdns/registry"
+	"github.com/clusterdns/clusterdns/registry/registrytest"
 	"github.com/clusterdns/clusterdns/zones"
 )
 
@@ -25,13 +26,8 @@ func exampleHandler(t testing.TB, mutate func(*Options)) *Handler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := registry.NewStore(registry.Options{})
-	store.Subscribe(func(s *registry.Snapshot) {
-		if err := h.Update(s); err != nil {
-			t.Fatal(err)
-		}
-	})
-	if err := registry.NewFileSource(zones.Default, "", store, nil).Load(); err != nil {
+	store := registrytest.New(t).Feed(h.Update)
+	if err := registry.NewFileSource(zones.Default, "", store.Store, nil).Load(); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.LoadZones(NewZoneFiles(zones.Default, "zones")); err != nil {

@@ -11,7 +11,7 @@ import (
 // addresses).
 func BenchmarkRespondHeadless100(b *testing.B) {
 	h, st := storeHandler(b)
-	loadCluster(st, 10, 100)
+	loadCluster(st.Store, 10, 100)
 	st.Flush()
 	b.Run("A", func(b *testing.B) { benchQuery(b, h, "svc0.ns0.svc.cluster.local.", dns.TypeA) })
 	b.Run("SRV", func(b *testing.B) { benchQuery(b, h, "_http._tcp.svc0.ns0.svc.cluster.local.", dns.TypeSRV) })

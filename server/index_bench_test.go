@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/clusterdns/clusterdns/registry"
+	"github.com/clusterdns/clusterdns/registry/registrytest"
 )
 
 // loadCluster fills a store with the benchmark cluster: services services
@@ -35,25 +36,20 @@ func loadCluster(st *registry.Store, services, epPerHeadless int) {
 
 // storeHandler returns a handler of cluster.local (TTLs 5 s) fed by a new
 // store: each snapshot the store publishes goes to Handler.Update.
-func storeHandler(tb testing.TB) (*Handler, *registry.Store) {
+func storeHandler(tb testing.TB) (*Handler, *registrytest.Cluster) {
 	tb.Helper()
 	h, err := NewHandler(Options{Domains: []string{"cluster.local"}, TTL: 5, NegativeTTL: 5}, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	st := registry.NewStore(registry.Options{})
-	st.Subscribe(func(s *registry.Snapshot) {
-		if err := h.Update(s); err != nil {
-			tb.Fatal(err)
-		}
-	})
+	st := registrytest.New(tb).Feed(h.Update)
 	return h, st
 }
 
 // BenchmarkIndexFullBuild10k: index 10,000 services from scratch.
 func BenchmarkIndexFullBuild10k(b *testing.B) {
-	st := registry.NewStore(registry.Options{})
-	loadCluster(st, 10000, 10)
+	st := registrytest.New(b)
+	loadCluster(st.Store, 10000, 10)
 	snap := st.Flush()
 	opt := testOptions()
 	opt.domains = opt.domains[:1]
@@ -80,7 +76,7 @@ func BenchmarkEndpointChange(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
 			_, st := storeHandler(b)
-			loadCluster(st, n, 10)
+			loadCluster(st.Store, n, 10)
 			st.Flush()
 			sl := &registry.EndpointSlice{Key: registry.Key{Namespace: "ns0", Name: "svc0-1"}, Service: "svc0",
 				Ports: []registry.EndpointPort{{Name: "http", Protocol: registry.TCP, Port: 8080}}}
@@ -110,7 +106,7 @@ func BenchmarkIndexHeap100k(b *testing.B) {
 		var before runtime.MemStats
 		runtime.ReadMemStats(&before)
 		h, st := storeHandler(b)
-		loadCluster(st, 10000, 100)
+		loadCluster(st.Store, 10000, 100)
 		st.Flush()
 		runtime.GC()
 		var after runtime.MemStats

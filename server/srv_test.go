@@ -10,6 +10,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/clusterdns/clusterdns/registry"
+	"github.com/clusterdns/clusterdns/registry/registrytest"
 )
 
 // referenceSRV is how the SRV answers of a headless service were packed
@@ -182,8 +183,7 @@ func TestHeadlessSRVThroughAlias(t *testing.T) {
 	st.UpsertEndpointSlice(&registry.EndpointSlice{Key: registry.Key{Namespace: "ns", Name: "hl-1"}, Service: "hl",
 		Ports:     []registry.EndpointPort{{Name: "http", Protocol: registry.TCP, Port: 80}},
 		Endpoints: []registry.Endpoint{{Address: netip.MustParseAddr("10.0.0.1"), Hostname: "a", Ready: true}}})
-	st.MarkSynced()
-	st.Flush()
+	st.Publish()
 	r := ask(t, h, new(dns.Msg).SetQuestion("alias.ns.svc.cluster.local.", dns.TypeSRV), false)
 	want := rrs(t, 0,
 		"alias.ns.svc.cluster.local. 5 IN CNAME _http._tcp.hl.ns.svc.cluster.local.",
@@ -212,8 +212,7 @@ func TestClusterIPSRVAtQueryTime(t *testing.T) {
 			svc.ClusterIPs = append(svc.ClusterIPs, netip.MustParseAddr(ip))
 		}
 		st.UpsertService(svc)
-		st.MarkSynced()
-		st.Flush()
+		st.Publish()
 		const name = "web.ns.svc.cluster.local."
 		hdr := func(owner string, t uint16) dns.RR_Header {
 			return dns.RR_Header{Name: owner, Rrtype: t, Class: dns.ClassINET, Ttl: 5}
@@ -280,12 +279,7 @@ func TestHeadlessAddressesAtQueryTime(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		st := registry.NewStore(registry.Options{})
-		st.Subscribe(func(s *registry.Snapshot) {
-			if err := h.Update(s); err != nil {
-				t.Fatal(err)
-			}
-		})
+		st := registrytest.New(t).Feed(h.Update)
 		st.UpsertService(&registry.Service{Key: registry.Key{Namespace: "ns", Name: "hl"}, Kind: registry.KindHeadless})
 		st.UpsertService(&registry.Service{Key: registry.Key{Namespace: "ns", Name: "alias"}, Kind: registry.KindExternalName,
 			ExternalName: "hl.ns.svc.cluster.local"})
@@ -303,8 +297,7 @@ func TestHeadlessAddressesAtQueryTime(t *testing.T) {
 			}
 		}
 		st.UpsertEndpointSlice(&registry.EndpointSlice{Key: registry.Key{Namespace: "ns", Name: "hl-1"}, Service: "hl", Endpoints: eps})
-		st.MarkSynced()
-		st.Flush()
+		st.Publish()
 		addrs := func(name string, qtype uint16) []string {
 			r := ask(t, h, new(dns.Msg).SetQuestion(name, qtype), false)
 			var out []string
@@ -378,8 +371,7 @@ func TestZoneHintsAtQueryTime(t *testing.T) {
 		eps = append(eps, ep)
 	}
 	st.UpsertEndpointSlice(&registry.EndpointSlice{Key: registry.Key{Namespace: "ns", Name: "hl-1"}, Service: "hl", Endpoints: eps})
-	st.MarkSynced()
-	st.Flush()
+	st.Publish()
 	const name = "_zones.hl.ns.svc.cluster.local."
 	var want []string
 	for _, z := range order {

@@ -8,6 +8,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/clusterdns/clusterdns/registry"
+	"github.com/clusterdns/clusterdns/registry/registrytest"
 )
 
 var client = netip.MustParseAddrPort("127.0.0.1:5000")
@@ -35,8 +36,7 @@ func headlessHandler(t testing.TB, n int) *Handler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := registry.NewStore(registry.Options{})
-	store.Subscribe(func(s *registry.Snapshot) { h.Update(s) })
+	store := registrytest.New(t).Feed(h.Update)
 	sl := &registry.EndpointSlice{Key: registry.Key{Namespace: "default", Name: "big-1"}, Service: "big",
 		Ports: []registry.EndpointPort{{Name: "http", Protocol: registry.TCP, Port: 80}}}
 	for i := range n {
@@ -45,8 +45,7 @@ func headlessHandler(t testing.TB, n int) *Handler {
 	}
 	store.UpsertService(&registry.Service{Key: registry.Key{Namespace: "default", Name: "big"}, Kind: registry.KindHeadless})
 	store.UpsertEndpointSlice(sl)
-	store.MarkSynced()
-	store.Flush()
+	store.Publish()
 	return h
 }
 
@@ -158,10 +157,8 @@ func TestServfailBeforeFirstSnapshot(t *testing.T) {
 
 func TestSerialMovesWithData(t *testing.T) {
 	h, _ := NewHandler(Options{Domains: []string{"cluster.local"}, TTL: 5, NegativeTTL: 5}, nil)
-	store := registry.NewStore(registry.Options{})
-	store.Subscribe(func(s *registry.Snapshot) { h.Update(s) })
-	store.MarkSynced()
-	store.Flush()
+	store := registrytest.New(t).Feed(h.Update)
+	store.Publish()
 	first := h.Serial()
 	store.UpsertService(&registry.Service{Key: registry.Key{Namespace: "x", Name: "y"}, Kind: registry.KindClusterIP,
 		ClusterIPs: []netip.Addr{netip.MustParseAddr("10.96.5.5")}})
@@ -224,16 +221,14 @@ func TestClusterAnswerDoesNotAllocate(t *testing.T) {
 
 func TestEndpointsSharingAHostname(t *testing.T) {
 	h, _ := NewHandler(Options{Domains: []string{"cluster.local"}, TTL: 5, NegativeTTL: 5}, nil)
-	store := registry.NewStore(registry.Options{})
-	store.Subscribe(func(s *registry.Snapshot) { h.Update(s) })
+	store := registrytest.New(t).Feed(h.Update)
 	store.UpsertService(&registry.Service{Key: registry.Key{Namespace: "ns", Name: "db"}, Kind: registry.KindHeadless})
 	var eps []registry.Endpoint
 	for i, host := range []string{"x", "y", "x", "x"} {
 		eps = append(eps, registry.Endpoint{Address: netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}), Hostname: host, Ready: true})
 	}
 	store.UpsertEndpointSlice(&registry.EndpointSlice{Key: registry.Key{Namespace: "ns", Name: "db-1"}, Service: "db", Endpoints: eps})
-	store.MarkSynced()
-	store.Flush()
+	store.Publish()
 	for name, want := range map[string]int{"x.db.ns.svc.cluster.local.": 3, "y.db.ns.svc.cluster.local.": 1} {
 		m := new(dns.Msg)
 		m.SetQuestion(name, dns.TypeA)

@@ -2,13 +2,14 @@ package main
 
 import (
 	"bytes"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/clusterdns/clusterdns/internal/app"
 )
 
 // TestImportOutputsLoad runs the import commands over every test Corefile
@@ -31,8 +32,11 @@ func TestImportOutputsLoad(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("exit %d: %s", code, errs.String())
 			}
-			cfg := writeConfig(t, out.String())
-			if _, err := loadConfig([]string{"--config", cfg}); err != nil {
+			cfg := filepath.Join(t.TempDir(), "clusterdns.yaml")
+			if err := os.WriteFile(cfg, out.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := app.LoadConfig([]string{"--config", cfg}); err != nil {
 				t.Fatalf("the server refuses the imported configuration: %v\n%s", err, out.String())
 			}
 		})
@@ -52,11 +56,15 @@ func TestImportKubeadmValues(t *testing.T) {
 	if code := runImport("import-corefile", []string{"../../internal/migrate/testdata/corefile/kubeadm.Corefile"}, nil, &out, &errs); code != 0 {
 		t.Fatalf("exit %d: %s", code, errs.String())
 	}
-	c, err := loadConfig([]string{"--config", writeConfig(t, out.String())})
+	cfg := filepath.Join(t.TempDir(), "clusterdns.yaml")
+	if err := os.WriteFile(cfg, out.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := app.LoadConfig([]string{"--config", cfg})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.TTL != 30 || c.NegativeTTL != 30 || c.Pods != "insecure" || c.Source != sourceKubernetes ||
+	if c.TTL != 30 || c.NegativeTTL != 30 || c.Pods != "insecure" || c.Source != "kubernetes" ||
 		strings.Join(c.Upstreams, ",") != "/etc/resolv.conf" || c.MaxForwardInFlight != 1000 ||
 		c.CacheMaxTTL != 30*time.Second || c.CacheMaxNegTTL != 30*time.Second || c.Prefetch != 0 || c.ServeStale != 0 ||
 		c.MetricsListen != ":9153" || c.HealthListen != ":8080" || c.LameDuck != 5*time.Second || c.AnswerOrder != "round_robin" || c.Listen != ":53" {
@@ -104,56 +112,5 @@ func TestImportExitCodes(t *testing.T) {
 	in := strings.NewReader(".:53 {\n    kubernetes cluster.local\n    forward . 10.0.0.1\n    cache\n}\n")
 	if code := runImport("import-corefile", []string{"-"}, in, &out, &errs); code != 0 || !strings.Contains(out.String(), "upstreams: [10.0.0.1]") || !strings.Contains(out.String(), "<stdin>:3 forward") {
 		t.Fatalf("stdin: exit %d\n%s\n%s", code, out.String(), errs.String())
-	}
-}
-
-// TestHostsRewriteKeys: the new keys are read, and bad values refused.
-func TestHostsRewriteKeys(t *testing.T) {
-	c, err := loadConfig([]string{"--config", writeConfig(t, "hosts: ['10.0.0.1 db.corp.example']\nhosts_file: /nonexistent/hosts\nhosts_ttl: 60\nhosts_zones: [corp.example]\nhosts_fallthrough: false\nhosts_reload: 0s\nrewrite_name: ['suffix .a.example .b.example']\n")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := c.Hosts
-	if len(h.Entries) != 1 || h.File != "/nonexistent/hosts" || h.TTL != 60 || h.Fallthrough || h.Reload != 0 || len(h.Zones) != 1 || len(c.RewriteName) != 1 {
-		t.Fatalf("%+v %v", h, c.RewriteName)
-	}
-	if d, _ := loadConfig(nil); !d.Hosts.Fallthrough || d.Hosts.TTL != 3600 || d.Hosts.Reload != 5*time.Second {
-		t.Fatalf("defaults: %+v", d.Hosts)
-	}
-	for body, want := range map[string]string{
-		"hosts: ['db.corp.example']\n":   "hosts entry",
-		"hosts_ttl: 100000\n":            "hosts_ttl",
-		"hosts_reload: soon\n":           "hosts_reload",
-		"rewrite_name: ['glob a b']\n":   "rewrite_name",
-		"rewrite_name: ['regex ([ b']\n": "rewrite_name",
-		"hosts_zones: ['bad..zone']\n":   "hosts zone",
-	} {
-		if _, err := loadConfig([]string{"--config", writeConfig(t, body)}); err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("%q: error %v, want one naming %s", body, err, want)
-		}
-	}
-}
-
-// TestOwnAddress: resolv.conf servers that are this server are dropped
-// (what the imported `loop` relies on), also when it listens on every
-// address as a Corefile's `.:53` does.
-func TestOwnAddress(t *testing.T) {
-	for _, c := range []struct {
-		listen, server string
-		own            bool
-	}{
-		{"127.0.0.1:5353", "127.0.0.1:5353", true},
-		{"127.0.0.1:5353", "127.0.0.1:53", false},
-		{"127.0.0.1:53", "127.0.0.53:53", false},
-		{":53", "127.0.0.53:53", true},
-		{":53", "[::1]:53", true},
-		{":53", "10.0.0.2:53", false},
-		{"0.0.0.0:53", "127.0.0.1:53", true},
-		{"[::]:53", "127.0.0.1:5353", false},
-		{"10.96.0.10:53", "10.96.0.10:53", true},
-	} {
-		if got := ownAddress(c.listen, netip.MustParseAddrPort(c.server)); got != c.own {
-			t.Errorf("listen %s, server %s: own %v, want %v", c.listen, c.server, got, c.own)
-		}
 	}
 }

@@ -2,41 +2,28 @@
 // answers Services, headless endpoints and pods by the Kubernetes DNS
 // specification, from the Kubernetes API (with a kubeconfig, or in a pod)
 // or from cluster manifests in files (the embedded example by default).
-// Run `clusterdns --help` for the configuration.
+// Run `clusterdns --help` for the configuration. The server itself is
+// internal/app; this command reads the configuration and runs it.
 package main
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"log/slog"
-	"net"
-	"net/netip"
 	"os"
 	"os/signal"
-	"runtime/debug"
-	"strconv"
-	"strings"
 	"syscall"
-	"time"
 
-	"github.com/miekg/dns"
 	"github.com/spf13/pflag"
-	"k8s.io/klog/v2"
 
-	"github.com/clusterdns/clusterdns/internal/dirwatch"
-	"github.com/clusterdns/clusterdns/registry"
-	"github.com/clusterdns/clusterdns/resolver"
-	"github.com/clusterdns/clusterdns/server"
-	"github.com/clusterdns/clusterdns/zones"
+	"github.com/clusterdns/clusterdns/internal/app"
 )
 
 func main() {
 	if len(os.Args) > 1 && importCommands[os.Args[1]] != nil {
 		os.Exit(runImport(os.Args[1], os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
 	}
-	cfg, err := loadConfig(os.Args[1:])
+	cfg, err := app.LoadConfig(os.Args[1:])
 	if errors.Is(err, pflag.ErrHelp) {
 		os.Exit(0)
 	}
@@ -46,241 +33,8 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, cfg); err != nil {
+	if err := app.Run(ctx, cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "clusterdns:", err)
 		os.Exit(1)
-	}
-}
-
-func newLogger(cfg *config) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
-	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
-}
-
-// run constructs the store, its source, the handler and the listener, and
-// serves until ctx ends.
-func run(ctx context.Context, cfg *config) error {
-	log := newLogger(cfg)
-	applyMemoryLimit(cfg)
-	// client-go code that logs without a context logger goes through klog's
-	// global logger: send it to ours too (the process's one logging setup).
-	klog.SetSlogLogger(log)
-	store := registry.NewStore(registry.Options{EndpointPodNames: cfg.EndpointPodNames, Logger: log})
-	metrics, fwdMetrics := server.NewMetrics(), resolver.NewMetrics()
-	ans := &answerer{log: log, store: store, metrics: metrics, fwdStat: fwdMetrics}
-	ans.trimmer = newSettleTrimmer(time.Second, 10*time.Second, ans.releaseMemory)
-	// The cluster comes from the Kubernetes API or from files; zone files
-	// come from zones_dir (or the embedded example with the file source).
-	rc, apiFrom, err := kubeRESTConfig(cfg)
-	if err != nil {
-		return err
-	}
-	var kube *registry.KubeSource
-	ready := store.Synced
-	if rc != nil {
-		if kube, err = newKubeSource(cfg, rc, store, log); err != nil {
-			return err
-		}
-		ready = kube.Synced
-	} else if len(cfg.Namespaces) > 0 {
-		log.Warn("namespaces applies to the Kubernetes source only; every namespace in the files is served")
-	}
-	var fsys fs.FS = zones.Default
-	where := "zones"
-	if cfg.ZonesDir != "" {
-		if st, err := os.Stat(cfg.ZonesDir); err != nil || !st.IsDir() {
-			return fmt.Errorf("zones_dir %q: not a readable folder", cfg.ZonesDir)
-		}
-		fsys, where = os.DirFS(cfg.ZonesDir), cfg.ZonesDir
-	}
-	var files *registry.FileSource
-	var zf *server.ZoneFiles
-	switch {
-	case kube == nil:
-		files = registry.NewFileSource(fsys, cfg.ZonesDir, store, log)
-		if err := files.Load(); err != nil {
-			log.Error("cluster file refused", "err", err)
-		}
-		zf = server.NewZoneFiles(fsys, where)
-	case cfg.ZonesDir != "":
-		warnClusterFiles(fsys, where, log)
-		zf = server.NewZoneFiles(fsys, where)
-	default:
-		where = "(none)" // the embedded example zone is not served with a real cluster
-	}
-	ans.zf = zf
-	if err := ans.start(ctx, cfg); err != nil {
-		return err
-	}
-	rrl, err := server.NewRRL(cfg.RRL)
-	if err != nil {
-		return err
-	}
-	reg := newRegistry(metrics, fwdMetrics)
-	if rrl != nil {
-		reg.MustRegister(rrl)
-	}
-	ms, err := startMetrics(cfg, reg, log)
-	if err != nil {
-		return err
-	}
-
-	hs, err := startHealth(cfg, ready, log)
-	if err != nil {
-		return err
-	}
-	l, err := server.Listen(ans.handler(), server.ListenOptions{Addr: cfg.Listen, UDPSockets: cfg.UDPSockets,
-		MaxTCPConns: cfg.MaxTCPConns, TCPIdleTimeout: cfg.TCPIdleTimeout, RRL: rrl}, log)
-	if err != nil {
-		if hs != nil {
-			hs.Close()
-		}
-		return err
-	}
-	cluster := "files"
-	if kube != nil {
-		cluster = "Kubernetes API (" + apiFrom + ")"
-	}
-	log.Info("serving", "addr", l.Addr().String(), "domains", cfg.Domains, "cluster", cluster, "zones", where)
-	kubeDone := make(chan struct{})
-	if kube != nil {
-		// Until the first full sync (or sync_timeout) cluster names answer
-		// SERVFAIL: the store publishes nothing before MarkSynced.
-		go func() {
-			defer close(kubeDone)
-			if err := kube.Run(ctx); err != nil {
-				log.Error("Kubernetes source stopped", "err", err)
-			}
-		}()
-	} else {
-		close(kubeDone)
-	}
-	if cfg.ZonesDir != "" {
-		go func() {
-			err := dirwatch.Watch(ctx, log, cfg.ZonesDir, 50*time.Millisecond, 2*time.Second, func() {
-				if files != nil {
-					if err := files.Load(); err != nil {
-						log.Error("cluster file refused, last good contents kept", "err", err)
-					}
-				}
-				if err := ans.reloadZones(); err != nil {
-					log.Error("zone file refused, last good contents kept", "err", err)
-				}
-			})
-			if err != nil {
-				log.Error("watching zones folder", "err", err)
-			}
-		}()
-	}
-	ans.mu.Lock()
-	ans.listener = l
-	ans.mu.Unlock()
-	watchConfig(ctx, ans, log)
-
-	done := make(chan struct{})
-	go func() { l.Serve(); close(done) }()
-	<-ctx.Done()
-	// Lame duck: /ready fails at once so that the Service stops sending us
-	// new clients, while queries keep being answered for lame_duck.
-	if hs != nil {
-		hs.Drain()
-	}
-	if cfg.LameDuck > 0 {
-		log.Info("shutting down: lame duck", "for", cfg.LameDuck)
-		time.Sleep(cfg.LameDuck)
-	}
-	log.Info("shutting down: closing listeners")
-	l.Close()
-	<-done
-	<-kubeDone
-	if hs != nil {
-		hs.Close()
-	}
-	if ms != nil {
-		ms.Close()
-	}
-	return nil
-}
-
-// newForwarder builds the resolver for names outside the served zones, or
-// nil when no upstream is configured. resolv.conf paths are expanded; the
-// server's own address is dropped (it would loop).
-func newForwarder(cfg *config, log *slog.Logger, metrics *resolver.Metrics) (*resolver.Forwarder, error) {
-	var ups []string
-	for _, u := range cfg.Upstreams {
-		if !strings.HasPrefix(u, "/") {
-			ups = append(ups, u)
-			continue
-		}
-		rc, err := dns.ClientConfigFromFile(u)
-		if err != nil {
-			return nil, fmt.Errorf("upstreams: %s: %w", u, err)
-		}
-		for _, s := range rc.Servers {
-			ap, err := netip.ParseAddrPort(net.JoinHostPort(s, rc.Port))
-			if err != nil || ownAddress(cfg.Listen, ap) {
-				log.Warn("upstream from resolv.conf skipped", "file", u, "server", s)
-				continue
-			}
-			ups = append(ups, ap.String())
-		}
-	}
-	if len(ups) == 0 {
-		log.Info("no upstream: names outside the served zones are refused")
-		return nil, nil
-	}
-	f, err := resolver.New(resolver.Options{
-		Upstreams:   ups,
-		StubDomains: cfg.StubDomains,
-		Policy:      cfg.UpstreamPolicy,
-		Timeout:     cfg.ForwardTimeout,
-		MaxInFlight: cfg.MaxForwardInFlight,
-		Cache: resolver.CacheOptions{
-			MaxEntries:  cfg.CacheSize,
-			MaxTTL:      cfg.CacheMaxTTL,
-			MaxNegTTL:   cfg.CacheMaxNegTTL,
-			StaleFor:    cfg.ServeStale,
-			PrefetchPct: cfg.Prefetch,
-		},
-		Logger:  log,
-		Metrics: metrics,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("forwarding: %w", err)
-	}
-	log.Info("forwarding", "upstreams", ups, "stub_domains", cfg.StubDomains, "policy", cfg.UpstreamPolicy)
-	return f, nil
-}
-
-// ownAddress reports whether a server at ap is this one, listening on
-// listen: the same address and port, or, listening on every address
-// (":53", "0.0.0.0:53", "[::]:53"), a loopback or unspecified address on
-// that port.
-func ownAddress(listen string, ap netip.AddrPort) bool {
-	host, port, err := net.SplitHostPort(listen)
-	if err != nil || port != strconv.Itoa(int(ap.Port())) {
-		return false
-	}
-	if host == "" {
-		return ap.Addr().IsLoopback() || ap.Addr().IsUnspecified()
-	}
-	a, err := netip.ParseAddr(host)
-	if err != nil {
-		return false
-	}
-	if a.IsUnspecified() {
-		return ap.Addr().IsLoopback() || ap.Addr().IsUnspecified()
-	}
-	return a.Unmap() == ap.Addr().Unmap()
-}
-
-// applyMemoryLimit sets the runtime's soft memory limit from memory_limit,
-// when the key is set (else $GOMEMLIMIT, read by the runtime, applies).
-func applyMemoryLimit(cfg *config) {
-	if cfg.MemoryLimit >= 0 {
-		debug.SetMemoryLimit(cfg.MemoryLimit)
 	}
 }

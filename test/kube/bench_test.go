@@ -29,6 +29,7 @@ import (
 	"github.com/clusterdns/clusterdns/internal/testbin"
 	"github.com/clusterdns/clusterdns/internal/testenv"
 	"github.com/clusterdns/clusterdns/registry"
+	"github.com/clusterdns/clusterdns/registry/registrytest"
 	dnsserver "github.com/clusterdns/clusterdns/server"
 )
 
@@ -102,7 +103,7 @@ func (p *propagation) String() string {
 	}
 	line("API write → DNS answer changed", p.total)
 	line("  of which the API write (Update call)", p.write)
-	line("server: Store.Flush, index build included", p.snapshot)
+	line("server: Store.Flush (index built after, off the lock)", p.snapshot)
 	line("server: cluster index build (Handler.Update)", p.index)
 	return b.String()
 }
@@ -344,12 +345,12 @@ func memoryBreakdown(t *testing.T, api *testenv.APIServer) {
 	base = heap()
 	ctx, cancel = context.WithCancel(context.Background())
 	defer cancel()
-	store := registry.NewStore(registry.Options{Logger: quiet})
+	store := registrytest.NewWith(t, registry.Options{Logger: quiet})
 	kapi, err := registry.NewKubeAPI(rc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := registry.NewKubeSource(kapi, store, registry.KubeOptions{Logger: quiet})
+	src := registry.NewKubeSource(kapi, store.Store, registry.KubeOptions{Logger: quiet})
 	go src.Run(ctx)
 	for !src.Synced() {
 		time.Sleep(10 * time.Millisecond)

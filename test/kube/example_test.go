@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/clusterdns/clusterdns/registry"
+	"github.com/clusterdns/clusterdns/registry/registrytest"
 )
 
 // TestExampleClusterFileVsAPI serves the example cluster (zones/cluster.yaml)
@@ -193,10 +194,9 @@ func exampleQueries(t *testing.T, manifest []byte) []query {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := registry.NewStore(registry.Options{})
+	store := registrytest.New(t)
 	store.Replace(objs)
-	store.MarkSynced()
-	snap := store.Flush()
+	snap := store.Publish()
 
 	const zone = "cluster.local"
 	var qs []query

@@ -13,6 +13,7 @@ import (
 
 	"github.com/clusterdns/clusterdns/internal/dirwatch"
 	"github.com/clusterdns/clusterdns/registry"
+	"github.com/clusterdns/clusterdns/registry/registrytest"
 	"github.com/clusterdns/clusterdns/server"
 )
 
@@ -35,13 +36,8 @@ func Start(tb testing.TB, dir string) *ClusterDNS {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	store := registry.NewStore(registry.Options{})
-	store.Subscribe(func(s *registry.Snapshot) {
-		if err := h.Update(s); err != nil {
-			tb.Error(err)
-		}
-	})
-	src := registry.NewFileSource(os.DirFS(dir), dir, store, nil)
+	store := registrytest.New(tb).Feed(h.Update)
+	src := registry.NewFileSource(os.DirFS(dir), dir, store.Store, nil)
 	if err := src.Load(); err != nil {
 		tb.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -27,7 +27,8 @@ func watchConfig(ctx context.Context, ans *answerer, log *slog.Logger) {
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	path := configPath(os.Args[1:])
+	args := ans.cfg.args // the same on every reload
+	path := configPath(args)
 	// A file written in place sends several events (truncate, write): wait
 	// for them to settle before reading, so a half-written file is never
 	// taken for the new configuration.
@@ -61,7 +62,7 @@ func watchConfig(ctx context.Context, ans *answerer, log *slog.Logger) {
 					log.Error("configuration refused, running one kept", "trigger", why, "err", "config file "+path+" is empty")
 					continue
 				}
-				next, err := loadConfig(os.Args[1:])
+				next, err := LoadConfig(args)
 				if err != nil {
 					log.Error("configuration refused, running one kept", "trigger", why, "err", err)
 					continue

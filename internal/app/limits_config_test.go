@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"math"
@@ -9,7 +9,7 @@ import (
 )
 
 func TestLimitKeys(t *testing.T) {
-	c, err := loadConfig(nil)
+	c, err := LoadConfig(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -19,7 +19,7 @@ func TestLimitKeys(t *testing.T) {
 	}
 	file := writeConfig(t, "max_tcp_conns: 16\ntcp_idle_timeout: 3s\nmax_forward_in_flight: 50\n"+
 		"rrl_responses_per_second: 20\nrrl_slip: 3\nrrl_window: 5s\ntransfer_from: [192.0.2.0/24, '2001:db8::/32']\n")
-	c, err = loadConfig([]string{"--config", file})
+	c, err = LoadConfig([]string{"--config", file})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func TestLimitKeys(t *testing.T) {
 		{[]string{"--transfer-from", "10.0.0.0/33"}},
 	} {
 		key := strings.ReplaceAll(strings.TrimPrefix(bad.args[0], "--"), "-", "_")
-		if _, err := loadConfig(bad.args); err == nil || !strings.Contains(err.Error(), key) {
+		if _, err := LoadConfig(bad.args); err == nil || !strings.Contains(err.Error(), key) {
 			t.Errorf("%v: error %v, want it to name %s", bad.args, err, key)
 		}
 	}
@@ -60,7 +60,7 @@ func TestMemoryLimitKey(t *testing.T) {
 			t.Errorf("memory_limit %q: err %v, want one naming the key", bad, err)
 		}
 	}
-	c, err := loadConfig([]string{"--memory-limit", "80MiB"})
+	c, err := LoadConfig([]string{"--memory-limit", "80MiB"})
 	if err != nil || c.MemoryLimit != 80<<20 {
 		t.Fatalf("--memory-limit 80MiB: %+v, %v", c, err)
 	}

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"io/fs"
@@ -14,7 +14,7 @@ import (
 // kubeRESTConfig is registry.KubeRESTConfig for clusterdns, with room for
 // the informers' start-up requests: client-go's default of 5 per second
 // would delay the first sync when many namespaces are listed.
-func kubeRESTConfig(cfg *config) (*rest.Config, string, error) {
+func kubeRESTConfig(cfg *Config) (*rest.Config, string, error) {
 	rc, from, err := registry.KubeRESTConfig(cfg.Source, cfg.Kubeconfig, "clusterdns")
 	if rc != nil && rc.QPS == 0 {
 		rc.QPS, rc.Burst = 50, 100
@@ -24,7 +24,7 @@ func kubeRESTConfig(cfg *config) (*rest.Config, string, error) {
 
 // newKubeSource builds the Kubernetes source feeding store. Pods are watched
 // only when something answers from them: verified pod records, autopath.
-func newKubeSource(cfg *config, rc *rest.Config, store *registry.Store, log *slog.Logger) (*registry.KubeSource, error) {
+func newKubeSource(cfg *Config, rc *rest.Config, store *registry.Store, log *slog.Logger) (*registry.KubeSource, error) {
 	client, err := registry.NewKubeAPI(rc)
 	if err != nil {
 		return nil, err
@@ -60,7 +60,7 @@ func warnClusterFiles(fsys fs.FS, dir string, log *slog.Logger) {
 // and serves them in the background. An address given by the user must
 // bind; the default one may be taken (another clusterdns on this host, a
 // test), in which case the server runs without the endpoints and says so.
-func startHealth(cfg *config, ready func() bool, log *slog.Logger) (*health.Server, error) {
+func startHealth(cfg *Config, ready func() bool, log *slog.Logger) (*health.Server, error) {
 	if cfg.HealthListen == "" {
 		return nil, nil
 	}

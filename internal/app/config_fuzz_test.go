@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"os"
@@ -29,7 +29,7 @@ func FuzzLoadConfig(f *testing.F) {
 		if err := os.WriteFile(p, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		c, err := loadConfig([]string{"--config", p})
+		c, err := LoadConfig([]string{"--config", p})
 		if err != nil {
 			if err.Error() == "" {
 				t.Fatal("empty error")

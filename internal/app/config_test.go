@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"os"
@@ -17,7 +17,7 @@ func writeConfig(t *testing.T, body string) string {
 }
 
 func TestConfigDefaults(t *testing.T) {
-	c, err := loadConfig(nil)
+	c, err := LoadConfig(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +31,7 @@ func TestConfigPrecedence(t *testing.T) {
 	file := writeConfig(t, "ttl: 30\nnegative_ttl: 40\nlisten: 127.0.0.1:1111\ndomains: [a.local, b.local]\n")
 	t.Setenv("CLUSTERDNS_NEGATIVE_TTL", "50")
 	t.Setenv("CLUSTERDNS_LISTEN", "127.0.0.1:2222")
-	c, err := loadConfig([]string{"--config", file, "--listen", "127.0.0.1:3333"})
+	c, err := LoadConfig([]string{"--config", file, "--listen", "127.0.0.1:3333"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestConfigRefusesBadValues(t *testing.T) {
 		if c.file != "" {
 			args = append(args, "--config", writeConfig(t, c.file))
 		}
-		_, err := loadConfig(args)
+		_, err := LoadConfig(args)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v %v %q: error %v, want it to name %q", c.args, c.env, c.file, err, c.want)
 		}

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package main
+package app
 
 // releaseStartupPages does nothing outside Linux.
 func releaseStartupPages() (int, error) { return 0, nil }

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -8,8 +8,8 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"runtime/debug"
-	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,7 +35,7 @@ type answerer struct {
 	mu        sync.Mutex // serialises builds, swaps and zone reloads
 	zf        *server.ZoneFiles
 	h         *server.Handler
-	cfg       *config
+	cfg       *Config
 	unsub     func()
 	stopFwd   context.CancelFunc
 	listener  *server.Listener
@@ -48,7 +48,7 @@ type answerer struct {
 
 // build makes a handler (and forwarder) for cfg, subscribed to the store
 // and loaded with the zone files. The caller swaps it in or discards it.
-func (a *answerer) build(cfg *config) (h *server.Handler, unsub func(), stopFwd context.CancelFunc, err error) {
+func (a *answerer) build(cfg *Config) (h *server.Handler, unsub func(), stopFwd context.CancelFunc, err error) {
 	fwd, err := newForwarder(cfg, a.log, a.fwdStat)
 	if err != nil {
 		return nil, nil, nil, err
@@ -94,7 +94,10 @@ func (a *answerer) build(cfg *config) (h *server.Handler, unsub func(), stopFwd 
 	if hosts != nil {
 		go hosts.Watch(ctx)
 	}
-	unsub = a.store.Subscribe(func(s *registry.Snapshot) {
+	// Built off the store's lock by Follow's goroutine, so informer
+	// handlers never wait for an index build; Follow returns once the
+	// current snapshot is built, so h is ready to be swapped in.
+	unsub = a.store.Follow(func(s *registry.Snapshot) {
 		start := time.Now()
 		if err := h.Update(s); err != nil {
 			a.log.Error("snapshot not served", "err", err)
@@ -131,7 +134,7 @@ func (a *answerer) releaseMemory() {
 }
 
 // start builds the first handler.
-func (a *answerer) start(ctx context.Context, cfg *config) error {
+func (a *answerer) start(ctx context.Context, cfg *Config) error {
 	a.parentCtx = ctx
 	h, unsub, stop, err := a.build(cfg)
 	if err != nil {
@@ -141,11 +144,46 @@ func (a *answerer) start(ctx context.Context, cfg *config) error {
 	return nil
 }
 
+// readyWhenIndexed wraps a source's readiness for /ready: ready once the
+// source is synced and the handler in service has built a snapshot the
+// store published at or after that moment. Builds run off the store's lock
+// (Store.Follow), so a synced store alone does not yet mean the synced
+// cluster is answered. Once ready it stays ready. It never blocks.
+func (a *answerer) readyWhenIndexed(synced func() bool) func() bool {
+	var target atomic.Uint32 // the store's serial when first seen synced
+	var ready atomic.Bool
+	return func() bool {
+		if ready.Load() {
+			return true
+		}
+		if !synced() {
+			return false
+		}
+		snap := a.store.Snapshot()
+		if snap == nil {
+			return false
+		}
+		target.CompareAndSwap(0, snap.Serial)
+		if a.handler().Serial() < target.Load() {
+			return false
+		}
+		ready.Store(true)
+		return true
+	}
+}
+
 // handler returns the handler in service.
 func (a *answerer) handler() *server.Handler {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.h
+}
+
+// config returns the configuration in service (the last one reloaded).
+func (a *answerer) config() *Config {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cfg
 }
 
 // reloadZones re-reads the zone files into the handler in service.
@@ -162,7 +200,7 @@ func (a *answerer) reloadZones() error {
 // named in the log and keep their running value; the rest take effect
 // atomically. A configuration that does not build is refused and the
 // running one stays.
-func (a *answerer) reload(next *config) error {
+func (a *answerer) reload(next *Config) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, r := range restartOnly(a.cfg, next) {
@@ -182,41 +220,9 @@ func (a *answerer) reload(next *config) error {
 	return nil
 }
 
-// restartOnly lists the keys whose change a reload cannot apply.
-func restartOnly(old, next *config) []string {
-	var keys []string
-	check := func(key string, changed bool) {
-		if changed {
-			keys = append(keys, key)
-		}
-	}
-	check("listen", old.Listen != next.Listen)
-	check("zones_dir", old.ZonesDir != next.ZonesDir)
-	check("udp_sockets", old.UDPSockets != next.UDPSockets)
-	check("source", old.Source != next.Source)
-	check("kubeconfig", old.Kubeconfig != next.Kubeconfig)
-	check("namespaces", !slices.Equal(old.Namespaces, next.Namespaces))
-	check("endpoint_pod_names", old.EndpointPodNames != next.EndpointPodNames)
-	check("health_listen", old.HealthListen != next.HealthListen)
-	check("metrics_listen", old.MetricsListen != next.MetricsListen)
-	check("log_level", old.LogLevel != next.LogLevel)
-	check("log_format", old.LogFormat != next.LogFormat)
-	check("sync_timeout", old.SyncTimeout != next.SyncTimeout)
-	// The Kubernetes source watches pods only for verified pod records and
-	// autopath: turning those on or off needs the watch started or stopped.
-	if old.Source != sourceFiles {
-		check("pods", (old.Pods == server.PodsVerified) != (next.Pods == server.PodsVerified))
-		check("autopath", old.Autopath != next.Autopath)
-	}
-	check("max_tcp_conns", old.MaxTCPConns != next.MaxTCPConns)
-	check("tcp_idle_timeout", old.TCPIdleTimeout != next.TCPIdleTimeout)
-	check("rrl_*", old.RRL != next.RRL)
-	return keys
-}
-
 // startMetrics serves /metrics (and /debug/pprof/ when enabled) on its own
 // port. It returns nil when metrics_listen is empty.
-func startMetrics(cfg *config, reg *prometheus.Registry, log *slog.Logger) (*http.Server, error) {
+func startMetrics(cfg *Config, reg *prometheus.Registry, log *slog.Logger) (*http.Server, error) {
 	if cfg.MetricsListen == "" {
 		return nil, nil
 	}

@@ -1,10 +1,11 @@
 //go:build linux
 
-package main
+package app
 
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -21,6 +22,13 @@ import (
 // it. Those pages are clean copies of the executable; the ones in use come
 // back on first touch. It returns the size of the mappings advised; on a
 // kernel without MADV_PAGEOUT it changes nothing and returns the error.
+//
+// Invariant (TestPageoutRanges, TestReleaseStartupPagesKeepsWorking): only
+// mappings of the executable's own file that are not writable are advised.
+// Their pages are clean copies of the file, so the kernel drops them and
+// reads them back on the next touch; nothing is lost. A writable mapping
+// (.data, .bss, the heap) or an anonymous one would be pushed to swap, or
+// with no swap kept, and must never be advised.
 func releaseStartupPages() (int, error) {
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil {
@@ -31,8 +39,29 @@ func releaseStartupPages() (int, error) {
 		return 0, fmt.Errorf("release startup pages: %w", err)
 	}
 	defer f.Close()
+	ranges, err := pageoutRanges(f, exe)
+	if err != nil {
+		return 0, fmt.Errorf("release startup pages: %w", err)
+	}
 	total := 0
-	sc := bufio.NewScanner(f)
+	for _, r := range ranges {
+		if _, _, errno := unix.Syscall(unix.SYS_MADVISE, r.start, r.end-r.start, unix.MADV_PAGEOUT); errno != 0 {
+			return total, fmt.Errorf("release startup pages: madvise: %w", errno)
+		}
+		total += int(r.end - r.start)
+	}
+	return total, nil
+}
+
+// addrRange is a mapping's [start, end).
+type addrRange struct{ start, end uintptr }
+
+// pageoutRanges returns the mappings in maps (the format of
+// /proc/self/maps) that releaseStartupPages may advise: exe's own, not
+// writable. Malformed lines are skipped.
+func pageoutRanges(maps io.Reader, exe string) ([]addrRange, error) {
+	var out []addrRange
+	sc := bufio.NewScanner(maps)
 	for sc.Scan() {
 		// start-end perms offset dev inode path
 		fields := strings.Fields(sc.Text())
@@ -48,13 +77,7 @@ func releaseStartupPages() (int, error) {
 		if err1 != nil || err2 != nil || end <= start {
 			continue
 		}
-		if _, _, errno := unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), unix.MADV_PAGEOUT); errno != 0 {
-			return total, fmt.Errorf("release startup pages: madvise: %w", errno)
-		}
-		total += int(end - start)
+		out = append(out, addrRange{uintptr(start), uintptr(end)})
 	}
-	if err := sc.Err(); err != nil {
-		return total, fmt.Errorf("release startup pages: %w", err)
-	}
-	return total, nil
+	return out, sc.Err()
 }
