@@ -208,7 +208,7 @@ func (h *Handler) Respond(req, out []byte, client netip.AddrPort, tcp bool, send
 		}
 		return formErr(out, req)
 	}
-	q.truncAt = truncationSize(&q, tcp)
+	q.truncAt, q.tcp = truncationSize(&q, tcp), tcp
 	if h.opt.QueryLog != nil {
 		h.logQuery(&q, req, client, tcp)
 	}
@@ -219,8 +219,9 @@ func (h *Handler) Respond(req, out []byte, client netip.AddrPort, tcp bool, send
 		resp = writeEmpty(out, &q, req, dns.RcodeNotImplemented, false)
 	case q.edns && q.version > 0:
 		resp = writeEmpty(out, &q, req, dns.RcodeBadVers&0xF, false)
-		h.metrics.observe(zc, q.qtype, dns.RcodeBadVers&0xF, start)
-		return appendOPT(resp, ednsSize, q.do, dns.RcodeBadVers>>4)
+		resp = appendOPT(resp, ednsSize, q.do, dns.RcodeBadVers>>4)
+		h.metrics.observe(zc, &q, dns.RcodeBadVers, client, len(req), len(resp), start)
+		return resp
 	case q.qclass != dns.ClassINET && q.qclass != dns.ClassANY:
 		resp = writeEmpty(out, &q, req, dns.RcodeRefused, false)
 	case q.qtype == dns.TypeAXFR || q.qtype == dns.TypeIXFR:
@@ -247,15 +248,16 @@ func (h *Handler) Respond(req, out []byte, client netip.AddrPort, tcp bool, send
 			zc = zoneForward
 			rq := h.fallbackQuestion(&q)
 			if r := h.opt.Fallback.Cached(&rq, out); r != nil {
-				resp = h.patchForwarded(r, &q, req)
+				resp, zc = h.patchForwarded(r, &q, req), zoneCached
 				break
 			}
 			h.forward(rq, &q, req, client, send, nil, start)
 			return nil
 		}
 	}
-	h.metrics.observe(zc, q.qtype, int(resp[3]&0xF), start)
-	return finish(resp, &q, req)
+	resp = finish(resp, &q, req)
+	h.metrics.observe(zc, &q, int(resp[3]&0xF), client, len(req), len(resp), start)
+	return resp
 }
 
 func (h *Handler) logQuery(q *query, req []byte, client netip.AddrPort, tcp bool) {
@@ -310,8 +312,9 @@ func (h *Handler) forward(rq resolver.Question, q *query, req []byte, client net
 		} else {
 			resp = h.patchForwarded(r, &qc, reqc)
 		}
-		h.metrics.observe(zoneForward, qc.qtype, int(resp[3]&0xF), start)
-		send(client, finish(resp, &qc, reqc))
+		resp = finish(resp, &qc, reqc)
+		h.metrics.observe(zoneForward, &qc, int(resp[3]&0xF), client, len(reqc), len(resp), start)
+		send(client, resp)
 	})
 }
 
