@@ -66,6 +66,8 @@ func run(ctx context.Context, cfg *config) error {
 	klog.SetSlogLogger(log)
 	store := registry.NewStore(registry.Options{EndpointPodNames: cfg.EndpointPodNames, Logger: log})
 	metrics, fwdMetrics := server.NewMetrics(), resolver.NewMetrics()
+	metrics.SetServer(cfg.Listen) // the server label of the coredns_* metrics
+	fwdMetrics.SetServer(cfg.Listen)
 	ans := &answerer{log: log, store: store, metrics: metrics, fwdStat: fwdMetrics}
 	ans.trimmer = newSettleTrimmer(time.Second, 10*time.Second, ans.releaseMemory)
 	// The cluster comes from the Kubernetes API or from files; zone files
@@ -127,6 +129,9 @@ func run(ctx context.Context, cfg *config) error {
 	hs, err := startHealth(cfg, ready, log)
 	if err != nil {
 		return err
+	}
+	if hs != nil {
+		reg.MustRegister(hs) // coredns_health_request_duration_seconds
 	}
 	l, err := server.Listen(ans.handler(), server.ListenOptions{Addr: cfg.Listen, UDPSockets: cfg.UDPSockets,
 		MaxTCPConns: cfg.MaxTCPConns, TCPIdleTimeout: cfg.TCPIdleTimeout, RRL: rrl}, log)
