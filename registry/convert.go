@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -96,6 +97,10 @@ func ConvertEndpointSlice(s *discoveryv1.EndpointSlice) (*EndpointSlice, error) 
 	}
 	if s.Name == "" {
 		return nil, fmt.Errorf("endpointslice without metadata.name")
+	}
+	if v, ok := s.Annotations[corev1.EndpointsLastChangeTriggerTime]; ok {
+		// A bad value only loses the programming-latency sample.
+		out.Triggered, _ = time.Parse(time.RFC3339Nano, v)
 	}
 	for _, p := range s.Ports {
 		ep := EndpointPort{Protocol: TCP}

@@ -9,6 +9,7 @@ package registry
 
 import (
 	"net/netip"
+	"time"
 )
 
 // ServiceKind tells how a service is answered in DNS.
@@ -128,6 +129,11 @@ type EndpointSlice struct {
 	Service   string // label kubernetes.io/service-name
 	Ports     []EndpointPort
 	Endpoints []Endpoint // only IPv4/IPv6 slices are kept; FQDN slices are dropped
+	// Triggered is the annotation endpoints.kubernetes.io/last-change-trigger-time
+	// that the EndpointSlice controller sets: when the change of a pod or
+	// of the service that this version of the slice reflects happened.
+	// Zero without it (slices not managed by the controller).
+	Triggered time.Time
 }
 
 // Pod is the slim form of a core/v1 Pod: what pod records, hostname records

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/clusterdns/clusterdns/registry"
 )
 
 // CoreDNS's metrics (its prometheus plugin): the same names, label sets and
@@ -49,8 +51,55 @@ type coreMetrics struct {
 	reqSizeSum  [2]atomic.Uint64
 	respSizeSum [2]atomic.Uint64
 	build       [3]string // version, revision, goversion
+	// DNS programming latency of headless services (CoreDNS's kubernetes
+	// plugin), and the serial of the last snapshot measured.
+	programming    [len(programmingBuckets) + 1]atomic.Uint64
+	programmingSum atomic.Uint64 // nanoseconds
+	programmedAt   atomic.Uint32
 
-	descRequests, descResponses, descDuration, descReqSize, descRespSize, descPanics, descBuild *prometheus.Desc
+	descRequests, descResponses, descDuration, descReqSize, descRespSize, descPanics, descBuild, descProgramming *prometheus.Desc
+}
+
+// programmingBuckets are the buckets of CoreDNS's
+// coredns_kubernetes_dns_programming_duration_seconds: 1 ms doubling to
+// about 17 minutes.
+var programmingBuckets = func() (b [20]float64) {
+	v := 0.001
+	for i := range b {
+		b[i] = v
+		v *= 2
+	}
+	return b
+}()
+
+// programmed measures, for each EndpointSlice change of a headless service
+// that snap publishes, the time from the change that triggered it (the
+// controller's annotation) to now, when the answers are in service: the
+// Kubernetes DNS programming latency SLI, as CoreDNS measures it
+// (service_kind "headless_with_selector"; the other kinds have no trigger
+// time to measure from). Each snapshot is measured once, even when two
+// handlers (a configuration reload) load it.
+func (m *Metrics) programmed(snap *registry.Snapshot) {
+	if len(snap.Triggers) == 0 {
+		return
+	}
+	for {
+		last := m.core.programmedAt.Load()
+		if snap.Serial <= last {
+			return
+		}
+		if m.core.programmedAt.CompareAndSwap(last, snap.Serial) {
+			break
+		}
+	}
+	for _, tr := range snap.Triggers {
+		if e := snap.Service(tr.Service); e == nil || e.Kind != registry.KindHeadless {
+			continue
+		}
+		d := max(time.Since(tr.At), 0) // clocks of the controller and of this node may differ
+		m.core.programming[bucketOf(programmingBuckets[:], d.Seconds())].Add(1)
+		m.core.programmingSum.Add(uint64(d))
+	}
 }
 
 func (c *coreMetrics) init() {
@@ -69,6 +118,8 @@ func (c *coreMetrics) init() {
 	c.descPanics = prometheus.NewDesc("coredns_panics_total", "Panics recovered while answering a query (the query is dropped).", nil, nil)
 	c.descBuild = prometheus.NewDesc("coredns_build_info", "A metric with a constant '1' value labeled by version, revision, and goversion from which clusterdns was built.",
 		[]string{"version", "revision", "goversion"}, nil)
+	c.descProgramming = prometheus.NewDesc("coredns_kubernetes_dns_programming_duration_seconds", "Histogram of the time (in seconds) it took to program a dns instance.",
+		[]string{"service_kind"}, nil)
 	c.build = [3]string{"unknown", "unknown", runtime.Version()}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		if bi.Main.Version != "" {
@@ -106,7 +157,7 @@ func (c *coreMetrics) observe(t, p int, d time.Duration, reqLen, respLen int) {
 }
 
 func (c *coreMetrics) describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.descRequests, c.descResponses, c.descDuration, c.descReqSize, c.descRespSize, c.descPanics, c.descBuild} {
+	for _, d := range []*prometheus.Desc{c.descRequests, c.descResponses, c.descDuration, c.descReqSize, c.descRespSize, c.descPanics, c.descBuild, c.descProgramming} {
 		ch <- d
 	}
 }
@@ -168,6 +219,9 @@ func (c *coreMetrics) collect(ch chan<- prometheus.Metric, m *Metrics) {
 		}
 		ch <- constHistogram(c.descReqSize, sizeBuckets[:], c.reqSize[p][:], float64(c.reqSizeSum[p].Load()), server, zone, view, protoNames[p])
 		ch <- constHistogram(c.descRespSize, sizeBuckets[:], c.respSize[p][:], float64(c.respSizeSum[p].Load()), server, zone, view, protoNames[p])
+	}
+	if sumCounts(c.programming[:]) != 0 {
+		ch <- constHistogram(c.descProgramming, programmingBuckets[:], c.programming[:], float64(c.programmingSum.Load())/1e9, "headless_with_selector")
 	}
 	ch <- prometheus.MustNewConstMetric(c.descPanics, prometheus.CounterValue, float64(m.panics.Load()))
 	ch <- prometheus.MustNewConstMetric(c.descBuild, prometheus.GaugeValue, 1, c.build[0], c.build[1], c.build[2])

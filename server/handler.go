@@ -173,6 +173,7 @@ func (h *Handler) Update(snap *registry.Snapshot) error {
 		return fmt.Errorf("index snapshot %d: %w", snap.Serial, err)
 	}
 	h.cluster.Store(idx)
+	h.metrics.programmed(snap)
 	h.metrics.indexBuild.Store(int64(time.Since(start)))
 	h.metrics.serial.Store(snap.Serial)
 	h.metrics.indexCount.Add(1)
