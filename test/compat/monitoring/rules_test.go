@@ -216,7 +216,9 @@ func dashboardSelectors(t *testing.T) (queries int, sels []selector) {
 			continue
 		}
 		add(m[1], "variable "+v.Name)
-		sels[len(sels)-1].labels = append(sels[len(sels)-1].labels, m[2])
+		if !targetLabels[m[2]] {
+			sels[len(sels)-1].labels = append(sels[len(sels)-1].labels, m[2])
+		}
 	}
 	var walk func([]panel)
 	walk = func(ps []panel) {
