@@ -152,7 +152,7 @@ config:
   ttl: 30
   pods: insecure
   stub_domains:
-    corp.example: [10.0.0.53]
+    - corp.example=10.0.0.53
 nodeLocal:
   enabled: true
 nodeproxy:
@@ -257,7 +257,7 @@ func TestTemplateCoreDNSUsersValues(t *testing.T) {
 		}
 	}
 	cfg := configOf(t, find(t, objs, "ConfigMap", "clusterdns"))
-	if cfg["ttl"] != float64(30) || cfg["pods"] != "insecure" || !reflect.DeepEqual(cfg["stub_domains"], map[string]any{"corp.example": []any{"10.0.0.53"}}) || cfg["listen"] != ":53" {
+	if cfg["ttl"] != float64(30) || cfg["pods"] != "insecure" || !reflect.DeepEqual(cfg["stub_domains"], []any{"corp.example=10.0.0.53"}) || cfg["listen"] != ":53" {
 		t.Errorf("config %v: want ttl 30, pods insecure, the stub domain and listen :53", cfg)
 	}
 	if got := field(t, find(t, objs, "Service", "kube-dns"), "spec", "clusterIP"); got != "10.96.0.10" {
