@@ -22,7 +22,8 @@ test: test-deps
 	@bin="$$(bash test/apiserver/build.sh | tail -n 1)" && \
 	export CLUSTERDNS_APISERVER_BIN="$$bin" && \
 	$(GO) vet ./... && \
-	$(GO) test -count=1 -p 2 -timeout 25m ./...
+	$(GO) test -count=1 -p 2 -timeout 25m ./... && \
+	cd test/compat && $(GO) vet ./... && $(GO) test -count=1 -p 2 -timeout 15m ./...
 
 # All benchmarks (about 20 minutes): the foundation run against Knot DNS,
 # the extra DNS figures, the node proxy against kube-proxy, and the 60 s

@@ -1,6 +1,7 @@
 package helm
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"io"
@@ -47,19 +48,27 @@ func render(t *testing.T, args ...string) []*unstructured.Unstructured {
 		t.Fatalf("helm template %v: %v\n%s", args, err, out)
 	}
 	var objs []*unstructured.Unstructured
-	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(out), 4096)
+	docs := utilyaml.NewYAMLReader(bufio.NewReader(strings.NewReader(out)))
 	for {
-		var m map[string]any
-		if err := dec.Decode(&m); err != nil {
-			if errors.Is(err, io.EOF) {
-				break
-			}
+		doc, err := docs.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
 			t.Fatalf("helm template output: %v\n%s", err, out)
 		}
-		if m == nil {
-			continue
+		data, err := yaml.YAMLToJSON(doc)
+		if err != nil {
+			t.Fatalf("helm template output: %v\n%s", err, doc)
 		}
-		objs = append(objs, &unstructured.Unstructured{Object: m})
+		if strings.TrimSpace(string(data)) == "null" {
+			continue // an empty document (a template that rendered nothing)
+		}
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(data); err != nil { // numbers as int64, as the API server sends them
+			t.Fatalf("helm template output: %v\n%s", err, doc)
+		}
+		objs = append(objs, u)
 	}
 	return objs
 }
