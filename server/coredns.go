@@ -141,9 +141,9 @@ func (m *Metrics) SetServer(listen string) {
 	m.core.server.Store(&s)
 }
 
-// PanicRecovered counts a panic that a listener turned into a dropped
+// panicked counts a panic that a listener turned into a dropped
 // query (coredns_panics_total).
-func (m *Metrics) PanicRecovered() { m.panics.Add(1) }
+func (m *Metrics) panicked() { m.panics.Add(1) }
 
 // observe counts the duration and sizes of one query of type index t over
 // proto index p (0 udp, 1 tcp).
