@@ -50,6 +50,7 @@ type coreMetrics struct {
 	respSize    [2][len(sizeBuckets) + 1]atomic.Uint64
 	reqSizeSum  [2]atomic.Uint64
 	respSizeSum [2]atomic.Uint64
+	doRequests  atomic.Uint64 // queries with the DO bit
 	build       [3]string // version, revision, goversion
 	// DNS programming latency of headless services (CoreDNS's kubernetes
 	// plugin), and the serial of the last snapshot measured.
@@ -57,7 +58,7 @@ type coreMetrics struct {
 	programmingSum atomic.Uint64 // nanoseconds
 	programmedAt   atomic.Uint32
 
-	descRequests, descResponses, descDuration, descReqSize, descRespSize, descPanics, descBuild, descProgramming *prometheus.Desc
+	descRequests, descResponses, descDuration, descReqSize, descRespSize, descPanics, descBuild, descProgramming, descDO *prometheus.Desc
 }
 
 // programmingBuckets are the buckets of CoreDNS's
@@ -115,6 +116,8 @@ func (c *coreMetrics) init() {
 		[]string{"server", "zone", "view", "proto"}, nil)
 	c.descRespSize = prometheus.NewDesc("coredns_dns_response_size_bytes", "Size of the returned response in bytes.",
 		[]string{"server", "zone", "view", "proto"}, nil)
+	c.descDO = prometheus.NewDesc("coredns_dns_do_requests_total", "Counter of DNS requests with DO bit set per zone.",
+		[]string{"server", "view", "zone"}, nil)
 	c.descPanics = prometheus.NewDesc("coredns_panics_total", "Panics recovered while answering a query (the query is dropped).", nil, nil)
 	c.descBuild = prometheus.NewDesc("coredns_build_info", "A metric with a constant '1' value labeled by version, revision, and goversion from which clusterdns was built.",
 		[]string{"version", "revision", "goversion"}, nil)
@@ -146,8 +149,11 @@ func (m *Metrics) SetServer(listen string) {
 func (m *Metrics) panicked() { m.panics.Add(1) }
 
 // observe counts the duration and sizes of one query of type index t over
-// proto index p (0 udp, 1 tcp).
-func (c *coreMetrics) observe(t, p int, d time.Duration, reqLen, respLen int) {
+// proto index p (0 udp, 1 tcp), and whether it had the DO bit.
+func (c *coreMetrics) observe(t, p int, do bool, d time.Duration, reqLen, respLen int) {
+	if do {
+		c.doRequests.Add(1)
+	}
 	c.duration[t][bucketOf(coreTimeBuckets[:], d.Seconds())].Add(1)
 	c.durationSum[t].Add(uint64(d))
 	c.reqSize[p][bucketOf(sizeBuckets[:], float64(reqLen))].Add(1)
@@ -157,7 +163,7 @@ func (c *coreMetrics) observe(t, p int, d time.Duration, reqLen, respLen int) {
 }
 
 func (c *coreMetrics) describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.descRequests, c.descResponses, c.descDuration, c.descReqSize, c.descRespSize, c.descPanics, c.descBuild, c.descProgramming} {
+	for _, d := range []*prometheus.Desc{c.descRequests, c.descResponses, c.descDuration, c.descReqSize, c.descRespSize, c.descPanics, c.descBuild, c.descProgramming, c.descDO} {
 		ch <- d
 	}
 }
@@ -223,6 +229,7 @@ func (c *coreMetrics) collect(ch chan<- prometheus.Metric, m *Metrics) {
 	if sumCounts(c.programming[:]) != 0 {
 		ch <- constHistogram(c.descProgramming, programmingBuckets[:], c.programming[:], float64(c.programmingSum.Load())/1e9, "headless_with_selector")
 	}
+	ch <- prometheus.MustNewConstMetric(c.descDO, prometheus.CounterValue, float64(c.doRequests.Load()), server, view, zone)
 	ch <- prometheus.MustNewConstMetric(c.descPanics, prometheus.CounterValue, float64(m.panics.Load()))
 	ch <- prometheus.MustNewConstMetric(c.descBuild, prometheus.GaugeValue, 1, c.build[0], c.build[1], c.build[2])
 }

@@ -81,7 +81,7 @@ func TestCoreDNSMetrics(t *testing.T) {
 	q("nothere.default.svc.cluster.local.", dns.TypeA, true, v6, nil)
 	q("100.0.96.10.in-addr.arpa.", dns.TypePTR, false, "[::ffff:127.0.0.1]:5000", nil) // v4-mapped: family 1
 	q("www.example.test.", dns.TypeAAAA, true, v6, nil)
-	q(web, dns.TypeDS, false, v4, nil)
+	q(web, dns.TypeDS, false, v4, func(m *dns.Msg) { m.SetEdns0(1232, true) })
 	q(web, dns.TypeNULL, false, v4, nil)
 	q("www.example.org.", dns.TypeA, false, v4, nil) // no fallback: REFUSED by the server itself
 	if r := q(web, dns.TypeA, false, v4, func(m *dns.Msg) { m.SetEdns0(1232, false); m.IsEdns0().SetVersion(1) }); r.Rcode != dns.RcodeBadVers {
@@ -118,6 +118,7 @@ func TestCoreDNSMetrics(t *testing.T) {
 		{"coredns_dns_request_duration_seconds", with("type", "A"), 5}, // and the REFUSED and BADVERS ones
 		{"coredns_dns_request_duration_seconds", with("type", "other"), 1},
 		{"coredns_panics_total", map[string]string{}, 0},
+		{"coredns_dns_do_requests_total", base, 1},
 	} {
 		if got := counter(t, reg, c.name, c.labels); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)

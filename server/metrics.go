@@ -156,7 +156,7 @@ func (m *Metrics) observe(zone uint8, q *query, rcode int, client netip.AddrPort
 	d := time.Since(start)
 	m.latencySum.Add(uint64(d))
 	m.latency[bucketOf(latencyBuckets[:], d.Seconds())].Add(1)
-	m.core.observe(t, tr>>1, d, reqLen, respLen)
+	m.core.observe(t, tr>>1, q.do, d, reqLen, respLen)
 }
 
 // bucketOf is the index of the first bucket whose upper bound is at least
