@@ -51,7 +51,7 @@ type coreMetrics struct {
 	reqSizeSum  [2]atomic.Uint64
 	respSizeSum [2]atomic.Uint64
 	doRequests  atomic.Uint64 // queries with the DO bit
-	build       [3]string // version, revision, goversion
+	build       [3]string     // version, revision, goversion
 	// DNS programming latency of headless services (CoreDNS's kubernetes
 	// plugin), and the serial of the last snapshot measured.
 	programming    [len(programmingBuckets) + 1]atomic.Uint64
