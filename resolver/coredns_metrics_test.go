@@ -153,3 +153,23 @@ func TestCoreDNSHealthcheckFailures(t *testing.T) {
 		t.Errorf("forward requests %v → %v while only probes were sent, want unchanged and > 0", requests, after)
 	}
 }
+
+// A panic on a forwarder goroutine (here in the caller's callback) drops
+// that query and is counted for coredns_panics_total.
+func TestForwarderPanicsAreCounted(t *testing.T) {
+	up := startUpstream(t, answerA("192.0.2.1", 60))
+	met := NewMetrics()
+	f := newForwarder(t, Options{Upstreams: []string{up.Addr}, Metrics: met})
+	f.Resolve(question(t, "www.example.com", dns.TypeA), func([]byte) { panic("test: a bug in the callback") })
+	deadline := time.Now().Add(10 * time.Second)
+	for met.Panics() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("panics = %d after 10 s, want 1", met.Panics())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The forwarder still answers.
+	if r := resolveSync(t, f, question(t, "www.example.org", dns.TypeA)); r == nil || len(r.Answer) != 1 {
+		t.Fatalf("after a panic: %v", r)
+	}
+}

@@ -16,7 +16,7 @@ import (
 // (coredns_cache_*, coredns_forward_*).
 type Metrics struct {
 	hitsSuccess, hitsDenial, cacheMisses, staleServed, prefetches atomic.Uint64
-	refusedInFlight                                               atomic.Uint64
+	refusedInFlight, panics                                       atomic.Uint64
 
 	upstreamRTT *prometheus.HistogramVec // by upstream and outcome
 	current     atomic.Pointer[Forwarder]
@@ -86,6 +86,11 @@ func (m *Metrics) SetServer(listen string) {
 	s := "dns://" + listen
 	m.server.Store(&s)
 }
+
+// Panics returns how many panics the forwarders' goroutines recovered from
+// (each dropped one forwarded query). server.Metrics.CountPanics adds them
+// to coredns_panics_total.
+func (m *Metrics) Panics() uint64 { return m.panics.Load() }
 
 // Set makes f the forwarder whose cache and upstreams are reported.
 func (m *Metrics) Set(f *Forwarder) { m.current.Store(f) }

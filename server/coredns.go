@@ -144,6 +144,11 @@ func (m *Metrics) SetServer(listen string) {
 	m.core.server.Store(&s)
 }
 
+// CountPanics adds the panics that more reports (the forwarder's:
+// resolver.Metrics.Panics) to coredns_panics_total. Call it once at start,
+// before the metrics are registered; more is called on every scrape.
+func (m *Metrics) CountPanics(more func() uint64) { m.morePanics = more }
+
 // panicked counts a panic that a listener turned into a dropped
 // query (coredns_panics_total).
 func (m *Metrics) panicked() { m.panics.Add(1) }
@@ -230,7 +235,11 @@ func (c *coreMetrics) collect(ch chan<- prometheus.Metric, m *Metrics) {
 		ch <- constHistogram(c.descProgramming, programmingBuckets[:], c.programming[:], float64(c.programmingSum.Load())/1e9, "headless_with_selector")
 	}
 	ch <- prometheus.MustNewConstMetric(c.descDO, prometheus.CounterValue, float64(c.doRequests.Load()), server, view, zone)
-	ch <- prometheus.MustNewConstMetric(c.descPanics, prometheus.CounterValue, float64(m.panics.Load()))
+	panics := m.panics.Load()
+	if m.morePanics != nil {
+		panics += m.morePanics()
+	}
+	ch <- prometheus.MustNewConstMetric(c.descPanics, prometheus.CounterValue, float64(panics))
 	ch <- prometheus.MustNewConstMetric(c.descBuild, prometheus.GaugeValue, 1, c.build[0], c.build[1], c.build[2])
 }
 

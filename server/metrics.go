@@ -121,6 +121,7 @@ type Metrics struct {
 	indexCount atomic.Uint64
 	serial     atomic.Uint32
 	panics     atomic.Uint64
+	morePanics func() uint64 // CountPanics
 
 	core coreMetrics
 

@@ -93,6 +93,10 @@ func TestPanicInOneQueryDropsOnlyThatQuery(t *testing.T) {
 	if got := counter(t, reg, "coredns_panics_total", map[string]string{}); got != 10 {
 		t.Errorf("coredns_panics_total = %v, want 10", got)
 	}
+	h.Metrics().CountPanics(func() uint64 { return 3 }) // the forwarder's
+	if got := counter(t, reg, "coredns_panics_total", map[string]string{}); got != 13 {
+		t.Errorf("coredns_panics_total with 3 forwarder panics = %v, want 13", got)
+	}
 }
 
 // dialStall opens a TCP connection that sends one byte of a query's length

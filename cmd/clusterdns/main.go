@@ -68,6 +68,7 @@ func run(ctx context.Context, cfg *config) error {
 	metrics, fwdMetrics := server.NewMetrics(), resolver.NewMetrics()
 	metrics.SetServer(cfg.Listen) // the server label of the coredns_* metrics
 	fwdMetrics.SetServer(cfg.Listen)
+	metrics.CountPanics(fwdMetrics.Panics) // coredns_panics_total: the listeners' and the forwarder's
 	ans := &answerer{log: log, store: store, metrics: metrics, fwdStat: fwdMetrics}
 	ans.trimmer = newSettleTrimmer(time.Second, 10*time.Second, ans.releaseMemory)
 	// The cluster comes from the Kubernetes API or from files; zone files
