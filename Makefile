@@ -22,7 +22,8 @@ test: test-deps
 	@bin="$$(bash test/apiserver/build.sh | tail -n 1)" && \
 	export CLUSTERDNS_APISERVER_BIN="$$bin" && \
 	$(GO) vet ./... && \
-	$(GO) test -count=1 -p 2 -timeout 25m ./...
+	$(GO) test -count=1 -p 2 -timeout 25m ./... && \
+	cd test/compat && $(GO) vet ./... && $(GO) test -count=1 -p 2 -timeout 15m ./...
 
 # The suite N times (default 5), pass/fail per package: `make flake N=5`;
 # FLAKE_LOAD=1 runs a build loop beside it to load every CPU.

@@ -62,11 +62,23 @@ type Snapshot struct {
 	// Full is set when consumers must rebuild everything from this snapshot
 	// (the first one, or a change of the set of namespaces).
 	Full bool
+	// Triggers lists the EndpointSlice changes this snapshot publishes that
+	// carry the controller's trigger time (after the first sync; a relist
+	// of an unchanged slice is not one): the server measures DNS
+	// programming latency from them.
+	Triggers []Trigger
 
 	services   *cow.Map[string, *ServiceEntry] // key: Key.String()
 	namespaces map[string]struct{}
 	pods       *cow.Map[string, *Pod]     // key: Key.String()
 	podsByIP   *cow.Map[[16]byte, []*Pod] // key: addrKey
+}
+
+// Trigger is a published EndpointSlice change of a service and when the
+// change it reflects happened (EndpointSlice.TriggerTime).
+type Trigger struct {
+	Service Key
+	At      time.Time
 }
 
 // Service returns the service entry, or nil. It does not allocate (the

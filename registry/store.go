@@ -42,6 +42,7 @@ type Store struct {
 	nsChanged   bool                // the set of namespaces may differ
 	synced      bool
 	merge       mergeScratch // scratch of mergeEndpoints
+	triggers    []Trigger    // slice changes since the last snapshot, for Snapshot.Triggers
 
 	cur     atomic.Pointer[Snapshot]
 	kick    chan struct{}
@@ -134,6 +135,9 @@ func (s *Store) DeleteService(k Key) {
 func (s *Store) UpsertEndpointSlice(sl *EndpointSlice) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if old, ok := s.slices[sl.Key]; s.synced && !sl.TriggerTime.IsZero() && (!ok || !old.TriggerTime.Equal(sl.TriggerTime)) {
+		s.triggers = append(s.triggers, Trigger{Service: Key{Namespace: sl.Namespace, Name: sl.Service}, At: sl.TriggerTime})
+	}
 	s.deleteSliceLocked(sl.Key)
 	s.slices[sl.Key] = sl
 	svc := Key{Namespace: sl.Namespace, Name: sl.Service}
@@ -458,6 +462,7 @@ func (s *Store) Flush() *Snapshot {
 		clear(s.dirtyPods)
 	}
 	s.nsChanged = false
+	next.Triggers, s.triggers = s.triggers, nil
 	s.cur.Store(next)
 	s.subsMu.Lock()
 	subs := slices.Clone(s.subs)

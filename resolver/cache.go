@@ -32,6 +32,7 @@ type entry struct {
 	expires time.Time
 	hits    atomic.Int32
 	pending atomic.Bool // a prefetch is under way
+	denial  bool        // NXDOMAIN or NODATA (CoreDNS's cache metrics count them apart)
 }
 
 // Cache is the forwarder's answer cache on github.com/patrickmn/go-cache,
@@ -69,6 +70,20 @@ func NewCache(opt CacheOptions) *Cache {
 // Len returns the number of entries (expired ones included until the
 // janitor runs).
 func (c *Cache) Len() int { return c.c.ItemCount() }
+
+// kinds counts the entries (unexpired, or within the serve-stale window)
+// that are answers (success) and denials (NXDOMAIN, NODATA). It copies the
+// cache's index: the metrics call it once per scrape.
+func (c *Cache) kinds() (success, denial int) {
+	for _, it := range c.c.Items() {
+		if it.Object.(*entry).denial {
+			denial++
+		} else {
+			success++
+		}
+	}
+	return success, denial
+}
 
 func cacheKey(name []byte, qtype, qclass uint16, do, cd bool) string {
 	b := make([]byte, 0, len(name)+8)
@@ -133,7 +148,7 @@ func (c *Cache) Put(key string, m *dns.Msg) bool {
 	if err != nil {
 		return false
 	}
-	e := &entry{wire: wire, ttlOffs: offs, stored: c.now()}
+	e := &entry{wire: wire, ttlOffs: offs, stored: c.now(), denial: isDenial(wire)}
 	e.expires = e.stored.Add(ttl)
 	for _, o := range offs {
 		e.ttls = append(e.ttls, min(binary.BigEndian.Uint32(wire[o:]), uint32(ttl/time.Second)))

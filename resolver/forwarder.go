@@ -227,10 +227,10 @@ func (f *Forwarder) Cached(q *Question, out []byte) []byte {
 	resp, hit := f.cache.Get(key, out)
 	switch hit {
 	case Fresh:
-		f.metrics.cacheHits.Add(1)
+		f.metrics.cacheHit(resp)
 		return resp
 	case Prefetch:
-		f.metrics.cacheHits.Add(1)
+		f.metrics.cacheHit(resp)
 		f.metrics.prefetches.Add(1)
 		qq := *q
 		qq.Key = append([]byte(nil), q.Key...)
@@ -350,7 +350,9 @@ func (f *Forwarder) exchange(ctx context.Context, q *Question) (*dns.Msg, error)
 		if ctx.Err() != nil {
 			break
 		}
+		start := time.Now()
 		m, err := f.exchangeOne(ctx, u, req)
+		f.metrics.forwarded(u.addr, start, m)
 		if err == nil && (m.Rcode == dns.RcodeServerFailure || m.Rcode == dns.RcodeRefused) {
 			err = fmt.Errorf("%s answered %s", u.addr, dns.RcodeToString[m.Rcode])
 		}
@@ -424,6 +426,8 @@ func (f *Forwarder) Run(ctx context.Context) {
 					defer cancel()
 					if _, err := f.exchangeOne(pctx, u, probe); err == nil {
 						f.succeeded(u)
+					} else {
+						f.metrics.fwdHealth.WithLabelValues(u.addr).Inc()
 					}
 				}()
 			}

@@ -28,6 +28,7 @@ func packChecked(m *dns.Msg) ([]byte, error) {
 // on those goroutines nothing else would stop it from ending the process.
 func (f *Forwarder) recoverPanic(q *Question) {
 	if r := recover(); r != nil {
+		f.metrics.panics.Add(1)
 		f.log.Error("panic answering a forwarded query", "q", keyString(nameOf(q.Wire), q.Type), "panic", r)
 	}
 }

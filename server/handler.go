@@ -179,6 +179,7 @@ func (h *Handler) Update(snap *registry.Snapshot) error {
 		return fmt.Errorf("index snapshot %d: %w", snap.Serial, err)
 	}
 	h.cluster.Store(idx)
+	h.metrics.programmed(snap)
 	h.metrics.indexBuild.Store(int64(time.Since(start)))
 	h.metrics.serial.Store(snap.Serial)
 	h.metrics.indexCount.Add(1)
@@ -224,7 +225,7 @@ func (h *Handler) respond(req, out []byte, client netip.AddrPort, tcp bool, send
 		}
 		return formErr(out, req)
 	}
-	q.truncAt = truncationSize(&q, tcp)
+	q.truncAt, q.tcp = truncationSize(&q, tcp), tcp
 	if h.opt.QueryLog != nil {
 		h.logQuery(&q, req, client, tcp)
 	}
@@ -235,8 +236,9 @@ func (h *Handler) respond(req, out []byte, client netip.AddrPort, tcp bool, send
 		resp = writeEmpty(out, &q, req, dns.RcodeNotImplemented, false)
 	case q.edns && q.version > 0:
 		resp = writeEmpty(out, &q, req, dns.RcodeBadVers&0xF, false)
-		h.metrics.observe(zc, q.qtype, dns.RcodeBadVers&0xF, start)
-		return appendOPT(resp, ednsSize, q.do, dns.RcodeBadVers>>4)
+		resp = appendOPT(resp, ednsSize, q.do, dns.RcodeBadVers>>4)
+		h.metrics.observe(zc, &q, dns.RcodeBadVers, client, len(req), len(resp), start)
+		return resp
 	case q.qclass != dns.ClassINET && q.qclass != dns.ClassANY:
 		resp = writeEmpty(out, &q, req, dns.RcodeRefused, false)
 	case q.qtype == dns.TypeAXFR || q.qtype == dns.TypeIXFR:
@@ -269,15 +271,16 @@ func (h *Handler) respond(req, out []byte, client netip.AddrPort, tcp bool, send
 			zc = zoneForward
 			rq := h.fallbackQuestion(&q)
 			if r := h.opt.Fallback.Cached(&rq, out); r != nil {
-				resp = h.patchForwarded(r, &q, req)
+				resp, zc = h.patchForwarded(r, &q, req), zoneCached
 				break
 			}
 			h.forward(rq, &q, req, client, send, nil, start)
 			return nil
 		}
 	}
-	h.metrics.observe(zc, q.qtype, int(resp[3]&0xF), start)
-	return finish(resp, &q, req)
+	resp = finish(resp, &q, req)
+	h.metrics.observe(zc, &q, int(resp[3]&0xF), client, len(req), len(resp), start)
+	return resp
 }
 
 func (h *Handler) logQuery(q *query, req []byte, client netip.AddrPort, tcp bool) {
@@ -332,8 +335,9 @@ func (h *Handler) forward(rq resolver.Question, q *query, req []byte, client net
 		} else {
 			resp = h.patchForwarded(r, &qc, reqc)
 		}
-		h.metrics.observe(zoneForward, qc.qtype, int(resp[3]&0xF), start)
-		send(client, finish(resp, &qc, reqc))
+		resp = finish(resp, &qc, reqc)
+		h.metrics.observe(zoneForward, &qc, int(resp[3]&0xF), client, len(reqc), len(resp), start)
+		send(client, resp)
 	})
 }
 

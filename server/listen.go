@@ -187,6 +187,7 @@ func (l *Listener) udpSender(c *net.UDPConn) func(netip.AddrPort, []byte) {
 func (l *Listener) respond(req, out []byte, src netip.AddrPort, tcp bool, send func(netip.AddrPort, []byte)) (resp []byte) {
 	defer func() {
 		if r := recover(); r != nil {
+			l.h.Load().metrics.panicked()
 			l.log.Error("panic answering a query", "client", src, "panic", r, "query", fmt.Sprintf("%x", req))
 			resp = nil
 		}

@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"io"
 	"log/slog"
 	"net"
@@ -86,6 +87,15 @@ func TestPanicInOneQueryDropsOnlyThatQuery(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), "panic answering a query"); n != 10 {
 		t.Fatalf("%d panics logged, want 10:\n%s", n, logs.String())
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(h.Metrics())
+	if got := counter(t, reg, "coredns_panics_total", map[string]string{}); got != 10 {
+		t.Errorf("coredns_panics_total = %v, want 10", got)
+	}
+	h.Metrics().CountPanics(func() uint64 { return 3 }) // the forwarder's
+	if got := counter(t, reg, "coredns_panics_total", map[string]string{}); got != 13 {
+		t.Errorf("coredns_panics_total with 3 forwarder panics = %v, want 13", got)
 	}
 }
 

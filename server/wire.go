@@ -49,6 +49,7 @@ type query struct {
 	// at query time stop there. 0 (a query not from Respond): no limit but
 	// the message's.
 	truncAt int
+	tcp     bool // the query came over TCP (for the metrics)
 }
 
 // lowerName returns the lower-cased question name.

@@ -49,6 +49,9 @@ func Run(ctx context.Context, cfg *Config) error {
 	klog.SetSlogLogger(log)
 	store := registry.NewStore(registry.Options{EndpointPodNames: cfg.EndpointPodNames, Logger: log})
 	metrics, fwdMetrics := server.NewMetrics(), resolver.NewMetrics()
+	metrics.SetServer(cfg.Listen) // the server label of the coredns_* metrics
+	fwdMetrics.SetServer(cfg.Listen)
+	metrics.CountPanics(fwdMetrics.Panics) // coredns_panics_total: the listeners' and the forwarder's
 	ans := &answerer{log: log, store: store, metrics: metrics, fwdStat: fwdMetrics}
 	ans.trimmer = newSettleTrimmer(time.Second, 10*time.Second, ans.releaseMemory)
 	// The cluster comes from the Kubernetes API or from files; zone files
@@ -110,6 +113,9 @@ func Run(ctx context.Context, cfg *Config) error {
 	hs, err := startHealth(cfg, ans.readyWhenIndexed(ready), log)
 	if err != nil {
 		return err
+	}
+	if hs != nil {
+		reg.MustRegister(hs) // coredns_health_request_duration_seconds
 	}
 	l, err := server.Listen(ans.handler(), server.ListenOptions{Addr: cfg.Listen, UDPSockets: cfg.UDPSockets,
 		MaxTCPConns: cfg.MaxTCPConns, TCPIdleTimeout: cfg.TCPIdleTimeout, RRL: rrl}, log)

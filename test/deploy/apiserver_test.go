@@ -205,7 +205,7 @@ func TestAPIServer(t *testing.T) {
 		}
 		kc := saKubeconfig(t, api, tok.Status.Token)
 		p := startClusterDNS(t, bin, filepath.Join(root, "deploy", "base", "clusterdns.yaml"),
-			"--listen", "127.0.0.1:0", "--health-listen", "127.0.0.1:0", "--kubeconfig", kc, "--upstreams=")
+			"--listen", "127.0.0.1:0", "--health-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--kubeconfig", kc, "--upstreams=")
 		p.get(t, "/ready", 200) // synced: every list and watch was allowed
 		name := "kube-dns.kube-system.svc.cluster.local."
 		deadline := time.Now().Add(10 * time.Second)
@@ -226,7 +226,7 @@ func TestAPIServer(t *testing.T) {
 
 		// With verified pod records it watches pods too.
 		p = startClusterDNS(t, bin, filepath.Join(root, "deploy", "base", "clusterdns.yaml"),
-			"--listen", "127.0.0.1:0", "--health-listen", "127.0.0.1:0", "--kubeconfig", kc, "--upstreams=", "--pods", "verified")
+			"--listen", "127.0.0.1:0", "--health-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--kubeconfig", kc, "--upstreams=", "--pods", "verified")
 		p.get(t, "/ready", 200)
 		if strings.Contains(p.log(), "forbidden") {
 			t.Errorf("clusterdns (pods: verified) logged a forbidden request:\n%s", p.log())

@@ -308,6 +308,8 @@ func checkDeployment(t *testing.T, m objects) {
 		"pods": "disabled", "log_level": "info", "log_format": "json",
 		// The API through the pod's service account; probes reach the pod IP.
 		"source": "kubernetes", "health_listen": ":8080",
+		// Prometheus scrapes the pod IP on 9153, as CoreDNS's.
+		"metrics_listen": ":9153",
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("config file:\n%v\nwant\n%v", cfg, want)

@@ -28,7 +28,7 @@ func TestConfigStarts(t *testing.T) {
 	t.Parallel()
 	root := repoRoot(t)
 	bin := filepath.Join(binaries(t), "clusterdns")
-	local := []string{"--listen", "127.0.0.1:0", "--health-listen", "127.0.0.1:0"}
+	local := []string{"--listen", "127.0.0.1:0", "--health-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"}
 
 	documented := readmeKeys(t)
 	for _, f := range []string{"base/clusterdns.yaml", "overlays/node-local/clusterdns.yaml"} {
