@@ -3,7 +3,8 @@
 //
 // Layers, each usable alone:
 //
-//   - Policies (Policy, Selector, Candidate): RoundRobin, Random, P2C
+//   - Policies (Policy, Selector, Candidate, defined in lb/policy and
+//     shared with the DNS server): RoundRobin, Random, P2C
 //     (power of two choices on outstanding requests), Maglev (consistent
 //     hashing) and Weighted (RFC 2782 SRV weights). They know nothing of DNS or
 //     HTTP; the DNS server may use them to order answers, the node proxy to
