@@ -26,26 +26,34 @@ func RoundRobin() Policy { return policy.RoundRobin() }
 // Random returns policy.Random: a candidate uniformly at random.
 func Random() Policy { return policy.Random() }
 
-// P2C returns policy.P2C: the power of two choices on outstanding requests.
+// P2C returns policy.P2C: the power of two choices on latency estimate ×
+// (outstanding requests + 1), Finagle's and Linkerd's peak-EWMA balancer.
 func P2C() Policy { return policy.P2C() }
+
+// LeastRequest returns policy.LeastRequest: the power of two choices on
+// outstanding requests alone.
+func LeastRequest() Policy { return policy.LeastRequest() }
 
 // Weighted returns policy.Weighted: RFC 2782 weighted random.
 func Weighted() Policy { return policy.Weighted() }
 
-// PolicyByName returns the policy called name: "round_robin", "random", "p2c",
-// "maglev" or "weighted". Configuration code and cmd/lbcall call it.
+// PolicyByName returns the policy called name: "round_robin", "random", "p2c"
+// (also "peak_ewma"), "least_request", "maglev" or "weighted". Configuration
+// code and cmd/lbcall call it.
 func PolicyByName(name string) (Policy, error) {
 	switch strings.ToLower(strings.ReplaceAll(name, "-", "_")) {
 	case "round_robin", "roundrobin", "rr":
 		return RoundRobin(), nil
 	case "random":
 		return Random(), nil
-	case "p2c", "least_outstanding", "least_request":
+	case "p2c", "peak_ewma", "ewma":
 		return P2C(), nil
+	case "least_request", "least_outstanding":
+		return LeastRequest(), nil
 	case "maglev", "hash", "consistent_hash":
 		return Maglev(), nil
 	case "weighted", "srv", "rfc2782":
 		return Weighted(), nil
 	}
-	return nil, fmt.Errorf("lb: unknown policy %q (want round_robin, random, p2c, maglev or weighted)", name)
+	return nil, fmt.Errorf("lb: unknown policy %q (want round_robin, random, p2c, least_request, maglev or weighted)", name)
 }

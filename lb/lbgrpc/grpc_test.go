@@ -40,8 +40,10 @@ func TestSpreadPerPolicy(t *testing.T) {
 	bs := startBackends(t, 4)
 	c := startCluster(t, bs, 0, 1, 2, 3)
 	const n = 400
-	// df = 3: P(X > 21.1) ≈ 1e-4 for an even spread.
-	for _, policy := range []string{"clusterdns_p2c", "clusterdns_round_robin", "clusterdns_random", "clusterdns_weighted"} {
+	// df = 3: P(X > 21.1) ≈ 1e-4 for an even spread. clusterdns_p2c is not
+	// here: it follows measured latencies, so equal backends get uneven
+	// shares from noise (TestP2CAvoidsSlowBackend).
+	for _, policy := range []string{"clusterdns_least_request", "clusterdns_round_robin", "clusterdns_random", "clusterdns_weighted"} {
 		t.Run(policy, func(t *testing.T) {
 			conn := dial(t, c.aTarget(), policy, "{}")
 			waitAll(t, conn, 5*time.Second, bs...)

@@ -34,9 +34,10 @@ func testPicker(tb testing.TB, n int, policy lb.Policy, cfg *Config) (*picker, *
 		infos = append(infos, lb.EndpointInfo{Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}), 80)})
 	}
 	lbb.Update(infos)
-	p := &picker{lbb: lbb, hashKey: cfg.HashKey, subs: make(map[*lb.Endpoint]pickEntry)}
+	p := &picker{lbb: lbb, hashKey: cfg.HashKey, subs: make(map[*lb.Endpoint]balancer.SubConn),
+		mask: cfg.failureMask(), calls: newCallPool()}
 	for _, e := range lbb.Endpoints() {
-		p.subs[e] = pickEntry{sc: &fakeSubConn{addr: e.Addr()}, done: doneFunc(e, cfg.failureMask())}
+		p.subs[e] = &fakeSubConn{addr: e.Addr()}
 	}
 	return p, lbb
 }
@@ -100,7 +101,7 @@ func TestDoneClassifiesStatusCodes(t *testing.T) {
 		t.Run(fmt.Sprint(tc.err), func(t *testing.T) {
 			e := lbb.Endpoints()[0]
 			for range 2 {
-				p.subs[e].done(balancer.DoneInfo{Err: tc.err})
+				p.newCall(e).done(balancer.DoneInfo{Err: tc.err})
 			}
 			if e.Ejected() != tc.eject {
 				t.Fatalf("after 2 × %v: ejected = %v, want %v", tc.err, e.Ejected(), tc.eject)

@@ -10,6 +10,7 @@ package policy
 import (
 	"math/rand/v2"
 	"sync/atomic"
+	"time"
 )
 
 // Candidate is what a Policy knows about one choice. Policies know nothing of DNS
@@ -24,6 +25,10 @@ type Candidate struct {
 	// Load is the candidate's outstanding-request counter, read by P2C only.
 	// The counter's owner updates it; a nil Load reads as 0.
 	Load *atomic.Int64
+	// Latency is the candidate's latency estimate, read by P2C only. Its
+	// owner feeds it (PeakEWMA.Observe); nil means "unknown", and P2C then
+	// compares outstanding counts alone.
+	Latency *PeakEWMA
 }
 
 // Selector picks one of the candidates its Policy was built with. Select is
@@ -94,10 +99,17 @@ func (s randomSel) Select(uint64) int {
 }
 
 // P2C returns the power-of-two-choices policy: draw two distinct candidates at
-// random and take the one with fewer outstanding requests (Candidate.Load), the
-// first drawn on a tie. It spreads like random when idle and steers away from
-// slow or overloaded endpoints under load, with O(1) work and no shared state
-// beyond the counters.
+// random and take the one with the lower cost, the first drawn on a tie. The
+// cost is Finagle's and Linkerd's peak-EWMA one: the candidate's latency
+// estimate (Candidate.Latency) × (outstanding requests (Candidate.Load) + 1),
+// i.e. the expected wait of one more call, so a slow endpoint loses the
+// comparison even when outstanding counts tie, and a loaded fast one loses to
+// an idle one. A candidate that has not answered yet costs 0 while it has
+// nothing outstanding (new endpoints get traffic at once) and a penalty while
+// its first call is out; one without Latency is compared by outstanding count
+// alone, which is plain least-loaded P2C (the DNS server's answer ordering
+// passes neither and gets a random order). O(1) work per pick, no lock, no
+// allocation, no shared state beyond the candidates' counters.
 func P2C() Policy { return p2cPolicy{} }
 
 type p2cPolicy struct{}
@@ -105,7 +117,30 @@ type p2cPolicy struct{}
 func (p2cPolicy) Name() string { return "p2c" }
 
 func (p2cPolicy) Build(cands []Candidate) Selector {
-	s := &p2c{loads: make([]*atomic.Int64, len(cands))}
+	s := &p2c{loads: make([]*atomic.Int64, len(cands)), lats: make([]*PeakEWMA, len(cands))}
+	for i, c := range cands {
+		s.loads[i], s.lats[i] = c.Load, c.Latency
+		if s.loads[i] == nil {
+			s.loads[i] = new(atomic.Int64)
+		}
+		s.timed = s.timed || c.Latency != nil
+	}
+	return s
+}
+
+// LeastRequest returns P2C on outstanding requests alone (Envoy's
+// least_request): the candidates' Latency is ignored, so equal endpoints share
+// the traffic evenly however noisy their latencies, and the length of a call
+// does not matter. It suits long-lived streams, whose "latency" is their
+// lifetime; P2C suits request/response traffic.
+func LeastRequest() Policy { return leastRequestPolicy{} }
+
+type leastRequestPolicy struct{}
+
+func (leastRequestPolicy) Name() string { return "least_request" }
+
+func (leastRequestPolicy) Build(cands []Candidate) Selector {
+	s := &p2c{loads: make([]*atomic.Int64, len(cands)), lats: make([]*PeakEWMA, len(cands))}
 	for i, c := range cands {
 		s.loads[i] = c.Load
 		if s.loads[i] == nil {
@@ -115,7 +150,11 @@ func (p2cPolicy) Build(cands []Candidate) Selector {
 	return s
 }
 
-type p2c struct{ loads []*atomic.Int64 }
+type p2c struct {
+	loads []*atomic.Int64
+	lats  []*PeakEWMA
+	timed bool // some candidate has a Latency: read the clock
+}
 
 func (s *p2c) Select(uint64) int {
 	n := uint32(len(s.loads))
@@ -131,7 +170,11 @@ func (s *p2c) Select(uint64) int {
 	if j >= i {
 		j++
 	}
-	if s.loads[j].Load() < s.loads[i].Load() {
+	var now time.Time
+	if s.timed {
+		now = time.Now()
+	}
+	if cost(s.loads[j], s.lats[j], now) < cost(s.loads[i], s.lats[i], now) {
 		return int(j)
 	}
 	return int(i)
