@@ -5,6 +5,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 // TestP2CAvoidsSlowBackend: with real servers, one of them 20 ms slower,
@@ -47,4 +50,18 @@ func TestP2CAvoidsSlowBackend(t *testing.T) {
 		t.Errorf("clusterdns_p2c sent %.3f of the calls to the 20 ms slower backend, want ≤ 0.05 (round robin: 0.25)", s)
 	}
 	share("clusterdns_least_request")
+}
+
+// TestLatencyDecayConfig: the option parses, and a bad value is grpc.NewClient's error.
+func TestLatencyDecayConfig(t *testing.T) {
+	for cfg, ok := range map[string]bool{`{"latencyDecay":"2s"}`: true, `{"latencyDecay":"-1s"}`: false, `{"latencyDecay":5}`: false} {
+		conn, err := grpc.NewClient("clusterdns:///x.default.svc.cluster.local:80", grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"clusterdns_p2c":`+cfg+`}]}`))
+		if (err == nil) != ok {
+			t.Errorf("config %s: err = %v, want ok = %v", cfg, err, ok)
+		}
+		if conn != nil {
+			conn.Close()
+		}
+	}
 }

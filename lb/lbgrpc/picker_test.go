@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/codes"
@@ -146,5 +147,32 @@ func TestResolverErrorBeforeAnyAddress(t *testing.T) {
 	}
 	if err := b.UpdateClientConnState(balancer.ClientConnState{}); !errors.Is(err, balancer.ErrBadResolverState) {
 		t.Fatalf("an empty address list: %v, want ErrBadResolverState", err)
+	}
+}
+
+func TestLatencyDecayReachesTheBalancer(t *testing.T) {
+	cfg, err := parseConfig("clusterdns_p2c", []byte(`{"latencyDecay":"2s"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.balancerConfig("x", lb.P2C()).LatencyDecay; got != 2*time.Second {
+		t.Fatalf("LatencyDecay %v, want 2s", got)
+	}
+}
+
+// TestDoneFeedsLatency: a successful RPC's duration reaches its endpoint's
+// latency estimate; a failed one's does not.
+func TestDoneFeedsLatency(t *testing.T) {
+	p, lbb := testPicker(t, 2, lb.P2C(), &Config{})
+	failing, ok := lbb.Endpoints()[0], lbb.Endpoints()[1]
+	p.newCall(failing).done(balancer.DoneInfo{Err: status.Error(codes.Unavailable, "x")})
+	c := p.newCall(ok)
+	c.start = c.start.Add(-30 * time.Millisecond) // the call took 30 ms
+	c.done(balancer.DoneInfo{})
+	if est, known := failing.Latency(); known {
+		t.Errorf("a failed RPC fed the estimate: %v", est)
+	}
+	if est, known := ok.Latency(); !known || est < 29*time.Millisecond || est > 31*time.Millisecond {
+		t.Errorf("estimate after one 30 ms RPC: %v (%v)", est, known)
 	}
 }
