@@ -31,7 +31,7 @@ type BalancerConfig struct {
 	Outlier OutlierConfig
 	// LatencyDecay is the time constant of each endpoint's peak-EWMA latency
 	// estimate (Endpoint.DoneLatency feeds it, P2C reads it): how long a
-	// latency peak is remembered. Default 10s (policy.DefaultLatencyDecay).
+	// latency peak is remembered. Default 1s (policy.DefaultLatencyDecay).
 	LatencyDecay time.Duration
 	// ResolveFloor is the shortest time between two resolutions, whatever the
 	// TTL or the failures reported. It is also the first error backoff. Default 1s.

@@ -37,7 +37,7 @@ type Config struct {
 	Outlier OutlierConfig `json:"outlier,omitzero"`
 	// LatencyDecay is the time constant of each endpoint's latency
 	// estimate, which clusterdns_p2c weighs (lb.BalancerConfig.LatencyDecay),
-	// as a duration string. Default "10s".
+	// as a duration string. Default "1s".
 	LatencyDecay Duration `json:"latencyDecay,omitzero"`
 }
 

@@ -7,9 +7,16 @@ import (
 )
 
 // DefaultLatencyDecay is the time constant of a PeakEWMA made with decay 0:
-// an observation's weight falls to 1/e after 10 s (the value Finagle and
-// Linkerd use).
-const DefaultLatencyDecay = 10 * time.Second
+// an observation's weight falls to 1/e after 1 s. Finagle and Linkerd use
+// 10 s; here the estimate also moves by a minimum share per answer (see
+// peakGain), so it needs no long memory to be stable, and a long one costs:
+// an estimate is only corrected by answers, and an endpoint that lost every
+// comparison after one slow answer (its first, on a cold connection) waits
+// decay × ln(its estimate / the others') for its next call, during which an
+// equal endpoint gets nothing (seconds with 10 s, measured in
+// TestDNSDownKeepsLastSet). A 10× slower endpoint is tried again every
+// decay × ln 10 ≈ 2.3 s, for one or a few calls.
+const DefaultLatencyDecay = time.Second
 
 // PeakEWMA is a peak-sensitive, exponentially weighted moving average of one
 // candidate's latency, decaying over time rather than per observation: a
