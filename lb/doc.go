@@ -15,7 +15,7 @@
 //     by Endpoint.DoneLatency (the RoundTripper times each response header,
 //     lb/lbgrpc each RPC). It decays with time (BalancerConfig.LatencyDecay,
 //     1 s; Finagle and Linkerd use 10 s, see policy.DefaultLatencyDecay),
-//     rises fast on slower answers (at most 4× per answer, so that one call
+//     rises fast on slower answers (at most 1.75× per answer, so that one call
 //     caught in a GC pause or a descheduled process does not condemn a fast
 //     endpoint) and falls by at least 1/8 per faster answer. An endpoint that
 //     has not answered yet takes one call while idle, so a scale-up's new

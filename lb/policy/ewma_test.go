@@ -64,15 +64,16 @@ func TestPeakEWMADecay(t *testing.T) {
 	near(t, "fast fall", estimate(t, q, time.Microsecond), 9*ms-fallGain*8*ms)
 }
 
-// TestPeakEWMAPeakSensitivity: a slower answer is believed at once (half the
-// way in one call, with no time passing), a real slowdown is tracked within
-// a few calls, and a single stall moves the estimate by at most peakCap.
+// TestPeakEWMAPeakSensitivity: a slower answer is believed at once (peakGain
+// of the way in one call, with no time passing), a real slowdown is tracked
+// within a few calls, and a single stall moves the estimate by at most
+// 1 + peakGain × (peakCap - 1).
 func TestPeakEWMAPeakSensitivity(t *testing.T) {
 	p := NewPeakEWMA(10 * time.Second)
 	now := time.Duration(0)
 	p.observeAt(now, time.Millisecond)
 	p.observeAt(now, 3*time.Millisecond)
-	near(t, "one slower answer", estimate(t, p, now), 2*ms)
+	near(t, "one slower answer", estimate(t, p, now), ms+peakGain*2*ms)
 
 	// A stall: one answer 500× the estimate.
 	s := NewPeakEWMA(10 * time.Second)
@@ -87,14 +88,22 @@ func TestPeakEWMAPeakSensitivity(t *testing.T) {
 		t.Errorf("30 answers after a stall: %.3f ms, want < 2.1 ms", got/ms)
 	}
 
-	// A real slowdown from 1 ms to 20 ms, 1 ms apart: 5 calls reach 15 ms,
-	// while a plain EWMA with τ = 10 s would take minutes.
-	for i := 1; i <= 5; i++ {
+	// A real slowdown from 1.5 ms to 20 ms, answers 1 ms apart: above 10 ms
+	// after 4 answers, 15 ms after 7, while a plain EWMA with τ = 10 s would
+	// take seconds.
+	for i := 1; i <= 7; i++ {
 		now += time.Millisecond
 		p.observeAt(now, 20*time.Millisecond)
+		if got := estimate(t, p, now); i == 4 && got < 10*ms || i == 7 && got < 15*ms {
+			t.Errorf("after %d answers of 20 ms: %.2f ms", i, got/ms)
+		}
 	}
-	if got := estimate(t, p, now); got < 15*ms {
-		t.Errorf("after 5 answers of 20 ms: %.2f ms, want ≥ 15 ms", got/ms)
+	// A stall never lifts a 1 ms estimate above 1.75 ms in one answer.
+	q := NewPeakEWMA(10 * time.Second)
+	q.observeAt(0, time.Millisecond)
+	q.observeAt(0, 10*time.Second)
+	if got := estimate(t, q, 0); got > 1.75*ms+1 {
+		t.Errorf("one 10 s answer lifted 1 ms to %.3f ms", got/ms)
 	}
 }
 
