@@ -1,7 +1,8 @@
 // Package policy holds the choice policies that the DNS server (answer
 // ordering) and the client library lb (endpoint picking) share: the
-// Candidate, Selector and Policy types and the policies that need nothing
-// but the candidates (RoundRobin, Random, P2C, Weighted). It imports no
+// Candidate, Selector and Policy types, the policies that need nothing
+// but the candidates (RoundRobin, Random, P2C, LeastRequest, Weighted), and
+// PeakEWMA, the latency estimate P2C weighs. It imports no
 // DNS, network or HTTP code, so the server does not depend on the client.
 // lb re-exports every name here and adds Maglev, whose request keys belong
 // to the Balancer.
