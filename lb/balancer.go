@@ -29,6 +29,10 @@ type BalancerConfig struct {
 	MinZoneEndpoints int
 	// Outlier configures passive outlier ejection.
 	Outlier OutlierConfig
+	// LatencyDecay is the time constant of each endpoint's peak-EWMA latency
+	// estimate (Endpoint.DoneLatency feeds it, P2C reads it): how long a
+	// latency peak is remembered. Default 1s (policy.DefaultLatencyDecay).
+	LatencyDecay time.Duration
 	// ResolveFloor is the shortest time between two resolutions, whatever the
 	// TTL or the failures reported. It is also the first error backoff. Default 1s.
 	ResolveFloor time.Duration
@@ -318,7 +322,7 @@ func (b *Balancer) rebuildLocked() {
 	slices.SortFunc(eps, func(x, y *Endpoint) int { return x.ap.Compare(y.ap) })
 	cands := make([]Candidate, len(eps))
 	for i, e := range eps {
-		cands[i] = Candidate{Name: e.addr, Weight: e.info.Load().Weight, Load: &e.outstanding}
+		cands[i] = Candidate{Name: e.addr, Weight: e.info.Load().Weight, Load: &e.outstanding, Latency: e.latency}
 	}
 	b.picker.Store(&picker{eps: eps, sel: b.cfg.Policy.Build(cands)})
 }

@@ -10,7 +10,7 @@ import (
 	"testing"
 )
 
-var allPolicies = []Policy{RoundRobin(), Random(), P2C(), Maglev(), Weighted()}
+var allPolicies = []Policy{RoundRobin(), Random(), P2C(), LeastRequest(), Maglev(), Weighted()}
 
 func staticBalancer(tb testing.TB, p Policy, n int) *Balancer {
 	b := NewBalancer(nil, BalancerConfig{Policy: p})

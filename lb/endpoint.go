@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"sync/atomic"
 	"time"
+
+	"github.com/clusterdns/clusterdns/lb/policy"
 )
 
 // EndpointInfo describes one backend as a Source reports it. It is a plain value:
@@ -39,7 +41,8 @@ type Endpoint struct {
 	info atomic.Pointer[EndpointInfo]
 
 	outstanding atomic.Int64
-	fails       atomic.Int32 // consecutive failures
+	latency     *policy.PeakEWMA // of successful picks, fed by DoneLatency
+	fails       atomic.Int32     // consecutive failures
 	ejected     atomic.Bool
 	removed     atomic.Bool
 	gone        chan struct{} // closed when removed
@@ -51,7 +54,8 @@ type Endpoint struct {
 }
 
 func newEndpoint(b *Balancer, in EndpointInfo) *Endpoint {
-	e := &Endpoint{addr: in.Addr.String(), ap: in.Addr, bal: b, gone: make(chan struct{})}
+	e := &Endpoint{addr: in.Addr.String(), ap: in.Addr, bal: b, gone: make(chan struct{}),
+		latency: policy.NewPeakEWMA(b.cfg.LatencyDecay)}
 	e.info.Store(&in)
 	return e
 }
@@ -69,6 +73,11 @@ func (e *Endpoint) Info() EndpointInfo { return *e.info.Load() }
 // Outstanding returns the number of picks not yet finished with Done (for
 // Pool.DialContext: the number of open connections).
 func (e *Endpoint) Outstanding() int64 { return e.outstanding.Load() }
+
+// Latency returns the endpoint's peak-EWMA latency estimate (see
+// policy.PeakEWMA), decayed to now, and false before any DoneLatency of a
+// successful pick.
+func (e *Endpoint) Latency() (time.Duration, bool) { return e.latency.Estimate() }
 
 // Ejected reports whether passive outlier detection currently excludes the endpoint.
 func (e *Endpoint) Ejected() bool { return e.ejected.Load() }
@@ -93,6 +102,18 @@ func (e *Endpoint) Gone() <-chan struct{} { return e.gone }
 func (e *Endpoint) Done(err error) {
 	e.report(err)
 	e.release()
+}
+
+// DoneLatency is Done for a pick whose work took latency (from Pick to the
+// answer): a success (err == nil) also feeds the endpoint's latency estimate,
+// which the P2C policy weighs with the outstanding count. Failures and
+// cancellations do not: a quickly failing endpoint must not look fast (outlier
+// ejection deals with it). Like Done, it does not allocate.
+func (e *Endpoint) DoneLatency(err error, latency time.Duration) {
+	if err == nil {
+		e.latency.Observe(latency)
+	}
+	e.Done(err)
 }
 
 func (e *Endpoint) release() { e.outstanding.Add(-1) }

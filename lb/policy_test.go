@@ -31,7 +31,7 @@ func equal(n int) []float64 {
 }
 
 func TestEmptySelectors(t *testing.T) {
-	for _, p := range []Policy{RoundRobin(), Random(), P2C(), Maglev(), Weighted()} {
+	for _, p := range []Policy{RoundRobin(), Random(), P2C(), LeastRequest(), Maglev(), Weighted()} {
 		if got := p.Build(nil).Select(7); got != -1 {
 			t.Errorf("%s: Select on no candidates = %d, want -1", p.Name(), got)
 		}
@@ -42,7 +42,7 @@ func TestEmptySelectors(t *testing.T) {
 }
 
 func TestPolicyByName(t *testing.T) {
-	for _, name := range []string{"round_robin", "random", "p2c", "maglev", "weighted"} {
+	for _, name := range []string{"round_robin", "random", "p2c", "least_request", "maglev", "weighted"} {
 		p, err := PolicyByName(name)
 		if err != nil || p.Name() != name {
 			t.Errorf("PolicyByName(%q) = %v, %v", name, p, err)
@@ -63,7 +63,7 @@ func TestRoundRobinIsExact(t *testing.T) {
 }
 
 func TestUniformPolicies(t *testing.T) {
-	for _, p := range []Policy{Random(), P2C(), Maglev(), Weighted()} {
+	for _, p := range []Policy{Random(), P2C(), LeastRequest(), Maglev(), Weighted()} {
 		for _, n := range []int{2, 5, 10} {
 			assertFits(t, fmt.Sprintf("%s/%d", p.Name(), n), counts(p.Build(cands(n)), n, 20000), equal(n))
 		}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 )
 
 // RoundTripper is an http.RoundTripper that balances every request (not every
@@ -81,8 +82,12 @@ func (rt *RoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, errors.Join(append(errs, err)...)
 		}
 		tr := rt.transportFor(e)
+		start := time.Now()
 		resp, err := tr.RoundTrip(r)
 		if err == nil {
+			// Time to the response header is the endpoint's latency; the
+			// pick stays outstanding until the body is done.
+			e.latency.Observe(time.Since(start))
 			e.report(nil)
 			resp.Body = wrapBody(resp.Body, e, tr)
 			return resp, nil

@@ -10,7 +10,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/clusterdns/clusterdns/internal/cow"
-	"github.com/clusterdns/clusterdns/lb"
+	"github.com/clusterdns/clusterdns/lb/policy"
 	"github.com/clusterdns/clusterdns/registry"
 )
 
@@ -39,7 +39,7 @@ type indexOptions struct {
 	negativeTTL uint32
 	dnsService  registry.Key // its ClusterIP is the glue of ns.dns.<zone>
 	podsEnabled bool
-	order       lb.Policy // answer ordering of the cluster zones; nil: off
+	order       policy.Policy // answer ordering of the cluster zones; nil: off
 }
 
 func (o *indexOptions) rev4() uint8 { return uint8(len(o.domains)) }
@@ -355,7 +355,7 @@ func (r *recSet) addService(z uint8, domain string, e *registry.ServiceEntry, pt
 			src := r.ar.addrSource()
 			src.entry, src.v6, src.n = e, f.v6, f.n
 			if r.opt.order != nil && f.n > 1 {
-				src.sel = r.opt.order.Build(make([]lb.Candidate, f.n))
+				src.sel = r.opt.order.Build(make([]policy.Candidate, f.n))
 			}
 			r.ent(z, name)
 			r.addrs[name] = append(r.addrs[name], src)

@@ -13,7 +13,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/clusterdns/clusterdns/internal/cow"
-	"github.com/clusterdns/clusterdns/lb"
+	"github.com/clusterdns/clusterdns/lb/policy"
 	"github.com/clusterdns/clusterdns/registry"
 	"github.com/clusterdns/clusterdns/resolver"
 )
@@ -99,15 +99,15 @@ type Handler struct {
 	clusterZones []string
 	logged       atomic.Uint32 // queries seen by the sampling query log
 	metrics      *Metrics
-	orders       map[string]lb.Policy // zone origin (canonical) → policy; "" the default
-	fwdSel       [maxRotate + 1]lb.Selector
+	orders       map[string]policy.Policy // zone origin (canonical) → policy; "" the default
+	fwdSel       [maxRotate + 1]policy.Selector
 }
 
 // maxRotate bounds the forwarded answers that are reordered (records).
 const maxRotate = 64
 
 // orderFor returns the answer ordering policy of a zone, nil when off.
-func (h *Handler) orderFor(origin string) lb.Policy {
+func (h *Handler) orderFor(origin string) policy.Policy {
 	if p, ok := h.orders[dns.CanonicalName(origin)]; ok {
 		return p
 	}
@@ -123,7 +123,7 @@ func NewHandler(opt Options, log *slog.Logger) (*Handler, error) {
 	if len(opt.Domains) == 0 {
 		return nil, fmt.Errorf("no cluster domain")
 	}
-	h := &Handler{opt: opt, log: log, orders: map[string]lb.Policy{}}
+	h := &Handler{opt: opt, log: log, orders: map[string]policy.Policy{}}
 	h.metrics = opt.Metrics
 	if h.metrics == nil {
 		h.metrics = NewMetrics()
@@ -145,7 +145,7 @@ func NewHandler(opt Options, log *slog.Logger) (*Handler, error) {
 	}
 	if p := h.orderFor("."); p != nil {
 		for n := 2; n <= maxRotate; n++ {
-			h.fwdSel[n] = p.Build(make([]lb.Candidate, n))
+			h.fwdSel[n] = p.Build(make([]policy.Candidate, n))
 		}
 	}
 	for _, d := range opt.Domains {

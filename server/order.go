@@ -8,26 +8,28 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/clusterdns/clusterdns/internal/dnswire"
-	"github.com/clusterdns/clusterdns/lb"
+	"github.com/clusterdns/clusterdns/lb/policy"
 )
 
 // Answer ordering: for names with several addresses the order of A/AAAA
 // records changes per query, so clients that take the first address spread
-// their load. The policies are the lb package's (shared with the client
-// library): the record the selector picks comes first, the others follow
+// their load. The policies are lb/policy's (shared with the client
+// library lb): the record the selector picks comes first, the others follow
 // in their order (a rotation). Rotating costs a copy of the records, no
 // allocation.
 
 // OrderOff keeps answers in their stored order.
 const OrderOff = "off"
 
-// orderPolicy returns the lb policy for a configured name, nil for "off".
-func orderPolicy(name string) (lb.Policy, error) {
+// orderPolicy returns the policy for a configured name, nil for "off".
+func orderPolicy(name string) (policy.Policy, error) {
 	switch name {
 	case "", OrderOff:
 		return nil, nil
-	case "round_robin", "random":
-		return lb.PolicyByName(name)
+	case "round_robin":
+		return policy.RoundRobin(), nil
+	case "random":
+		return policy.Random(), nil
 	}
 	return nil, fmt.Errorf("answer order %q: want off, round_robin or random", name)
 }
@@ -37,7 +39,7 @@ func orderPolicy(name string) (lb.Policy, error) {
 // pointer to a name before the run, so no pointer refers into the run.
 type rotation struct {
 	start, size, n int
-	sel            lb.Selector
+	sel            policy.Selector
 }
 
 // findRun locates the address records of the answer section that can be
@@ -96,7 +98,7 @@ func findRun(msg []byte) (start, size, n int, ok bool) {
 
 // newRotation prepares the rotation of a packed answer under policy p, or
 // returns nil when it has nothing to rotate.
-func newRotation(wire []byte, p lb.Policy) *rotation {
+func newRotation(wire []byte, p policy.Policy) *rotation {
 	if p == nil {
 		return nil
 	}
@@ -104,7 +106,7 @@ func newRotation(wire []byte, p lb.Policy) *rotation {
 	if !ok {
 		return nil
 	}
-	return &rotation{start: start, size: size, n: n, sel: p.Build(make([]lb.Candidate, n))}
+	return &rotation{start: start, size: size, n: n, sel: p.Build(make([]policy.Candidate, n))}
 }
 
 // rotate moves the run so that record k comes first, in place.

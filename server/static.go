@@ -14,7 +14,7 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/clusterdns/clusterdns/lb"
+	"github.com/clusterdns/clusterdns/lb/policy"
 )
 
 // IsZoneFile reports whether a file name is an RFC 1035 master file served
@@ -52,7 +52,7 @@ func NewZoneFiles(fsys fs.FS, where string) *ZoneFiles {
 
 // load re-reads the folder. changed is false when nothing differs from the
 // last call. Errors are joined, one per refused file.
-func (zf *ZoneFiles) load(order func(origin string) lb.Policy) (idx *staticIndex, changed bool, err error) {
+func (zf *ZoneFiles) load(order func(origin string) policy.Policy) (idx *staticIndex, changed bool, err error) {
 	entries, err := fs.ReadDir(zf.fsys, ".")
 	if err != nil {
 		return nil, false, fmt.Errorf("read zone folder %s: %w", zf.where, err)
@@ -143,7 +143,7 @@ func parseZoneFile(file string, data []byte) (parsedZone, error) {
 }
 
 // index packs every (name, type) of every file.
-func (zf *ZoneFiles) index(orderOf func(origin string) lb.Policy) (*staticIndex, error) {
+func (zf *ZoneFiles) index(orderOf func(origin string) policy.Policy) (*staticIndex, error) {
 	idx := &staticIndex{zones: map[string]*zone{}, names: map[string]*node{}}
 	for _, file := range slices.Sorted(maps.Keys(zf.files)) {
 		pz := zf.files[file]

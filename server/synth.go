@@ -10,7 +10,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/clusterdns/clusterdns/internal/cow"
-	"github.com/clusterdns/clusterdns/lb"
+	"github.com/clusterdns/clusterdns/lb/policy"
 	"github.com/clusterdns/clusterdns/registry"
 )
 
@@ -531,8 +531,8 @@ zones:
 type addrSource struct {
 	entry *registry.ServiceEntry
 	v6    bool
-	n     int         // records
-	sel   lb.Selector // nil: the order never changes
+	n     int             // records
+	sel   policy.Selector // nil: the order never changes
 }
 
 // addrAnswer writes the answer of s: records owned by the question name (a

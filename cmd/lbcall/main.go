@@ -47,7 +47,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	dnsAddr := fs.String("dns", "", "DNS server host:port (default: the nameservers of /etc/resolv.conf)")
 	n := fs.Int("n", 100, "number of calls")
 	workers := fs.Int("c", 1, "concurrent callers")
-	policy := fs.String("policy", "", "round_robin, random, p2c, maglev or weighted (default: p2c, weighted with --port-name)")
+	policy := fs.String("policy", "", "round_robin, random, p2c, least_request, maglev or weighted (default: p2c, weighted with --port-name)")
 	portName := fs.String("port-name", "", "resolve SRV _<port-name>._tcp.<host> instead of A/AAAA")
 	zone := fs.String("zone", "", "the caller's zone, for zone preference")
 	domain := fs.String("domain", "cluster.local", "cluster domain")

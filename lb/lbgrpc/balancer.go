@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"reflect"
+	"sync"
 
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/connectivity"
@@ -18,12 +19,13 @@ import (
 )
 
 // BalancerPrefix starts the name of every balancer of this package:
-// BalancerPrefix + "p2c", "weighted", "maglev", "round_robin", "random".
+// BalancerPrefix + "p2c", "least_request", "weighted", "maglev",
+// "round_robin", "random".
 const BalancerPrefix = "clusterdns_"
 
 // PolicyNames are the lb policies registered as grpc balancers (with
 // BalancerPrefix).
-var PolicyNames = []string{"p2c", "weighted", "maglev", "round_robin", "random"}
+var PolicyNames = []string{"p2c", "least_request", "weighted", "maglev", "round_robin", "random"}
 
 func init() {
 	resolver.Register(NewBuilder(ResolverOptions{}))
@@ -59,6 +61,7 @@ func (b *balancerBuilder) Build(cc balancer.ClientConn, opts balancer.BuildOptio
 		target: opts.Target.String(),
 		log:    slog.Default().With("balancer", b.name, "target", opts.Target.String()),
 		subs:   make(map[netip.AddrPort]*subConn),
+		calls:  newCallPool(),
 	}
 	gb.configure(&Config{}) // until the service config's arrives
 	return gb
@@ -91,6 +94,7 @@ type grpcBalancer struct {
 	cfg   *Config
 	lbb   *lb.Balancer // over the READY subchannels
 	subs  map[netip.AddrPort]*subConn
+	calls *sync.Pool // recycled picks (see call)
 	state connectivity.State
 	// Why there is no READY subchannel, for the failing picker.
 	resolverErr, connErr error
@@ -261,11 +265,11 @@ func (b *grpcBalancer) publish() {
 // newPicker builds the picker for the lb.Balancer's current endpoints.
 func (b *grpcBalancer) newPicker() *picker {
 	eps := b.lbb.Endpoints()
-	p := &picker{lbb: b.lbb, hashKey: b.cfg.HashKey, subs: make(map[*lb.Endpoint]pickEntry, len(eps))}
-	mask := b.cfg.failureMask()
+	p := &picker{lbb: b.lbb, hashKey: b.cfg.HashKey, subs: make(map[*lb.Endpoint]balancer.SubConn, len(eps)),
+		mask: b.cfg.failureMask(), calls: b.calls}
 	for _, e := range eps {
 		if s := b.subs[e.AddrPort()]; s != nil {
-			p.subs[e] = pickEntry{sc: s.sc, done: doneFunc(e, mask)}
+			p.subs[e] = s.sc
 		}
 	}
 	return p

@@ -37,6 +37,10 @@ type contender struct {
 var contenders = []contender{
 	{"clusterdns_p2c", func(c *cluster) string { return c.aTarget() },
 		`{"loadBalancingConfig":[{"clusterdns_p2c":{}}]}`},
+	// P2C on outstanding RPCs alone: what clusterdns_p2c was before it
+	// weighed latency.
+	{"clusterdns_least_request", func(c *cluster) string { return c.aTarget() },
+		`{"loadBalancingConfig":[{"clusterdns_least_request":{}}]}`},
 	{"grpc_dns_round_robin", func(c *cluster) string {
 		return fmt.Sprintf("dns://%s/%s:%d", c.dns.Addr, svcName, c.bs[0].addr.Port())
 	}, `{"loadBalancingConfig":[{"round_robin":{}}]}`},

@@ -35,6 +35,10 @@ type Config struct {
 	HashKey string `json:"hashKey,omitempty"`
 	// Outlier configures ejection after consecutive failures.
 	Outlier OutlierConfig `json:"outlier,omitzero"`
+	// LatencyDecay is the time constant of each endpoint's latency
+	// estimate, which clusterdns_p2c weighs (lb.BalancerConfig.LatencyDecay),
+	// as a duration string. Default "1s".
+	LatencyDecay Duration `json:"latencyDecay,omitzero"`
 }
 
 // OutlierConfig configures passive outlier ejection (lb.OutlierConfig): an
@@ -124,6 +128,7 @@ func (c *Config) balancerConfig(name string, policy lb.Policy) lb.BalancerConfig
 		Policy:           policy,
 		Zone:             c.Zone,
 		MinZoneEndpoints: c.MinZoneEndpoints,
+		LatencyDecay:     time.Duration(c.LatencyDecay),
 		Outlier: lb.OutlierConfig{
 			ConsecutiveFailures: c.Outlier.ConsecutiveFailures,
 			BaseEjection:        time.Duration(c.Outlier.BaseEjection),

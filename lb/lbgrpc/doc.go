@@ -21,9 +21,14 @@
 //     it keeps the last good set when DNS fails or answers empty. The
 //     resolution itself is lb's: lb.Resolver and its Source, scheduled by an
 //     lb.Balancer, not a second DNS client.
-//   - the balancers "clusterdns_p2c", "clusterdns_weighted",
-//     "clusterdns_maglev", "clusterdns_round_robin" and "clusterdns_random"
-//     (one per lb policy), chosen by service config. Their configuration
+//   - the balancers "clusterdns_p2c", "clusterdns_least_request",
+//     "clusterdns_weighted", "clusterdns_maglev", "clusterdns_round_robin" and
+//     "clusterdns_random" (one per lb policy), chosen by service config.
+//     clusterdns_p2c is latency-aware (peak EWMA, see package lb): each pick's
+//     Done carries the RPC's duration into its endpoint's latency estimate, so
+//     a slow backend loses the choice even when outstanding counts tie. For a
+//     stream Done comes at its end, so channels of long-lived streams should
+//     use clusterdns_least_request (outstanding RPCs alone). Their configuration
 //     (Config) adds zone preference, the metadata key that feeds consistent
 //     hashing, and outlier ejection after consecutive failures whose status
 //     codes are configurable. Each balancer keeps an lb.Balancer over its READY
@@ -33,5 +38,6 @@
 //
 // The balancer follows grpc-go's resolver → balancer → picker design: every
 // change of the address set or of a subchannel's state publishes a new picker;
-// Pick never blocks and, without a metadata hash key, never allocates.
+// Pick never blocks and, without a metadata hash key, never allocates (the
+// per-RPC record that times a call is recycled through a sync.Pool).
 package lbgrpc

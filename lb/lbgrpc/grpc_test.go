@@ -40,8 +40,10 @@ func TestSpreadPerPolicy(t *testing.T) {
 	bs := startBackends(t, 4)
 	c := startCluster(t, bs, 0, 1, 2, 3)
 	const n = 400
-	// df = 3: P(X > 21.1) ≈ 1e-4 for an even spread.
-	for _, policy := range []string{"clusterdns_p2c", "clusterdns_round_robin", "clusterdns_random", "clusterdns_weighted"} {
+	// df = 3: P(X > 21.1) ≈ 1e-4 for an even spread. clusterdns_p2c is not
+	// here: it follows measured latencies, so equal backends get uneven
+	// shares from noise (TestP2CAvoidsSlowBackend).
+	for _, policy := range []string{"clusterdns_least_request", "clusterdns_round_robin", "clusterdns_random", "clusterdns_weighted"} {
 		t.Run(policy, func(t *testing.T) {
 			conn := dial(t, c.aTarget(), policy, "{}")
 			waitAll(t, conn, 5*time.Second, bs...)
@@ -88,7 +90,9 @@ func TestSpreadPerPolicy(t *testing.T) {
 	})
 
 	t.Run("zone preference from the server's zone hints", func(t *testing.T) {
-		conn := dial(t, c.srvTarget(), "clusterdns_p2c", `{"zone":"zone-a"}`)
+		// least_request, since both zone-a backends must get calls (see
+		// TestDNSDownKeepsLastSet).
+		conn := dial(t, c.srvTarget(), "clusterdns_least_request", `{"zone":"zone-a"}`)
 		waitAll(t, conn, 5*time.Second, bs[0], bs[1])
 		before := hits(bs)
 		for range 200 {
@@ -327,11 +331,13 @@ func TestOutlierEjection(t *testing.T) {
 }
 
 // TestDNSDownKeepsLastSet: an empty answer, then no DNS at all, leave the
-// last good set in use.
+// last good set in use. It counts calls per backend, so it uses
+// least_request: clusterdns_p2c may leave an equal backend without calls for
+// seconds after one slow answer (see lb's doc), which says nothing of the set.
 func TestDNSDownKeepsLastSet(t *testing.T) {
 	bs := startBackends(t, 3)
 	c := startCluster(t, bs, 0, 1, 2)
-	conn := dial(t, c.aTarget(), "clusterdns_p2c", "{}")
+	conn := dial(t, c.aTarget(), "clusterdns_least_request", "{}")
 	waitAll(t, conn, 5*time.Second, bs...)
 	for _, step := range []struct {
 		name  string

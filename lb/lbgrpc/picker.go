@@ -3,6 +3,8 @@ package lbgrpc
 import (
 	"context"
 	"errors"
+	"sync"
+	"time"
 
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/codes"
@@ -13,19 +15,56 @@ import (
 )
 
 // picker is immutable once published. Picking is the lb.Balancer's PickKey
-// (policy, priority, zone, ejection, outstanding counters) plus one map
-// lookup from the picked endpoint to its subchannel.
+// (policy, priority, zone, ejection, outstanding counters and latency
+// estimates) plus one map lookup from the picked endpoint to its subchannel.
 type picker struct {
 	lbb     *lb.Balancer
 	hashKey string
-	subs    map[*lb.Endpoint]pickEntry
+	subs    map[*lb.Endpoint]balancer.SubConn
+	mask    uint32     // status codes counted as failures
+	calls   *sync.Pool // of *call, the balancer's
 }
 
-// pickEntry is built once per endpoint per picker, so a pick returns a Done
-// function without allocating a closure.
-type pickEntry struct {
-	sc   balancer.SubConn
-	done func(balancer.DoneInfo)
+// call is one pick in flight: its endpoint and start, so that Done can feed
+// the endpoint's latency estimate. Calls are recycled through the balancer's
+// pool, each with its Done method value made once, so a pick allocates
+// nothing once the pool is warm.
+type call struct {
+	e     *lb.Endpoint
+	mask  uint32
+	start time.Time
+	pool  *sync.Pool
+	done  func(balancer.DoneInfo) // c.finish
+}
+
+// newCallPool returns the pool of a balancer's calls.
+func newCallPool() *sync.Pool {
+	pool := &sync.Pool{}
+	pool.New = func() any {
+		c := &call{pool: pool}
+		c.done = c.finish
+		return c
+	}
+	return pool
+}
+
+// newCall starts a call to e.
+func (p *picker) newCall(e *lb.Endpoint) *call {
+	c := p.calls.Get().(*call)
+	c.e, c.mask, c.start = e, p.mask, time.Now()
+	return c
+}
+
+// finish is the Done of a pick (grpc calls it once, when the RPC ends): it
+// releases the endpoint's outstanding-request counter, feeds outlier ejection
+// (codes in the mask are failures, CANCELLED is neutral, anything else is a
+// success) and, for a success, the latency estimate with the time since the
+// pick. For a stream that time is the stream's life.
+func (c *call) finish(di balancer.DoneInfo) {
+	e, took, err := c.e, time.Since(c.start), classify(di.Err, c.mask)
+	c.e = nil
+	c.pool.Put(c)
+	e.DoneLatency(err, took)
 }
 
 // Pick implements balancer.Picker. It never blocks. It allocates nothing
@@ -37,12 +76,12 @@ func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 		// The set changed under this picker; a new one is on its way.
 		return balancer.PickResult{}, balancer.ErrNoSubConnAvailable
 	}
-	ent, ok := p.subs[e]
+	sc, ok := p.subs[e]
 	if !ok {
 		e.Done(context.Canceled) // neutral: releases the pick only
 		return balancer.PickResult{}, balancer.ErrNoSubConnAvailable
 	}
-	return balancer.PickResult{SubConn: ent.sc, Done: ent.done}, nil
+	return balancer.PickResult{SubConn: sc, Done: p.newCall(e).done}, nil
 }
 
 func (p *picker) key(ctx context.Context) uint64 {
@@ -61,13 +100,6 @@ func (p *picker) key(ctx context.Context) uint64 {
 // errFailed is what Endpoint.Done receives for an RPC that ended with one of
 // the failure codes.
 var errFailed = errors.New("lbgrpc: RPC failed with a status code counted as a failure")
-
-// doneFunc returns the Done function of endpoint e's picks: it releases the
-// outstanding-request counter and feeds outlier ejection (codes in mask are
-// failures, CANCELLED is neutral, anything else is a success).
-func doneFunc(e *lb.Endpoint, mask uint32) func(balancer.DoneInfo) {
-	return func(di balancer.DoneInfo) { e.Done(classify(di.Err, mask)) }
-}
 
 func classify(err error, mask uint32) error {
 	if err == nil {

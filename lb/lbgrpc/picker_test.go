@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/codes"
@@ -34,9 +35,10 @@ func testPicker(tb testing.TB, n int, policy lb.Policy, cfg *Config) (*picker, *
 		infos = append(infos, lb.EndpointInfo{Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}), 80)})
 	}
 	lbb.Update(infos)
-	p := &picker{lbb: lbb, hashKey: cfg.HashKey, subs: make(map[*lb.Endpoint]pickEntry)}
+	p := &picker{lbb: lbb, hashKey: cfg.HashKey, subs: make(map[*lb.Endpoint]balancer.SubConn),
+		mask: cfg.failureMask(), calls: newCallPool()}
 	for _, e := range lbb.Endpoints() {
-		p.subs[e] = pickEntry{sc: &fakeSubConn{addr: e.Addr()}, done: doneFunc(e, cfg.failureMask())}
+		p.subs[e] = &fakeSubConn{addr: e.Addr()}
 	}
 	return p, lbb
 }
@@ -100,7 +102,7 @@ func TestDoneClassifiesStatusCodes(t *testing.T) {
 		t.Run(fmt.Sprint(tc.err), func(t *testing.T) {
 			e := lbb.Endpoints()[0]
 			for range 2 {
-				p.subs[e].done(balancer.DoneInfo{Err: tc.err})
+				p.newCall(e).done(balancer.DoneInfo{Err: tc.err})
 			}
 			if e.Ejected() != tc.eject {
 				t.Fatalf("after 2 × %v: ejected = %v, want %v", tc.err, e.Ejected(), tc.eject)
@@ -145,5 +147,32 @@ func TestResolverErrorBeforeAnyAddress(t *testing.T) {
 	}
 	if err := b.UpdateClientConnState(balancer.ClientConnState{}); !errors.Is(err, balancer.ErrBadResolverState) {
 		t.Fatalf("an empty address list: %v, want ErrBadResolverState", err)
+	}
+}
+
+func TestLatencyDecayReachesTheBalancer(t *testing.T) {
+	cfg, err := parseConfig("clusterdns_p2c", []byte(`{"latencyDecay":"2s"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.balancerConfig("x", lb.P2C()).LatencyDecay; got != 2*time.Second {
+		t.Fatalf("LatencyDecay %v, want 2s", got)
+	}
+}
+
+// TestDoneFeedsLatency: a successful RPC's duration reaches its endpoint's
+// latency estimate; a failed one's does not.
+func TestDoneFeedsLatency(t *testing.T) {
+	p, lbb := testPicker(t, 2, lb.P2C(), &Config{})
+	failing, ok := lbb.Endpoints()[0], lbb.Endpoints()[1]
+	p.newCall(failing).done(balancer.DoneInfo{Err: status.Error(codes.Unavailable, "x")})
+	c := p.newCall(ok)
+	c.start = c.start.Add(-30 * time.Millisecond) // the call took 30 ms
+	c.done(balancer.DoneInfo{})
+	if est, known := failing.Latency(); known {
+		t.Errorf("a failed RPC fed the estimate: %v", est)
+	}
+	if est, known := ok.Latency(); !known || est < 29*time.Millisecond || est > 31*time.Millisecond {
+		t.Errorf("estimate after one 30 ms RPC: %v (%v)", est, known)
 	}
 }
