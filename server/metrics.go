@@ -22,11 +22,14 @@ const (
 
 var zoneNames = [zoneCats]string{"cluster", "reverse", "zonefile", "forward", "refused", "other"}
 
-// The query types counted by name; the rest count as "other".
-var metricTypes = []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeSRV, dns.TypePTR, dns.TypeTXT, dns.TypeCNAME,
+// The query types counted by name; the rest count as "other". An array, so
+// that its length sizes the counters.
+var metricTypes = [...]uint16{dns.TypeA, dns.TypeAAAA, dns.TypeSRV, dns.TypePTR, dns.TypeTXT, dns.TypeCNAME,
 	dns.TypeSOA, dns.TypeNS, dns.TypeMX, dns.TypeANY, dns.TypeHTTPS}
 
-const typeCats = 12 // len(metricTypes) + other
+// typeCats is the number of query type categories: each of metricTypes,
+// then "other".
+const typeCats = len(metricTypes) + 1
 
 func typeIndex(t uint16) int {
 	for i, mt := range metricTypes {
