@@ -13,6 +13,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/clusterdns/clusterdns/internal/cow"
+	"github.com/clusterdns/clusterdns/internal/dnswire"
 	"github.com/clusterdns/clusterdns/lb/policy"
 	"github.com/clusterdns/clusterdns/registry"
 	"github.com/clusterdns/clusterdns/resolver"
@@ -316,18 +317,11 @@ func (h *Handler) forward(rq resolver.Question, q *query, req []byte, client net
 }
 
 // patchForwarded makes a forwarded or cached response the answer to q: the
-// client's ID, flags and question spelling.
+// client's ID, flags and question spelling, its addresses in the order the
+// forwarded zone's policy picks. A response to another question is
+// SERVFAIL.
 func (h *Handler) patchForwarded(resp []byte, q *query, req []byte) []byte {
-	resp = patchForwarded(resp, q, req)
-	if start, size, n, ok := findRun(resp); ok && n <= maxRotate && h.fwdSel[n] != nil {
-		rotate(resp, start, size, n, h.fwdSel[n].Select(0))
-	}
-	return resp
-}
-
-// patchForwarded makes a forwarded or cached response the answer to q.
-func patchForwarded(resp []byte, q *query, req []byte) []byte {
-	if len(resp) < q.qend || !bytesEqualFold(resp[headerLen:q.qend], req[headerLen:q.qend]) {
+	if len(resp) < q.qend || !dnswire.EqualFold(resp[headerLen:q.qend], req[headerLen:q.qend]) {
 		return writeEmpty(resp, q, req, dns.RcodeServerFailure, false)
 	}
 	binary.BigEndian.PutUint16(resp[0:], q.id)
@@ -335,26 +329,10 @@ func patchForwarded(resp []byte, q *query, req []byte) []byte {
 	flags = flags&(0xF|1<<5) | flagQR | flagRA | q.flags&(flagRD|flagCD) // keep rcode and AD
 	binary.BigEndian.PutUint16(resp[2:], flags)
 	copy(resp[headerLen:], req[headerLen:q.qend])
+	if start, size, n, ok := findRun(resp); ok && n <= maxRotate && h.fwdSel[n] != nil {
+		rotate(resp, start, size, n, h.fwdSel[n].Select(0))
+	}
 	return resp
-}
-
-func bytesEqualFold(a, b []byte) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
 
 // ednsSize is the UDP payload size clusterdns advertises (DNS flag day 2020).
