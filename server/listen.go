@@ -147,8 +147,10 @@ func (l *Listener) Serve() {
 	l.wg.Wait()
 }
 
-// CloseListeners stops taking new queries and connections; TCP connections
-// already open finish the query they are answering, then close. Close waits.
+// Close stops taking new queries and connections: the UDP sockets and the
+// TCP listener close, and idle TCP connections are woken to close; one
+// answering a query finishes writing it, then closes. Close does not wait:
+// Serve returns once every goroutine has ended.
 func (l *Listener) Close() {
 	l.closed.Store(true)
 	for _, c := range l.udp {
@@ -239,6 +241,9 @@ func (l *Listener) serveConn(c net.Conn) {
 	}()
 	src := c.RemoteAddr().(*net.TCPAddr).AddrPort()
 	var wmu sync.Mutex
+	// write sends a deferred (forwarded) answer. A write that fails may
+	// have sent part of the frame, after which the stream cannot be read:
+	// the connection is closed, which also ends the read loop.
 	write := func(_ netip.AddrPort, b []byte) {
 		wmu.Lock()
 		defer wmu.Unlock()
@@ -246,7 +251,12 @@ func (l *Listener) serveConn(c net.Conn) {
 		binary.BigEndian.PutUint16(frame, uint16(len(b)))
 		copy(frame[2:], b)
 		c.SetWriteDeadline(time.Now().Add(l.opt.TCPIdleTimeout))
-		c.Write(frame)
+		if _, err := c.Write(frame); err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				l.log.Debug("tcp write", "client", src, "err", err)
+			}
+			c.Close()
+		}
 	}
 	buf := make([]byte, 65535)
 	out := make([]byte, 2, 65537)
