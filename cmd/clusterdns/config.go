@@ -187,7 +187,9 @@ func loadConfig(args []string) (*config, error) {
 		}
 		file := viper.New()
 		file.SetConfigFile(*cfgFile)
-		_ = file.ReadInConfig()
+		if err := file.ReadInConfig(); err != nil {
+			return nil, fmt.Errorf("config file %s: %w", *cfgFile, err)
+		}
 		// Top-level keys only: values such as stub_domains are maps whose
 		// keys (domain names) hold dots, which viper would split.
 		for k := range file.AllSettings() {
