@@ -43,7 +43,7 @@ func (h *Handler) autopath(out []byte, q *query, req []byte, client netip.AddrPo
 			var synth *dns.Msg
 			if n == nil {
 				var ok bool
-				if synth, ok = h.synthesized(wireToName(cand), q.qtype); !ok {
+				if synth, ok = h.writtenAt(wireToName(cand), q.qtype, nil); !ok {
 					continue
 				}
 			}

@@ -194,17 +194,17 @@ func (r *recSet) pack(name string, ar *arena) (string, *node, error) {
 	types := r.recs[name]
 	list := r.scratch[:0]
 	if src := r.srv[name]; src != nil {
-		list = append(list, rrset{qtype: dns.TypeSRV, srv: src})
+		list = append(list, rrset{qtype: dns.TypeSRV, live: src})
 	}
 	if src := r.txt[name]; src != nil {
-		list = append(list, rrset{qtype: dns.TypeTXT, zones: src})
+		list = append(list, rrset{qtype: dns.TypeTXT, live: src})
 	}
 	for _, src := range r.addrs[name] {
 		t := uint16(dns.TypeA)
 		if src.v6 {
 			t = dns.TypeAAAA
 		}
-		list = append(list, rrset{qtype: t, addrs: src})
+		list = append(list, rrset{qtype: t, live: src})
 	}
 	for _, t := range slices.Sorted(maps.Keys(types)) {
 		rrs := types[t]

@@ -448,15 +448,7 @@ func (h *Handler) answerNode(out []byte, q *query, req []byte, n *node, zones []
 		}
 	}
 	if rs := n.find(qtype); rs != nil {
-		switch {
-		case rs.srv != nil:
-			return h.srvAnswer(out, q, req, rs.srv)
-		case rs.addrs != nil:
-			return h.addrAnswer(out, q, req, rs.addrs)
-		case rs.zones != nil:
-			return h.zonesAnswer(out, q, req, rs.zones)
-		}
-		return writePrepared(out, &rs.ans, q, req)
+		return rs.write(out, q, req, h.opt.TTL)
 	}
 	if n.cname != nil {
 		return h.chase(out, q, req, n)
@@ -507,12 +499,15 @@ func (h *Handler) pack(out []byte, m *dns.Msg, q *query, req []byte) []byte {
 func (h *Handler) follow(m *dns.Msg, owner string, cur *node, zones []*zone, qtype uint16) {
 	for hops := 0; hops < 8 && cur != nil; hops++ {
 		if rs := cur.find(qtype); rs != nil && (qtype != dns.TypeCNAME || cur.cname != nil) {
-			wire := rs.ans.wire
-			if rs.live() {
-				wire = h.liveWire(owner, rs)
+			var t *dns.Msg
+			ok := false
+			if rs.live != nil {
+				t, ok = h.writtenAt(owner, qtype, rs.live)
+			} else {
+				t = new(dns.Msg)
+				ok = t.Unpack(rs.ans.wire) == nil // as stored: not rotated
 			}
-			var t dns.Msg
-			if err := t.Unpack(wire); err == nil {
+			if ok {
 				for _, rr := range t.Answer {
 					rr.Header().Name = owner
 				}
@@ -535,7 +530,7 @@ func (h *Handler) follow(m *dns.Msg, owner string, cur *node, zones []*zone, qty
 		}
 		cur, zones = h.lookupWire(key)
 		if cur == nil {
-			if r, ok := h.synthesized(owner, qtype); ok {
+			if r, ok := h.writtenAt(owner, qtype, nil); ok {
 				m.Answer = append(m.Answer, r.Answer...)
 				m.Ns = append(m.Ns, r.Ns...)
 				return

@@ -217,13 +217,15 @@ func (h *Handler) ptrAnswer(out []byte, q *query, req []byte, idx *clusterIndex,
 	return out
 }
 
-// synthesized answers a name that has no node of its own (an endpoint
-// name, a reverse name) for the slow paths (alias chasing, search-path
-// completion): the records of qtype there, or ok false when the name is
-// not one of them.
-func (h *Handler) synthesized(name string, qtype uint16) (m *dns.Msg, ok bool) {
+// writtenAt answers (name, qtype) as a whole message, for the slow paths
+// that add its records to their own (alias chasing, search-path
+// completion): from live when given (the live answer found at name), else
+// from the names that have no node of their own (endpoint names, reverse
+// names of the current cluster index). ok is false when there is no such
+// answer.
+func (h *Handler) writtenAt(name string, qtype uint16, live liveAnswer) (m *dns.Msg, ok bool) {
 	idx := h.cluster.Load()
-	if idx == nil {
+	if live == nil && idx == nil {
 		return nil, false
 	}
 	req, err := new(dns.Msg).SetQuestion(dns.Fqdn(name), qtype).Pack()
@@ -234,8 +236,10 @@ func (h *Handler) synthesized(name string, qtype uint16) (m *dns.Msg, ok bool) {
 	if parseQuery(req, &q) != nil {
 		return nil, false
 	}
-	resp := h.hostAnswer(nil, &q, req, idx, q.lowerName())
-	if resp == nil {
+	var resp []byte
+	if live != nil {
+		resp = live.write(nil, &q, req, h.opt.TTL)
+	} else if resp = h.hostAnswer(nil, &q, req, idx, q.lowerName()); resp == nil {
 		resp = h.ptrAnswer(nil, &q, req, idx, q.lowerName())
 	}
 	if resp == nil {
@@ -301,13 +305,13 @@ func (s *srvSource) repeats(i, j int) bool {
 // (label, then the service name of svcLen bytes).
 func srvRecordLen(label string, svcLen int) int { return 2 + 10 + 6 + 1 + len(label) + svcLen }
 
-// srvAnswer writes the SRV answer of a headless service name: the records
+// write writes the SRV answer of a headless service name: the records
 // in endpoint and port order, then each endpoint's address once in
 // Additional, its owner a pointer to the endpoint's first target. Targets
 // are written out in full (RFC 2782: no compression in SRV data), in lower
 // case. A message that would exceed 65,535 bytes keeps the records that
 // fit, answers first (and no Additional when not every answer fits).
-func (h *Handler) srvAnswer(out []byte, q *query, req []byte, s *srvSource) []byte {
+func (s *srvSource) write(out []byte, q *query, req []byte, ttl uint32) []byte {
 	e := s.entry
 	out = startAnswer(out, q, req, 0)
 	svc, svcOff := q.lowerName(), headerLen
@@ -316,9 +320,8 @@ func (h *Handler) srvAnswer(out []byte, q *query, req []byte, s *srvSource) []by
 		svc, svcOff = svc[skip:], svcOff+skip
 	}
 	if e.Kind != registry.KindHeadless {
-		return h.clusterIPSRV(out, s, svc, svcOff)
+		return s.clusterIP(out, svc, svcOff, ttl)
 	}
-	ttl := h.opt.TTL
 	an, ar := 0, 0
 	cut := false // not every record fits: no Additional then
 answers:
@@ -409,11 +412,11 @@ additional:
 	return out
 }
 
-// clusterIPSRV writes the records of a ClusterIP service's SRV answer
-// after the question in out: svc is the service name (lower case), at
-// offset svcOff of the question.
-func (h *Handler) clusterIPSRV(out []byte, s *srvSource, svc []byte, svcOff int) []byte {
-	e, ttl := s.entry, h.opt.TTL
+// clusterIP writes the records of a ClusterIP service's SRV answer after
+// the question in out: svc is the service name (lower case), at offset
+// svcOff of the question.
+func (s *srvSource) clusterIP(out []byte, svc []byte, svcOff int, ttl uint32) []byte {
+	e := s.entry
 	an := 0
 	for j := range e.Ports {
 		p := &e.Ports[j]
@@ -460,26 +463,6 @@ func repeatsPort(ports []registry.ServicePort, port int32) bool {
 	return false
 }
 
-// liveWire is the answer of rs (written at query time) at name, as found by
-// alias chasing, as a whole message for the slow paths that unpack it.
-func (h *Handler) liveWire(name string, rs *rrset) []byte {
-	req, err := new(dns.Msg).SetQuestion(dns.Fqdn(name), rs.qtype).Pack()
-	if err != nil {
-		return nil
-	}
-	var q query
-	if parseQuery(req, &q) != nil {
-		return nil
-	}
-	switch {
-	case rs.addrs != nil:
-		return h.addrAnswer(nil, &q, req, rs.addrs)
-	case rs.zones != nil:
-		return h.zonesAnswer(nil, &q, req, rs.zones)
-	}
-	return h.srvAnswer(nil, &q, req, rs.srv)
-}
-
 // zonesSource is the TXT answer at _zones.<svc> of a headless service whose
 // endpoints name their topology zone: one record per zone, in order of
 // first appearance, "zone=<zone>" then the zone's published addresses
@@ -489,9 +472,9 @@ type zonesSource struct {
 	zones []string
 }
 
-// zonesAnswer writes the answer of s. A record stops at 65,535 bytes of
-// data, the message at 65,535 bytes.
-func (h *Handler) zonesAnswer(out []byte, q *query, req []byte, s *zonesSource) []byte {
+// write writes the answer of s. A record stops at 65,535 bytes of data,
+// the message at 65,535 bytes.
+func (s *zonesSource) write(out []byte, q *query, req []byte, ttl uint32) []byte {
 	out = startAnswer(out, q, req, 0)
 	e, an := s.entry, 0
 zones:
@@ -500,7 +483,7 @@ zones:
 			break
 		}
 		rec := len(out)
-		out = appendRRHeader(out, dns.TypeTXT, h.opt.TTL, 0)
+		out = appendRRHeader(out, dns.TypeTXT, ttl, 0)
 		out = append(out, byte(len("zone=")+len(zn)))
 		out = append(append(out, "zone="...), zn...)
 		for i := range e.Endpoints {
@@ -535,9 +518,9 @@ type addrSource struct {
 	sel   policy.Selector // nil: the order never changes
 }
 
-// addrAnswer writes the answer of s: records owned by the question name (a
+// write writes the answer of s: records owned by the question name (a
 // pointer to it), as many as fit in 65,535 bytes.
-func (h *Handler) addrAnswer(out []byte, q *query, req []byte, s *addrSource) []byte {
+func (s *addrSource) write(out []byte, q *query, req []byte, ttl uint32) []byte {
 	out = startAnswer(out, q, req, 0)
 	k := 0
 	if s.sel != nil {
@@ -550,9 +533,9 @@ func (h *Handler) addrAnswer(out []byte, q *query, req []byte, s *addrSource) []
 		limit = q.truncAt + 1 // beyond it the response is sent truncated: stop there
 	}
 	an := 0
-	out, an, full := s.appendRecords(out, h.opt.TTL, k, s.n, an, limit)
+	out, an, full := s.appendRecords(out, ttl, k, s.n, an, limit)
 	if !full {
-		out, an, _ = s.appendRecords(out, h.opt.TTL, 0, k, an, limit)
+		out, an, _ = s.appendRecords(out, ttl, 0, k, an, limit)
 	}
 	binary.BigEndian.PutUint16(out[6:], uint16(an))
 	return out
