@@ -192,74 +192,89 @@ func (h *Handler) Serial() uint32 {
 	return 0
 }
 
-// Respond answers one request into out (reusing its storage) and returns
-// the response to send, or nil when nothing is to be sent now (a packet
-// too short to answer, or a question handed to the fallback, which calls
-// send(client, response) itself, later and from another goroutine). send
-// gets the client so that a listener can pass one function for all its
-// queries instead of making one per query. tcp selects the size limit:
-// 65535 over TCP, the client's EDNS size or 512 over UDP. It never blocks.
-func (h *Handler) Respond(req, out []byte, client netip.AddrPort, tcp bool, send func(netip.AddrPort, []byte)) []byte {
+// Handle answers one request into out (reusing its storage). The Result
+// says what became of it: a response to send now (Msg), or none because
+// the packet was too short to answer (Dropped) or the question went to the
+// fallback (Forwarded), which calls send(client, response) itself, later
+// and from another goroutine. send gets the client so that a listener can
+// pass one function for all its queries instead of making one per query.
+// tcp selects the size limit: 65535 over TCP, the client's EDNS size or
+// 512 over UDP. It never blocks and, for answers from the served zones,
+// allocates nothing.
+func (h *Handler) Handle(req, out []byte, client netip.AddrPort, tcp bool, send func(netip.AddrPort, []byte)) Result {
 	start := time.Now()
 	var q query
 	if err := parseQuery(req, &q); err != nil {
 		h.metrics.malformed.Add(1)
 		if len(req) < headerLen {
-			return nil // nothing to answer to
+			return Result{Outcome: Dropped, Zone: zoneOther} // nothing to answer to
 		}
-		return formErr(out, req)
+		return Result{Msg: formErr(out, req), Outcome: Failed, Rcode: dns.RcodeFormatError, Zone: zoneOther}
 	}
 	q.truncAt = truncationSize(&q, tcp)
+	r := h.dispatch(out, &q, req, client, send, start)
 	if h.opt.QueryLog != nil {
-		h.logQuery(&q, req, client, tcp)
+		h.logQuery(&q, req, client, tcp, r)
 	}
-	var resp []byte
-	zc := zoneOther
+	if r.Outcome == Forwarded {
+		return r // counted when the answer comes
+	}
+	h.metrics.observe(r, q.qtype, start)
+	if r.Rcode == dns.RcodeBadVers {
+		r.Msg = appendOPT(r.Msg, ednsSize, q.do, dns.RcodeBadVers>>4)
+		return r
+	}
+	r.Msg = finish(r, &q, req)
+	return r
+}
+
+// Respond is Handle's response alone: nil when nothing is to be sent now
+// (Handle's Result says why). Tests and fuzzers call it.
+func (h *Handler) Respond(req, out []byte, client netip.AddrPort, tcp bool, send func(netip.AddrPort, []byte)) []byte {
+	return h.Handle(req, out, client, tcp, send).Msg
+}
+
+// dispatch answers a parsed request: the unsupported kinds of request at
+// once, questions from the served zones, the others through the fallback
+// when this client may recurse.
+func (h *Handler) dispatch(out []byte, q *query, req []byte, client netip.AddrPort, send func(netip.AddrPort, []byte), start time.Time) Result {
 	switch {
 	case q.opcode != dns.OpcodeQuery:
-		resp = writeEmpty(out, &q, req, dns.RcodeNotImplemented, false)
+		return answered(writeEmpty(out, q, req, dns.RcodeNotImplemented, false), zoneOther)
 	case q.edns && q.version > 0:
-		resp = writeEmpty(out, &q, req, dns.RcodeBadVers&0xF, false)
-		h.metrics.observe(zc, q.qtype, dns.RcodeBadVers&0xF, start)
-		return appendOPT(resp, ednsSize, q.do, dns.RcodeBadVers>>4)
+		r := answered(writeEmpty(out, q, req, dns.RcodeBadVers&0xF, false), zoneOther)
+		r.Outcome, r.Rcode = Failed, dns.RcodeBadVers // the high bits go in the OPT
+		return r
 	case q.qclass != dns.ClassINET && q.qclass != dns.ClassANY:
-		resp = writeEmpty(out, &q, req, dns.RcodeRefused, false)
+		return answered(writeEmpty(out, q, req, dns.RcodeRefused, false), zoneOther)
 	case q.qtype == dns.TypeAXFR || q.qtype == dns.TypeIXFR:
 		rcode := dns.RcodeRefused
 		if inPrefixes(h.opt.TransferFrom, client.Addr()) {
 			rcode = dns.RcodeNotImplemented
 		}
-		resp = writeEmpty(out, &q, req, rcode, false)
-	default:
-		resp = h.answer(out, &q, req, &zc)
-		if resp != nil && h.opt.Autopath && resp[3]&0xF == dns.RcodeNameError {
-			if r, deferred := h.autopath(out, &q, req, client, send, resp, start); deferred {
-				return nil
-			} else if r != nil {
-				resp = r
-			}
-		}
-		if resp == nil {
-			zc = zoneRefused
-			if h.opt.Fallback == nil || !h.recursionAllowed(client.Addr()) {
-				resp = writeEmpty(out, &q, req, dns.RcodeRefused, false)
-				break
-			}
-			zc = zoneForward
-			rq := h.fallbackQuestion(&q)
-			if r := h.opt.Fallback.Cached(&rq, out); r != nil {
-				resp = h.patchForwarded(r, &q, req)
-				break
-			}
-			h.forward(rq, &q, req, client, send, nil, start)
-			return nil
-		}
+		return answered(writeEmpty(out, q, req, rcode, false), zoneOther)
 	}
-	h.metrics.observe(zc, q.qtype, int(resp[3]&0xF), start)
-	return finish(resp, &q, req)
+	if r, ok := h.answer(out, q, req); ok {
+		if r.Outcome == NameError && h.opt.Autopath {
+			if ar, ok := h.autopath(out, q, req, client, send, r, start); ok {
+				return ar
+			}
+		}
+		return r
+	}
+	if h.opt.Fallback == nil || !h.recursionAllowed(client.Addr()) {
+		return answered(writeEmpty(out, q, req, dns.RcodeRefused, false), zoneRefused)
+	}
+	rq := h.fallbackQuestion(q)
+	if c := h.opt.Fallback.Cached(&rq, out); c != nil {
+		return answered(h.patchForwarded(c, q, req), zoneForward)
+	}
+	h.forward(rq, q, req, client, send, nil, start)
+	return Result{Outcome: Forwarded, Zone: zoneForward}
 }
 
-func (h *Handler) logQuery(q *query, req []byte, client netip.AddrPort, tcp bool) {
+// logQuery writes the query log's line for a query and what became of it.
+func (h *Handler) logQuery(q *query, req []byte, client netip.AddrPort, tcp bool, r Result) {
 	if n := h.opt.QueryLogSample; n > 1 && h.logged.Add(1)%n != 0 {
 		return
 	}
@@ -268,7 +283,8 @@ func (h *Handler) logQuery(q *query, req []byte, client netip.AddrPort, tcp bool
 	if tcp {
 		proto = "tcp"
 	}
-	h.opt.QueryLog.Info("query", "client", client.String(), "name", name, "type", dns.Type(q.qtype).String(), "proto", proto)
+	h.opt.QueryLog.Info("query", "client", client.String(), "name", name, "type", dns.Type(q.qtype).String(), "proto", proto,
+		"outcome", r.Outcome.String(), "zone", r.Zone.String())
 }
 
 // recursionAllowed reports whether a client may ask for names outside the
@@ -311,8 +327,9 @@ func (h *Handler) forward(rq resolver.Question, q *query, req []byte, client net
 		} else {
 			resp = h.patchForwarded(r, &qc, reqc)
 		}
-		h.metrics.observe(zoneForward, qc.qtype, int(resp[3]&0xF), start)
-		send(client, finish(resp, &qc, reqc))
+		res := answered(resp, zoneForward)
+		h.metrics.observe(res, qc.qtype, start)
+		send(client, finish(res, &qc, reqc))
 	})
 }
 
@@ -354,13 +371,13 @@ func truncationSize(q *query, tcp bool) int {
 	return limit
 }
 
-// finish adds the OPT record when the client sent one, and truncates a
-// response longer than q.truncAt: TC=1 with the question only.
-func finish(resp []byte, q *query, req []byte) []byte {
+// finish returns r's response with the OPT record when the client sent
+// one, truncated when longer than q.truncAt: TC=1 with the question only,
+// and r's rcode and authority.
+func finish(r Result, q *query, req []byte) []byte {
+	resp := r.Msg
 	if len(resp) > q.truncAt {
-		rcode := int(binary.BigEndian.Uint16(resp[2:]) & 0xF)
-		aa := binary.BigEndian.Uint16(resp[2:])&flagAA != 0
-		resp = writeEmpty(resp, q, req, rcode, aa)
+		resp = writeEmpty(resp, q, req, r.Rcode, r.authoritative())
 		binary.BigEndian.PutUint16(resp[2:], binary.BigEndian.Uint16(resp[2:])|flagTC)
 	}
 	if q.edns {
@@ -382,60 +399,61 @@ func formErr(out, req []byte) []byte {
 	return out
 }
 
-// answer looks the question up in the served zones and sets *zc to where
-// it was answered. nil means the name is outside them (or an unknown
-// reverse name): the fallback's job.
-func (h *Handler) answer(out []byte, q *query, req []byte, zc *uint8) []byte {
+// answer looks the question up in the served zones. ok is false when the
+// name is outside them (or an unknown reverse name): the fallback's job.
+func (h *Handler) answer(out []byte, q *query, req []byte) (r Result, ok bool) {
 	key := q.lowerName()
 	cidx := h.cluster.Load()
 	if cidx != nil {
 		if n, ok := cow.GetBytes(cidx.names, key); ok {
-			*zc = zoneCluster
+			zone := zoneCluster
 			if int(n.zone) >= len(h.clusterZones) {
-				*zc = zoneReverse
+				zone = zoneReverse
 			}
-			return h.answerNode(out, q, req, n, cidx.zones)
+			return answered(h.answerNode(out, q, req, n, cidx.zones), zone), true
 		}
 	}
 	sidx := h.static.Load()
 	if n := sidx.names[string(key)]; n != nil {
-		*zc = zoneFile
-		return h.answerNode(out, q, req, n, sidx.list)
+		return answered(h.answerNode(out, q, req, n, sidx.list), zoneFile), true
 	}
 	if cidx != nil {
 		if resp := h.ptrAnswer(out, q, req, cidx, key); resp != nil {
-			*zc = zoneReverse
-			return resp
+			return answered(resp, zoneReverse), true
 		}
 	}
 	// Not a known name: find the zone it falls in, if any.
 	for off := 0; off < len(key) && key[off] != 0; off += int(key[off]) + 1 {
 		suffix := key[off:]
 		if z := sidx.zones[string(suffix)]; z != nil {
-			*zc = zoneFile
-			return writeNegative(out, q, req, z, dns.RcodeNameError)
+			return answered(writeNegative(out, q, req, z, dns.RcodeNameError), zoneFile), true
 		}
 		for i, cz := range h.clusterZones {
-			if string(suffix) != cz {
-				continue
+			if string(suffix) == cz {
+				return answered(h.clusterName(out, q, req, cidx, key, off, i), zoneCluster), true
 			}
-			*zc = zoneCluster
-			if cidx == nil {
-				return writeEmpty(out, q, req, dns.RcodeServerFailure, false)
-			}
-			z := cidx.zones[i]
-			if resp := h.hostAnswer(out, q, req, cidx, key); resp != nil {
-				return resp
-			}
-			if h.iopt.podsEnabled {
-				if resp := h.podRecord(out, q, req, cidx, key[:off], z); resp != nil {
-					return resp
-				}
-			}
-			return writeNegative(out, q, req, z, dns.RcodeNameError)
 		}
 	}
-	return nil
+	return Result{}, false
+}
+
+// clusterName answers a name of cluster zone i (starting at off of key)
+// that has no node of its own: an endpoint name, a pod name, or NXDOMAIN;
+// SERVFAIL before the first snapshot.
+func (h *Handler) clusterName(out []byte, q *query, req []byte, cidx *clusterIndex, key []byte, off, i int) []byte {
+	if cidx == nil {
+		return writeEmpty(out, q, req, dns.RcodeServerFailure, false)
+	}
+	z := cidx.zones[i]
+	if resp := h.hostAnswer(out, q, req, cidx, key); resp != nil {
+		return resp
+	}
+	if h.iopt.podsEnabled {
+		if resp := h.podRecord(out, q, req, cidx, key[:off], z); resp != nil {
+			return resp
+		}
+	}
+	return writeNegative(out, q, req, z, dns.RcodeNameError)
 }
 
 func (h *Handler) answerNode(out []byte, q *query, req []byte, n *node, zones []*zone) []byte {

@@ -185,15 +185,15 @@ func (l *Listener) udpSender(c *net.UDPConn) func(netip.AddrPort, []byte) {
 }
 
 // respond runs the handler and turns a panic into a dropped query: one bad
-// query never takes the server down.
-func (l *Listener) respond(req, out []byte, src netip.AddrPort, tcp bool, send func(netip.AddrPort, []byte)) (resp []byte) {
+// query never takes the server down. The result's Msg is what to send now.
+func (l *Listener) respond(req, out []byte, src netip.AddrPort, tcp bool, send func(netip.AddrPort, []byte)) (res Result) {
 	defer func() {
 		if r := recover(); r != nil {
 			l.log.Error("panic answering a query", "client", src, "panic", r, "query", fmt.Sprintf("%x", req))
-			resp = nil
+			res = Result{Outcome: Dropped, Zone: zoneOther}
 		}
 	}()
-	return l.h.Load().Respond(req, out, src, tcp, send)
+	return l.h.Load().Handle(req, out, src, tcp, send)
 }
 
 // SetHandler makes every query from now on go to h (a configuration
@@ -269,7 +269,7 @@ func (l *Listener) serveConn(c net.Conn) {
 		if _, err := io.ReadFull(c, buf[:n]); err != nil {
 			return
 		}
-		resp := l.respond(buf[:n], out[2:2], src, true, write)
+		resp := l.respond(buf[:n], out[2:2], src, true, write).Msg
 		if resp == nil {
 			continue
 		}

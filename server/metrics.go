@@ -11,12 +11,12 @@ import (
 
 // Where a query was answered, for the requests metric.
 const (
-	zoneCluster uint8 = iota // a cluster domain
-	zoneReverse              // in-addr.arpa / ip6.arpa names of cluster addresses
-	zoneFile                 // a zone file
-	zoneForward              // forwarded (or answered from the cache)
-	zoneRefused              // outside every zone, not forwarded
-	zoneOther                // malformed, unsupported opcode or class
+	zoneCluster Zone = iota // a cluster domain
+	zoneReverse             // in-addr.arpa / ip6.arpa names of cluster addresses
+	zoneFile                // a zone file
+	zoneForward             // forwarded (or answered from the cache)
+	zoneRefused             // outside every zone, not forwarded
+	zoneOther               // malformed, unsupported opcode or class
 	zoneCats
 )
 
@@ -71,9 +71,9 @@ func NewMetrics() *Metrics {
 	}
 }
 
-// observe counts one answered query.
-func (m *Metrics) observe(zone uint8, qtype uint16, rcode int, start time.Time) {
-	m.requests[zone][typeIndex(qtype)][rcode&0xF].Add(1)
+// observe counts one answered query: where and how r answered it.
+func (m *Metrics) observe(r Result, qtype uint16, start time.Time) {
+	m.requests[r.Zone][typeIndex(qtype)][r.Rcode&0xF].Add(1)
 	d := time.Since(start)
 	m.latencySum.Add(uint64(d))
 	s := d.Seconds()
