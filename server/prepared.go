@@ -26,16 +26,6 @@ type rrset struct {
 	live  liveAnswer // nil: a prepared answer
 }
 
-// liveAnswer is an answer written at query time from a service, for those
-// that would be too large to prepare or change too often: SRV answers
-// (*srvSource), whose records grow with endpoints times ports, a headless
-// service's addresses (*addrSource) and its zone hints (*zonesSource).
-type liveAnswer interface {
-	// write writes the answer to q into out (reusing its storage) with
-	// records of the given TTL, without allocating when out has room.
-	write(out []byte, q *query, req []byte, ttl uint32) []byte
-}
-
 // write writes the rrset's answer to q into out. It switches on the live
 // answer's type instead of calling through the interface: the compiler
 // cannot tell that an interface call keeps no reference to q, and would
