@@ -180,6 +180,9 @@ func (h *Handler) clusterName(out []byte, q *query, req []byte, cidx *clusterInd
 	return writeNegative(out, q, req, z, dns.RcodeNameError)
 }
 
+// answerNode answers q at node n (its zone one of zones): the rrset of the
+// asked type (for ANY the first, A when there is one), else its alias
+// chased, else NODATA.
 func (h *Handler) answerNode(out []byte, q *query, req []byte, n *node, zones []*zone) []byte {
 	qtype := q.qtype
 	if qtype == dns.TypeANY && len(n.rrsets) > 0 {
