@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -160,9 +161,9 @@ func (t *Tracker) Take() (snap *registry.Snapshot, changed []registry.Key, full 
 	if !full {
 		changed = slices.SortedFunc(maps.Keys(t.pending), func(a, b registry.Key) int {
 			if a.Namespace != b.Namespace {
-				return compareStrings(a.Namespace, b.Namespace)
+				return strings.Compare(a.Namespace, b.Namespace)
 			}
-			return compareStrings(a.Name, b.Name)
+			return strings.Compare(a.Name, b.Name)
 		})
 	}
 	clear(t.pending)

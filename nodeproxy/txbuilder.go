@@ -2,6 +2,7 @@ package nodeproxy
 
 import (
 	"slices"
+	"strings"
 
 	"sigs.k8s.io/knftables"
 )
@@ -106,14 +107,14 @@ func (b *txBuilder) hairpin(added, removed []addrKey) {
 // flush writes the collected operations into tx, in an order that keeps
 // the output deterministic (for the golden tests) and every reference valid.
 func (b *txBuilder) flush(tx *knftables.Transaction) {
-	slices.SortFunc(b.newGroups, func(x, y group) int { return compareStrings(x.name(), y.name()) })
+	slices.SortFunc(b.newGroups, func(x, y group) int { return strings.Compare(x.name(), y.name()) })
 	for _, g := range b.newGroups {
 		tx.Add(&knftables.Chain{Name: g.name()})
 		for _, r := range g.rules(b.masqMark) {
 			tx.Add(&knftables.Rule{Chain: g.name(), Rule: r})
 		}
 	}
-	slices.SortFunc(b.addSets, func(x, y *knftables.Set) int { return compareStrings(x.Name, y.Name) })
+	slices.SortFunc(b.addSets, func(x, y *knftables.Set) int { return strings.Compare(x.Name, y.Name) })
 	for _, s := range b.addSets {
 		tx.Add(s)
 	}
@@ -146,19 +147,9 @@ func (b *txBuilder) flush(tx *knftables.Transaction) {
 func sortElems(es []*knftables.Element) {
 	slices.SortFunc(es, func(x, y *knftables.Element) int {
 		xn, yn := x.Set+x.Map, y.Set+y.Map
-		if c := compareStrings(xn, yn); c != 0 {
+		if c := strings.Compare(xn, yn); c != 0 {
 			return c
 		}
 		return slices.Compare(x.Key, y.Key)
 	})
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/clusterdns/clusterdns/internal/cow"
+	"github.com/clusterdns/clusterdns/internal/dnswire"
 )
 
 // ServiceEntry is a service with its endpoints merged from all of its
@@ -214,14 +215,7 @@ func mergeEndpoints(slicesOf map[string]*EndpointSlice, podNames bool, sc *merge
 // name in lower case (with podNames), else its dashed address.
 func appendLabel(b []byte, ep *Endpoint, podNames bool) []byte {
 	if podNames && ep.PodName != "" {
-		start := len(b)
-		b = append(b, ep.PodName...)
-		for i := start; i < len(b); i++ {
-			if 'A' <= b[i] && b[i] <= 'Z' {
-				b[i] += 'a' - 'A'
-			}
-		}
-		return b
+		return dnswire.AppendLower(b, ep.PodName)
 	}
 	start := len(b)
 	b = ep.Address.AppendTo(b)

@@ -85,6 +85,8 @@ func (c *Cache) kinds() (success, denial int) {
 	return success, denial
 }
 
+// cacheKey is the key of a question in the cache: its name (lower-case
+// wire form), type, class and the DO and CD bits.
 func cacheKey(name []byte, qtype, qclass uint16, do, cd bool) string {
 	b := make([]byte, 0, len(name)+8)
 	b = append(b, name...)
@@ -100,8 +102,9 @@ func cacheKey(name []byte, qtype, qclass uint16, do, cd bool) string {
 	return string(append(b, f))
 }
 
-// ttlOf is how long a response may be cached: its smallest TTL for an
-// answer, the SOA's negative TTL (RFC 2308) for NXDOMAIN and NODATA.
+// ttlOf is how long a response may be cached (at most MaxTTL, or MaxNegTTL
+// for a negative one): the smallest TTL of its answer and authority records
+// for an answer, the SOA's negative TTL (RFC 2308) for NXDOMAIN and NODATA.
 // ok is false for what must not be cached (errors, negative answers
 // without SOA, TTL 0).
 func (c *Cache) ttlOf(m *dns.Msg) (time.Duration, bool) {
@@ -202,7 +205,7 @@ func (c *Cache) Get(key string, out []byte) ([]byte, Hit) {
 	return out, Fresh
 }
 
-// String describes the key for logs.
+// keyString names a question (name and type) for logs.
 func keyString(name string, qtype uint16) string {
 	if s, ok := dns.TypeToString[qtype]; ok {
 		return name + " " + s

@@ -4,6 +4,8 @@ import (
 	"unsafe"
 
 	"github.com/miekg/dns"
+
+	"github.com/clusterdns/clusterdns/internal/dnswire"
 )
 
 // arena hands out the small pieces that a full index build keeps (nodes,
@@ -71,7 +73,7 @@ func (a *arena) wireName(name string) (string, error) {
 		return nameToWire(name)
 	}
 	var buf [maxNameWire + 1]byte
-	n, err := dns.PackDomainName(dns.Fqdn(lowerASCII(name)), buf[:], 0, nil, false)
+	n, err := dns.PackDomainName(dns.Fqdn(dnswire.LowerString(name)), buf[:], 0, nil, false)
 	if err != nil {
 		return "", err
 	}

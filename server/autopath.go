@@ -14,12 +14,13 @@ import (
 // not exist, the server walks the rest of the search itself and answers
 // the first hit as a CNAME from the asked name, so `api.example.com` costs
 // one round trip instead of four. Clients that are not known pods (unknown
-// IPs, host-network pods) keep the normal answer. deferred means the bare
-// name went upstream and the answer will be sent later.
-func (h *Handler) autopath(out []byte, q *query, req []byte, client netip.AddrPort, send func(netip.AddrPort, []byte), nxdomain []byte, start time.Time) (resp []byte, deferred bool) {
+// IPs, host-network pods) keep the normal answer nx: ok is false then. The
+// result is Forwarded when the bare name went upstream and the answer will
+// be sent later.
+func (h *Handler) autopath(out []byte, q *query, req []byte, client netip.AddrPort, send func(netip.AddrPort, []byte), nx Result, start time.Time) (r Result, ok bool) {
 	idx := h.cluster.Load()
 	if idx == nil {
-		return nil, false
+		return Result{}, false
 	}
 	ns := ""
 	for _, p := range idx.snap.PodsByIP(client.Addr().Unmap()) {
@@ -29,7 +30,7 @@ func (h *Handler) autopath(out []byte, q *query, req []byte, client netip.AddrPo
 		}
 	}
 	if ns == "" {
-		return nil, false
+		return Result{}, false
 	}
 	key := string(q.lowerName())
 	for _, zw := range h.clusterZones {
@@ -43,13 +44,13 @@ func (h *Handler) autopath(out []byte, q *query, req []byte, client netip.AddrPo
 			var synth *dns.Msg
 			if n == nil {
 				var ok bool
-				if synth, ok = h.synthesized(wireToName(cand), q.qtype); !ok {
+				if synth, ok = h.writtenAt(wireToName(cand), q.qtype, nil); !ok {
 					continue
 				}
 			}
 			m, name, err := newReply(q, req)
 			if err != nil {
-				return nil, false
+				return Result{}, false
 			}
 			target := wireToName(cand)
 			m.Answer = append(m.Answer, &dns.CNAME{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: h.opt.TTL}, Target: target})
@@ -59,13 +60,13 @@ func (h *Handler) autopath(out []byte, q *query, req []byte, client netip.AddrPo
 			} else {
 				h.follow(m, target, n, zones, q.qtype)
 			}
-			return h.pack(out, m, q, req), false
+			return answered(h.pack(out, m, q, req), nx.Zone), true
 		}
 		bare := prefix + "\x00"
 		if h.zoneOf(bare) != nil || h.opt.Fallback == nil || !h.recursionAllowed(client.Addr()) {
-			return nil, false // not found in our zones: the normal NXDOMAIN
+			return Result{}, false // not found in our zones: the normal NXDOMAIN
 		}
-		nx := append([]byte(nil), nxdomain...) // the answer if the bare name fails too
+		nxMsg := append([]byte(nil), nx.Msg...) // the answer if the bare name fails too
 		rq := h.fallbackQuestion(q)
 		rq.Wire = []byte(bare)
 		rq.Key = []byte(bare)
@@ -75,7 +76,7 @@ func (h *Handler) autopath(out []byte, q *query, req []byte, client netip.AddrPo
 		wrap := func(r []byte) []byte {
 			var up dns.Msg
 			if err := up.Unpack(r); err != nil || up.Rcode != dns.RcodeSuccess {
-				return nx
+				return nxMsg
 			}
 			m := new(dns.Msg)
 			m.Response, m.Compress = true, true
@@ -90,9 +91,9 @@ func (h *Handler) autopath(out []byte, q *query, req []byte, client netip.AddrPo
 			return w
 		}
 		h.forward(rq, q, req, client, send, wrap, start)
-		return nil, true
+		return Result{Outcome: Forwarded, Zone: zoneForward}, true
 	}
-	return nil, false
+	return Result{}, false
 }
 
 // wireToName turns a wire-format name into presentation form.

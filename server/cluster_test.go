@@ -48,17 +48,23 @@ func sameIndex(t *testing.T, step string, a, b *clusterIndex) {
 			if na.rrsets[i].qtype != nb.rrsets[i].qtype || !bytes.Equal(na.rrsets[i].ans.wire, nb.rrsets[i].ans.wire) {
 				t.Fatalf("%s: name %q type %d differs", step, key, nb.rrsets[i].qtype)
 			}
-			if sa, sb := na.rrsets[i].srv, nb.rrsets[i].srv; (sa == nil) != (sb == nil) ||
-				sa != nil && (sa.entry.Key != sb.entry.Key || sa.port != sb.port || sa.proto != sb.proto || sa.sharedLabels != sb.sharedLabels) {
-				t.Fatalf("%s: name %q: SRV source differs", step, key)
+			la, lb := na.rrsets[i].live, nb.rrsets[i].live
+			if fmt.Sprintf("%T", la) != fmt.Sprintf("%T", lb) {
+				t.Fatalf("%s: name %q: live answer %T incrementally, %T rebuilt", step, key, la, lb)
 			}
-			if aa, ab := na.rrsets[i].addrs, nb.rrsets[i].addrs; (aa == nil) != (ab == nil) ||
-				aa != nil && (aa.entry.Key != ab.entry.Key || aa.v6 != ab.v6 || aa.n != ab.n || (aa.sel == nil) != (ab.sel == nil)) {
-				t.Fatalf("%s: name %q: address source differs", step, key)
-			}
-			if za, zb := na.rrsets[i].zones, nb.rrsets[i].zones; (za == nil) != (zb == nil) ||
-				za != nil && (za.entry.Key != zb.entry.Key || !slices.Equal(za.zones, zb.zones)) {
-				t.Fatalf("%s: name %q: zone hints differ", step, key)
+			switch sa := la.(type) {
+			case *srvSource:
+				if sb := lb.(*srvSource); sa.entry.Key != sb.entry.Key || sa.port != sb.port || sa.proto != sb.proto || sa.sharedLabels != sb.sharedLabels {
+					t.Fatalf("%s: name %q: SRV source differs", step, key)
+				}
+			case *addrSource:
+				if sb := lb.(*addrSource); sa.entry.Key != sb.entry.Key || sa.v6 != sb.v6 || sa.n != sb.n || (sa.sel == nil) != (sb.sel == nil) {
+					t.Fatalf("%s: name %q: address source differs", step, key)
+				}
+			case *zonesSource:
+				if sb := lb.(*zonesSource); sa.entry.Key != sb.entry.Key || !slices.Equal(sa.zones, sb.zones) {
+					t.Fatalf("%s: name %q: zone hints differ", step, key)
+				}
 			}
 		}
 		if (na.hosts == nil) != (nb.hosts == nil) || na.hosts != nil && !slices.Equal(na.hosts.byLabel, nb.hosts.byLabel) {

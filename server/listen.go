@@ -147,8 +147,10 @@ func (l *Listener) Serve() {
 	l.wg.Wait()
 }
 
-// CloseListeners stops taking new queries and connections; TCP connections
-// already open finish the query they are answering, then close. Close waits.
+// Close stops taking new queries and connections: the UDP sockets and the
+// TCP listener close, and idle TCP connections are woken to close; one
+// answering a query finishes writing it, then closes. Close does not wait:
+// Serve returns once every goroutine has ended.
 func (l *Listener) Close() {
 	l.closed.Store(true)
 	for _, c := range l.udp {
@@ -183,16 +185,16 @@ func (l *Listener) udpSender(c *net.UDPConn) func(netip.AddrPort, []byte) {
 }
 
 // respond runs the handler and turns a panic into a dropped query: one bad
-// query never takes the server down.
-func (l *Listener) respond(req, out []byte, src netip.AddrPort, tcp bool, send func(netip.AddrPort, []byte)) (resp []byte) {
+// query never takes the server down. The result's Msg is what to send now.
+func (l *Listener) respond(req, out []byte, src netip.AddrPort, tcp bool, send func(netip.AddrPort, []byte)) (res Result) {
 	defer func() {
 		if r := recover(); r != nil {
 			l.h.Load().metrics.panicked()
 			l.log.Error("panic answering a query", "client", src, "panic", r, "query", fmt.Sprintf("%x", req))
-			resp = nil
+			res = Result{Outcome: Dropped, Zone: zoneOther}
 		}
 	}()
-	return l.h.Load().Respond(req, out, src, tcp, send)
+	return l.h.Load().Handle(req, out, src, tcp, send)
 }
 
 // SetHandler makes every query from now on go to h (a configuration
@@ -240,6 +242,9 @@ func (l *Listener) serveConn(c net.Conn) {
 	}()
 	src := c.RemoteAddr().(*net.TCPAddr).AddrPort()
 	var wmu sync.Mutex
+	// write sends a deferred (forwarded) answer. A write that fails may
+	// have sent part of the frame, after which the stream cannot be read:
+	// the connection is closed, which also ends the read loop.
 	write := func(_ netip.AddrPort, b []byte) {
 		wmu.Lock()
 		defer wmu.Unlock()
@@ -247,7 +252,12 @@ func (l *Listener) serveConn(c net.Conn) {
 		binary.BigEndian.PutUint16(frame, uint16(len(b)))
 		copy(frame[2:], b)
 		c.SetWriteDeadline(time.Now().Add(l.opt.TCPIdleTimeout))
-		c.Write(frame)
+		if _, err := c.Write(frame); err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				l.log.Debug("tcp write", "client", src, "err", err)
+			}
+			c.Close()
+		}
 	}
 	buf := make([]byte, 65535)
 	out := make([]byte, 2, 65537)
@@ -260,7 +270,7 @@ func (l *Listener) serveConn(c net.Conn) {
 		if _, err := io.ReadFull(c, buf[:n]); err != nil {
 			return
 		}
-		resp := l.respond(buf[:n], out[2:2], src, true, write)
+		resp := l.respond(buf[:n], out[2:2], src, true, write).Msg
 		if resp == nil {
 			continue
 		}

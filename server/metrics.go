@@ -12,13 +12,13 @@ import (
 
 // Where a query was answered, for the requests metrics.
 const (
-	zoneCluster uint8 = iota // a cluster domain
-	zoneReverse              // in-addr.arpa / ip6.arpa names of cluster addresses
-	zoneFile                 // a zone file
-	zoneForward              // forwarded
-	zoneRefused              // outside every zone, not forwarded
-	zoneOther                // malformed, unsupported opcode or class
-	zoneCached               // answered from the forwarder's cache ("forward" in clusterdns_requests_total)
+	zoneCluster Zone = iota // a cluster domain
+	zoneReverse             // in-addr.arpa / ip6.arpa names of cluster addresses
+	zoneFile                // a zone file
+	zoneForward             // forwarded
+	zoneRefused             // outside every zone, not forwarded
+	zoneOther               // malformed, unsupported opcode or class
+	zoneCached              // answered from the forwarder's cache ("forward" in clusterdns_requests_total)
 	zoneCats
 )
 
@@ -143,17 +143,16 @@ func NewMetrics() *Metrics {
 	return m
 }
 
-// observe counts one answered query: where it was answered (zone), its
-// question and transport (q), the response's rcode, the client, and the
-// sizes of the request and of the response as sent. It never allocates.
-func (m *Metrics) observe(zone uint8, q *query, rcode int, client netip.AddrPort, reqLen, respLen int, start time.Time) {
-	if rcode == dns.RcodeBadVers {
-		rcode = 16
-	} else {
+// observe counts one answered query: where and how r answered it, its
+// question and transport (q), the client, and the sizes of the request and
+// of the response as sent. It never allocates.
+func (m *Metrics) observe(r Result, q *query, client netip.AddrPort, reqLen, respLen int, start time.Time) {
+	rcode := r.Rcode
+	if rcode != dns.RcodeBadVers {
 		rcode &= 0xF
 	}
 	t, tr := typeIndex(q.qtype), transportIndex(q.tcp, client)
-	m.requests[zone][t][rcode][tr].Add(1)
+	m.requests[r.Zone][t][rcode][tr].Add(1)
 	d := time.Since(start)
 	m.latencySum.Add(uint64(d))
 	m.latency[bucketOf(latencyBuckets[:], d.Seconds())].Add(1)

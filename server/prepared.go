@@ -17,20 +17,32 @@ type prepared struct {
 	rot  *rotation // nil: the order never changes
 }
 
-// rrset is the answer for one type at a name: prepared, or written at
-// query time from the service (ans empty): SRV answers (srv), whose records
-// grow with endpoints times ports, a headless service's addresses (addrs)
-// and its zone hints (zones).
+// rrset is the answer for one type at a name, of one of two kinds: live,
+// when set, writes it at query time from the service; otherwise ans holds
+// it, prepared.
 type rrset struct {
 	qtype uint16
-	ans   prepared
-	srv   *srvSource
-	addrs *addrSource
-	zones *zonesSource
+	ans   prepared   // the answer when live is nil; empty otherwise
+	live  liveAnswer // nil: a prepared answer
 }
 
-// live reports whether the answer is written at query time.
-func (rs *rrset) live() bool { return rs.srv != nil || rs.addrs != nil || rs.zones != nil }
+// write writes the rrset's answer to q into out. It switches on the live
+// answer's type instead of calling through the interface: the compiler
+// cannot tell that an interface call keeps no reference to q, and would
+// move every query to the heap.
+func (rs *rrset) write(out []byte, q *query, req []byte, ttl uint32) []byte {
+	switch live := rs.live.(type) {
+	case nil:
+		return writePrepared(out, &rs.ans, q, req)
+	case *srvSource:
+		return live.write(out, q, req, ttl)
+	case *addrSource:
+		return live.write(out, q, req, ttl)
+	case *zonesSource:
+		return live.write(out, q, req, ttl)
+	}
+	panic(fmt.Sprintf("rrset: live answer of unknown type %T", rs.live))
+}
 
 // node is a name in a served zone. A node without rrsets is an empty
 // non-terminal (NODATA for every type). A node with a cname answers it for

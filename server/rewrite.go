@@ -144,34 +144,34 @@ func (rw *Rewriter) Rewrite(name string) (string, bool) {
 	return cur, matched
 }
 
-// rewriteRespond answers a request whose question a rule rewrites: the
-// rewritten question goes through respond (and maybe upstream), and its
+// rewriteHandle answers a request whose question a rule rewrites: the
+// rewritten question goes through handle (and maybe upstream), and its
 // response is given back with the question as asked and the records owned
 // by the rewritten name under the asked name (CoreDNS's `answer auto`).
 // handled is false when no rule matches. Only servers with rules pay for
 // this: every question's name is unpacked (one allocation) and checked,
 // and a rewritten one is unpacked and packed with miekg/dns.
-func (h *Handler) rewriteRespond(req, out []byte, client netip.AddrPort, tcp bool, send func(netip.AddrPort, []byte)) (resp []byte, handled bool) {
+func (h *Handler) rewriteHandle(req, out []byte, client netip.AddrPort, tcp bool, send func(netip.AddrPort, []byte)) (res Result, handled bool) {
 	if len(req) <= headerLen {
-		return nil, false
+		return Result{}, false
 	}
 	// The rules first, on the name alone: most questions match none.
 	asked, _, err := dns.UnpackDomainName(req, headerLen)
 	if err != nil {
-		return nil, false
+		return Result{}, false
 	}
 	name, ok := h.opt.Rewrite.Rewrite(asked)
 	if !ok || name == strings.ToLower(asked) {
-		return nil, false
+		return Result{}, false
 	}
 	var m dns.Msg
 	if err := m.Unpack(req); err != nil || len(m.Question) != 1 || m.Response {
-		return nil, false
+		return Result{}, false
 	}
 	m.Question[0].Name = name
 	inner, err := m.Pack()
 	if err != nil {
-		return nil, false
+		return Result{}, false
 	}
 	limit := dns.MaxMsgSize
 	if !tcp {
@@ -205,9 +205,9 @@ func (h *Handler) rewriteRespond(req, out []byte, client netip.AddrPort, tcp boo
 		}
 		return wire
 	}
-	r := h.respond(inner, out, client, tcp, func(c netip.AddrPort, r []byte) { send(c, back(r)) })
-	if r == nil {
-		return nil, true
+	res = h.handle(inner, out, client, tcp, func(c netip.AddrPort, r []byte) { send(c, back(r)) })
+	if res.Msg != nil {
+		res.Msg = back(res.Msg)
 	}
-	return back(r), true
+	return res, true
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/clusterdns/clusterdns/internal/dnswire"
 )
 
 // Response rate limiting (RRL), a simplified form of BIND's: a UDP
@@ -150,13 +152,8 @@ func (r *RRL) key(client netip.Addr, resp []byte) uint64 {
 			off := headerLen
 			for off < len(resp) && resp[off] != 0 && resp[off]&0xC0 == 0 {
 				end := min(off+1+int(resp[off]), len(resp))
-				h.WriteByte(resp[off])
-				for _, c := range resp[off+1 : end] {
-					if 'A' <= c && c <= 'Z' {
-						c += 'a' - 'A'
-					}
-					h.WriteByte(c)
-				}
+				var label [1 + 63]byte
+				h.Write(dnswire.AppendLower(label[:0], resp[off:end]))
 				off = end
 			}
 			if off+3 <= len(resp) {

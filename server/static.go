@@ -235,16 +235,6 @@ func zoneAdditional(byName map[string]map[uint16][]dns.RR, rrs []dns.RR) []dns.R
 	return dedupRR(out)
 }
 
-func mapsKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
-	return func(yield func(K) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
-}
-
 // LoadZones re-reads the zone files and swaps the new static zones in when
 // they changed. Refused files keep their last good contents; the error
 // names each as file:line. The zone watcher calls it; it may read files.

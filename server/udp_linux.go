@@ -167,7 +167,7 @@ func (l *Listener) answerBatch(c *net.UDPConn, fd uintptr, b *udpBatchBuf, n int
 			l.h.Load().metrics.malformed.Add(1)
 			resp = formErr(b.out[i], req)
 		} else {
-			resp = l.respond(req, b.out[i], src, false, b.send)
+			resp = l.respond(req, b.out[i], src, false, b.send).Msg
 		}
 		if resp != nil && rrl != nil {
 			resp = rrl.filter(src.Addr(), resp)

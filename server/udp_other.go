@@ -24,7 +24,7 @@ func (l *Listener) serveUDP(c *net.UDPConn) {
 			l.log.Warn("udp read", "err", err)
 			continue
 		}
-		resp := l.respond(buf[:n], out, src, false, send)
+		resp := l.respond(buf[:n], out, src, false, send).Msg
 		if resp != nil && rrl != nil {
 			resp = rrl.filter(src.Addr(), resp)
 		}

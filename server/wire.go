@@ -5,6 +5,8 @@ import (
 	"errors"
 
 	"github.com/miekg/dns"
+
+	"github.com/clusterdns/clusterdns/internal/dnswire"
 )
 
 // maxNameWire is the longest wire-format name (RFC 1035).
@@ -91,20 +93,13 @@ func parseQuery(req []byte, q *query) error {
 		if off+1+l > len(req) || off+1+l-headerLen > maxNameWire {
 			return errFormat
 		}
-		q.lower[off-headerLen] = byte(l)
-		for i := off + 1; i <= off+l; i++ {
-			c := req[i]
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			q.lower[i-headerLen] = c
-		}
 		off += 1 + l
 		if l == 0 {
 			break
 		}
 	}
 	q.qname = req[headerLen:off]
+	dnswire.AppendLower(q.lower[:0], q.qname) // fits: at most maxNameWire bytes
 	if off+4 > len(req) {
 		return errFormat
 	}
@@ -167,24 +162,9 @@ func appendOPT(out []byte, size uint16, do bool, extRcode uint8) []byte {
 // wire format, for index keys.
 func nameToWire(name string) (string, error) {
 	buf := make([]byte, maxNameWire+1)
-	n, err := dns.PackDomainName(dns.Fqdn(lowerASCII(name)), buf, 0, nil, false)
+	n, err := dns.PackDomainName(dns.Fqdn(dnswire.LowerString(name)), buf, 0, nil, false)
 	if err != nil {
 		return "", err
 	}
 	return string(buf[:n]), nil
-}
-
-func lowerASCII(s string) string {
-	for i := 0; i < len(s); i++ {
-		if 'A' <= s[i] && s[i] <= 'Z' {
-			b := []byte(s)
-			for j := i; j < len(b); j++ {
-				if 'A' <= b[j] && b[j] <= 'Z' {
-					b[j] += 'a' - 'A'
-				}
-			}
-			return string(b)
-		}
-	}
-	return s
 }

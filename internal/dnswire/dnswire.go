@@ -1,6 +1,7 @@
 // Package dnswire holds the few byte-level helpers that the server (answer
 // ordering) and the resolver (cached TTLs) need to walk packed messages
-// without unpacking them.
+// without unpacking them, and the ASCII case folding of DNS names that the
+// server and the registry share.
 package dnswire
 
 import "errors"
