@@ -157,7 +157,12 @@ func TestSlowlorisIsCutAtTheIdleTimeout(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 		}
 	}()
-	time.Sleep(100 * time.Millisecond) // let the server accept them all
+	// Wait until the server holds a slot for each of them.
+	for deadline := time.Now().Add(10 * time.Second); len(l.sem) < maxConns; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server holds %d of %d connections after 10 s", len(l.sem), maxConns)
+		}
+	}
 
 	// Every slot is taken: a new TCP client is closed at once.
 	if r, _, err := tcp.Exchange(q, addr); err == nil {
