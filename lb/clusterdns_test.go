@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -22,7 +21,7 @@ import (
 // clusterFile is a headless service "web" in "default" whose endpoints are
 // the backends, with zones a, a, b, b, b.
 func clusterFile(bs []*lbtest.Backend, skip map[int]bool) string {
-	var eps strings.Builder
+	var eps []clusterdnstest.Endpoint
 	for i, b := range bs {
 		if skip[i] {
 			continue
@@ -31,22 +30,9 @@ func clusterFile(bs []*lbtest.Backend, skip map[int]bool) string {
 		if i < 2 {
 			zone = "zone-a"
 		}
-		fmt.Fprintf(&eps, "- addresses: [%s]\n  hostname: web-%d\n  zone: %s\n  conditions: {ready: true}\n", b.Addr.Addr(), i, zone)
+		eps = append(eps, clusterdnstest.Endpoint{Addr: b.Addr.Addr(), Hostname: fmt.Sprintf("web-%d", i), Zone: zone})
 	}
-	return fmt.Sprintf(`apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: default}
-spec:
-  clusterIP: None
-  ports: [{name: http, protocol: TCP, port: %[1]d}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: web-1, namespace: default, labels: {kubernetes.io/service-name: web}}
-addressType: IPv4
-ports: [{name: http, protocol: TCP, port: %[1]d}]
-endpoints:
-%[2]s`, bs[0].Addr.Port(), eps.String())
+	return clusterdnstest.Headless("web", "http", bs[0].Addr.Port(), eps)
 }
 
 // startClusterDNS serves dir with TTL 1 and follows its changes.
@@ -66,20 +52,6 @@ func get(t *testing.T, c *http.Client, url string) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("GET %s: %s", url, resp.Status)
 	}
-}
-
-// chiSquare is Pearson's statistic of observed counts against equal shares.
-func chiSquare(counts []int64) float64 {
-	var total float64
-	for _, c := range counts {
-		total += float64(c)
-	}
-	exp := total / float64(len(counts))
-	var x float64
-	for _, c := range counts {
-		x += (float64(c) - exp) * (float64(c) - exp) / exp
-	}
-	return x
 }
 
 func TestThroughClusterDNS(t *testing.T) {
@@ -111,7 +83,7 @@ func TestThroughClusterDNS(t *testing.T) {
 			counts[i] = b.Hits() - before[i]
 		}
 		// df = 4: P(X > 23.5) ≈ 1e-4.
-		if x := chiSquare(counts); x > 23.5 {
+		if x := lbtest.ChiSquare(counts); x > 23.5 {
 			t.Fatalf("counts %v: chi-square %.1f > 23.5", counts, x)
 		}
 	})

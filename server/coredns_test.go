@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/clusterdns/clusterdns/internal/promtest"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -13,28 +14,7 @@ import (
 // histogram returns the histogram with exactly these labels, or nil.
 func histogram(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) *dto.Histogram {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			if len(m.GetLabel()) != len(labels) {
-				continue
-			}
-			for _, l := range m.GetLabel() {
-				if labels[l.GetName()] != l.GetValue() {
-					continue next
-				}
-			}
-			return m.GetHistogram()
-		}
-	}
-	return nil
+	return promtest.Find(t, reg, name, labels).GetHistogram()
 }
 
 // The coredns_dns_* metrics carry CoreDNS's labels: server, zone ".", an

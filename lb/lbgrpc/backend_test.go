@@ -12,7 +12,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -201,31 +200,15 @@ func startCluster(t testing.TB, bs []*backend, members ...int) *cluster {
 // set rewrites the manifest with the given backends as the endpoints.
 func (c *cluster) set(t testing.TB, members ...int) {
 	t.Helper()
-	var eps strings.Builder
-	if len(members) == 0 {
-		eps.WriteString(" []")
-	}
+	var eps []clusterdnstest.Endpoint
 	for _, i := range members {
 		zone := "zone-b"
 		if i < 2 {
 			zone = "zone-a"
 		}
-		fmt.Fprintf(&eps, "\n- addresses: [%s]\n  hostname: echo-%d\n  zone: %s\n  conditions: {ready: true}", c.bs[i].addr.Addr(), i, zone)
+		eps = append(eps, clusterdnstest.Endpoint{Addr: c.bs[i].addr.Addr(), Hostname: fmt.Sprintf("echo-%d", i), Zone: zone})
 	}
-	m := fmt.Sprintf(`apiVersion: v1
-kind: Service
-metadata: {name: echo, namespace: default}
-spec:
-  clusterIP: None
-  ports: [{name: grpc, protocol: TCP, port: %[1]d}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: echo-1, namespace: default, labels: {kubernetes.io/service-name: echo}}
-addressType: IPv4
-ports: [{name: grpc, protocol: TCP, port: %[1]d}]
-endpoints:%[2]s
-`, c.bs[0].addr.Port(), eps.String())
+	m := clusterdnstest.Headless("echo", "grpc", c.bs[0].addr.Port(), eps)
 	tmp := c.file + ".tmp"
 	if err := os.WriteFile(tmp, []byte(m), 0o644); err != nil {
 		t.Fatal(err)

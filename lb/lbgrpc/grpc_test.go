@@ -22,20 +22,6 @@ import (
 	"github.com/clusterdns/clusterdns/lb/lbtest"
 )
 
-// chiSquare is Pearson's statistic of counts against equal shares.
-func chiSquare(counts []int64) float64 {
-	var total float64
-	for _, c := range counts {
-		total += float64(c)
-	}
-	exp := total / float64(len(counts))
-	var x float64
-	for _, c := range counts {
-		x += (float64(c) - exp) * (float64(c) - exp) / exp
-	}
-	return x
-}
-
 func TestSpreadPerPolicy(t *testing.T) {
 	bs := startBackends(t, 4)
 	c := startCluster(t, bs, 0, 1, 2, 3)
@@ -52,7 +38,7 @@ func TestSpreadPerPolicy(t *testing.T) {
 				mustCall(t, conn)
 			}
 			counts := since(bs, before)
-			if x := chiSquare(counts); x > 21.1 {
+			if x := lbtest.ChiSquare(counts); x > 21.1 {
 				t.Fatalf("%s spread %v: chi-square %.1f > 21.1", policy, counts, x)
 			}
 		})

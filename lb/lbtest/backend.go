@@ -110,3 +110,18 @@ func Addrs(bs []*Backend) []netip.Addr {
 	}
 	return out
 }
+
+// ChiSquare is Pearson's statistic of observed counts against equal
+// shares, for tests of how evenly calls spread.
+func ChiSquare(counts []int64) float64 {
+	var total float64
+	for _, c := range counts {
+		total += float64(c)
+	}
+	exp := total / float64(len(counts))
+	var x float64
+	for _, c := range counts {
+		x += (float64(c) - exp) * (float64(c) - exp) / exp
+	}
+	return x
+}

@@ -5,8 +5,11 @@ package clusterdnstest
 
 import (
 	"context"
+	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -84,4 +87,38 @@ func (c *ClusterDNS) Stop() {
 		c.done()
 		c.l.Close()
 	})
+}
+
+// Endpoint is one endpoint of Headless: its address, hostname and zone.
+type Endpoint struct {
+	Addr     netip.Addr
+	Hostname string
+	Zone     string
+}
+
+// Headless is the manifest of a headless service name in namespace
+// "default" with one TCP port (portName, port) and these ready endpoints
+// (an IPv4 EndpointSlice), as Start's folder holds it.
+func Headless(name, portName string, port uint16, eps []Endpoint) string {
+	var b strings.Builder
+	if len(eps) == 0 {
+		b.WriteString(" []")
+	}
+	for _, e := range eps {
+		fmt.Fprintf(&b, "\n- addresses: [%s]\n  hostname: %s\n  zone: %s\n  conditions: {ready: true}", e.Addr, e.Hostname, e.Zone)
+	}
+	return fmt.Sprintf(`apiVersion: v1
+kind: Service
+metadata: {name: %[1]s, namespace: default}
+spec:
+  clusterIP: None
+  ports: [{name: %[2]s, protocol: TCP, port: %[3]d}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: %[1]s-1, namespace: default, labels: {kubernetes.io/service-name: %[1]s}}
+addressType: IPv4
+ports: [{name: %[2]s, protocol: TCP, port: %[3]d}]
+endpoints:%[4]s
+`, name, portName, port, b.String())
 }
