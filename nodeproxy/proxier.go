@@ -1,17 +1,21 @@
 package nodeproxy
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"sigs.k8s.io/knftables"
 
+	"github.com/clusterdns/clusterdns/internal/pages"
 	"github.com/clusterdns/clusterdns/registry"
 )
 
@@ -53,7 +57,25 @@ type ProxierConfig struct {
 	Metrics *Metrics
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
+	// ReleaseStartupPages, after the first successful full sync, gives the
+	// kernel back the executable's pages that only starting up touched
+	// (pages.ReleaseStartupPages): the command sets it, tests need not.
+	ReleaseStartupPages bool
+	// GCPercent, when positive, is the Go GC target (debug.SetGCPercent)
+	// the Proxier sets after each full sync: low, as the heap is then
+	// mostly the long-lived model. During a full sync it is raised to
+	// FullSyncGCPercent (its garbage is large and short-lived: a low
+	// target would collect dozens of times). Zero leaves the GC alone.
+	// It is the process's setting: only the command sets it.
+	GCPercent int
+	// Trimmer is told of every partial sync (Changed), so that it returns
+	// their garbage to the OS once changes settle; nil: nothing is told.
+	Trimmer *pages.SettleTrimmer
 }
+
+// FullSyncGCPercent is the Go GC target during a full sync when
+// ProxierConfig.GCPercent is set (Go's default).
+const FullSyncGCPercent = 100
 
 // Proxier writes a snapshot's services as nftables rules. It keeps the
 // ports it last wrote (compact: addresses and endpoint lists, not rule
@@ -68,6 +90,10 @@ type Proxier struct {
 	metrics *Metrics
 	table   tableConfig
 	health  *ServiceHealth
+	// releasePages: ReleaseStartupPages was asked for and not done yet.
+	releasePages bool
+	gcPercent    int
+	trimmer      *pages.SettleTrimmer
 
 	mu      sync.Mutex
 	node    node
@@ -89,13 +115,16 @@ func NewProxier(cfg ProxierConfig) *Proxier {
 		bit = 14
 	}
 	return &Proxier{
-		nft:     cfg.NFT,
-		newNFT:  cfg.NewNFT,
-		ct:      cfg.Conntrack,
-		log:     log,
-		metrics: cfg.Metrics,
-		node:    node{Name: cfg.NodeName, Zone: cfg.Zone},
-		health:  cfg.Health,
+		nft:          cfg.NFT,
+		newNFT:       cfg.NewNFT,
+		ct:           cfg.Conntrack,
+		log:          log,
+		metrics:      cfg.Metrics,
+		node:         node{Name: cfg.NodeName, Zone: cfg.Zone},
+		health:       cfg.Health,
+		releasePages: cfg.ReleaseStartupPages,
+		gcPercent:    cfg.GCPercent,
+		trimmer:      cfg.Trimmer,
 		table: tableConfig{
 			masqMark:      fmt.Sprintf("0x%x", uint32(1)<<bit),
 			clusterCIDRs:  cfg.ClusterCIDRs,
@@ -126,6 +155,10 @@ func (p *Proxier) Sync(ctx context.Context, snap *registry.Snapshot, changed []r
 	start := time.Now()
 	full = full || !p.synced
 	res := SyncResult{Full: full}
+	if full && p.gcPercent > 0 {
+		debug.SetGCPercent(FullSyncGCPercent)
+		defer debug.SetGCPercent(p.gcPercent)
+	}
 
 	// next holds only what this sync changes (copying the whole state
 	// would make a one-service sync cost as much as the cluster).
@@ -146,12 +179,17 @@ func (p *Proxier) Sync(ctx context.Context, snap *registry.Snapshot, changed []r
 		for k := range p.ports {
 			keys[k] = true
 		}
+		// In key order, so that the transaction reads the same every time
+		// without sorting its 200,000 elements (see txBuilder.flush).
+		order := slices.SortedFunc(maps.Keys(keys), func(a, b registry.Key) int {
+			return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
+		})
 		// The table is recreated in the same transaction: packets see the
 		// old rules until the commit, then the new ones.
 		tx.Add(&knftables.Table{})
 		tx.Delete(&knftables.Table{})
 		baseObjects(tx, &p.table)
-		for k := range keys {
+		for _, k := range order {
 			stale = append(stale, p.updateService(next, &b, snap, k, true)...)
 		}
 		res.Services = len(keys)
@@ -163,7 +201,7 @@ func (p *Proxier) Sync(ctx context.Context, snap *registry.Snapshot, changed []r
 	}
 	b.hairpin(countChanges(p.hairpin, next.hairpin, full))
 	b.groupChanges(countChanges(p.groups, next.groups, full))
-	b.flush(tx)
+	b.flush(tx, full)
 	res.Operations = tx.NumOperations()
 
 	if res.Operations > 0 {
@@ -202,6 +240,8 @@ func (p *Proxier) Sync(ctx context.Context, snap *registry.Snapshot, changed []r
 	}
 	if full {
 		p.releaseFullSync()
+	} else if p.trimmer != nil && res.Operations > 0 {
+		p.trimmer.Changed()
 	}
 	if p.ct != nil && len(stale) > 0 {
 		p.clearStale(ctx, stale)
@@ -312,6 +352,15 @@ func (p *Proxier) releaseFullSync() {
 		}
 	}
 	debug.FreeOSMemory()
+	if p.releasePages {
+		p.releasePages = false
+		n, err := pages.ReleaseStartupPages()
+		if err != nil {
+			p.log.Debug("startup pages kept", "err", err)
+		} else {
+			p.log.Debug("startup pages released", "mappedBytes", n)
+		}
+	}
 }
 
 // SetZone changes this node's topology zone; the next sync must be a full

@@ -1,4 +1,4 @@
-package main
+package pages
 
 import (
 	"sync/atomic"
@@ -9,8 +9,8 @@ import (
 // One change: one trim, after the quiet time and not before.
 func TestSettleTrimmerOnceAfterQuiet(t *testing.T) {
 	var n atomic.Int32
-	s := newSettleTrimmer(50*time.Millisecond, time.Second, func() { n.Add(1) })
-	s.changed()
+	s := NewSettleTrimmer(50*time.Millisecond, time.Second, func() { n.Add(1) })
+	s.Changed()
 	time.Sleep(10 * time.Millisecond)
 	if n.Load() != 0 {
 		t.Fatal("trimmed before the quiet time")
@@ -27,14 +27,14 @@ func TestSettleTrimmerOnceAfterQuiet(t *testing.T) {
 func TestSettleTrimmerUnderContinuousChanges(t *testing.T) {
 	var n atomic.Int32
 	var lastTrim atomic.Int64
-	s := newSettleTrimmer(50*time.Millisecond, 200*time.Millisecond, func() {
+	s := NewSettleTrimmer(50*time.Millisecond, 200*time.Millisecond, func() {
 		n.Add(1)
 		lastTrim.Store(time.Now().UnixNano())
 	})
 	var lastChange int64
 	end := time.Now().Add(700 * time.Millisecond)
 	for time.Now().Before(end) {
-		s.changed()
+		s.Changed()
 		lastChange = time.Now().UnixNano()
 		time.Sleep(5 * time.Millisecond)
 	}
