@@ -100,7 +100,7 @@ type Proxier struct {
 	synced  bool // the last full sync succeeded and nothing failed since
 	ports   map[registry.Key][]*servicePort
 	groups  map[string]int // group chain → ports that use it
-	hairpin map[addrKey]int32
+	hairpin hairpinRefs
 }
 
 // NewProxier returns a Proxier that has written nothing yet: its first Sync
@@ -132,7 +132,7 @@ func NewProxier(cfg ProxierConfig) *Proxier {
 		},
 		ports:   map[registry.Key][]*servicePort{},
 		groups:  map[string]int{},
-		hairpin: map[addrKey]int32{},
+		hairpin: newHairpinRefs(),
 	}
 }
 
@@ -166,7 +166,7 @@ func (p *Proxier) Sync(ctx context.Context, snap *registry.Snapshot, changed []r
 		health:  map[registry.Key]hcState{},
 		ports:   map[registry.Key][]*servicePort{},
 		groups:  map[string]int{},
-		hairpin: map[addrKey]int32{},
+		hairpin: newHairpinRefs(),
 	}
 	tx := p.nft.NewTransaction()
 	b := txBuilder{masqMark: p.table.masqMark}
@@ -199,7 +199,7 @@ func (p *Proxier) Sync(ctx context.Context, snap *registry.Snapshot, changed []r
 		}
 		res.Services = len(changed)
 	}
-	b.hairpin(countChanges(p.hairpin, next.hairpin, full))
+	b.hairpin(p.hairpin.changes(next.hairpin, full))
 	b.groupChanges(countChanges(p.groups, next.groups, full))
 	b.flush(tx, full)
 	res.Operations = tx.NumOperations()
@@ -224,7 +224,7 @@ func (p *Proxier) Sync(ctx context.Context, snap *registry.Snapshot, changed []r
 		}
 	}
 	p.groups = applyDelta(p.groups, next.groups, full)
-	p.hairpin = applyDelta(p.hairpin, next.hairpin, full)
+	p.hairpin = p.hairpin.apply(next.hairpin, full)
 
 	if p.health != nil {
 		if full {
@@ -269,7 +269,7 @@ type syncState struct {
 	health  map[registry.Key]hcState
 	ports   map[registry.Key][]*servicePort
 	groups  map[string]int
-	hairpin map[addrKey]int32
+	hairpin hairpinRefs
 }
 
 // updateService computes the new ports of service k, writes their
@@ -315,10 +315,10 @@ func (p *Proxier) updateService(next *syncState, b *txBuilder, snap *registry.Sn
 		if prev != nil {
 			b.countGroups(next.groups, prev, -1)
 		}
-		addrRefs(next.hairpin, w, 1)
+		next.hairpin.add(w, 1)
 		if o != nil {
 			if !full {
-				addrRefs(next.hairpin, o, -1)
+				next.hairpin.add(o, -1)
 			}
 			stale = append(stale, staleFlows(o, w)...)
 		}
@@ -331,7 +331,7 @@ func (p *Proxier) updateService(next *syncState, b *txBuilder, snap *registry.Sn
 			was := o.objects(p.table.masqMark)
 			b.diff(was, nil)
 			b.countGroups(next.groups, was, -1)
-			addrRefs(next.hairpin, o, -1)
+			next.hairpin.add(o, -1)
 		}
 		stale = append(stale, staleFlows(o, nil)...)
 	}
@@ -371,14 +371,6 @@ func (p *Proxier) SetZone(zone string) {
 	p.mu.Unlock()
 }
 
-// addrKey is an endpoint address as a map key: 16 bytes where a
-// netip.Addr takes 24, which counts at 100,000 endpoints.
-type addrKey [16]byte
-
-func keyOf(a netip.Addr) addrKey { return a.As16() }
-
-func (k addrKey) addr() netip.Addr { return netip.AddrFrom16(k).Unmap() }
-
 // countChanges lists the keys whose count goes from zero to positive
 // (added) and from positive to zero (removed) when delta is added to
 // before (to nothing with full). It changes nothing.
@@ -414,19 +406,4 @@ func applyDelta[K comparable, N int | int32](before, delta map[K]N, full bool) m
 		}
 	}
 	return after
-}
-
-// addrRefs adds delta to the counts of the endpoint addresses of p.
-func addrRefs(refs map[addrKey]int32, p *servicePort, delta int32) {
-	seen := map[netip.Addr]bool{}
-	for _, list := range [][]netip.AddrPort{p.Endpoints, p.ClusterEndpoints, p.LocalEndpoints} {
-		for _, ep := range list {
-			a := ep.Addr()
-			if seen[a] {
-				continue
-			}
-			seen[a] = true
-			refs[keyOf(a)] += delta
-		}
-	}
 }

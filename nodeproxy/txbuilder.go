@@ -1,7 +1,7 @@
 package nodeproxy
 
 import (
-	"bytes"
+	"net/netip"
 	"slices"
 
 	"sigs.k8s.io/knftables"
@@ -97,12 +97,10 @@ func (b *txBuilder) groupChanges(added, removed []string) {
 }
 
 // hairpin records the hairpin elements to add and delete.
-func (b *txBuilder) hairpin(added, removed []addrKey) {
-	byAddr := func(x, y addrKey) int { return bytes.Compare(x[:], y[:]) }
-	slices.SortFunc(added, byAddr)
-	slices.SortFunc(removed, byAddr)
-	elem := func(k addrKey) *knftables.Element {
-		a := k.addr()
+func (b *txBuilder) hairpin(added, removed []netip.Addr) {
+	slices.SortFunc(added, netip.Addr.Compare)
+	slices.SortFunc(removed, netip.Addr.Compare)
+	elem := func(a netip.Addr) *knftables.Element {
 		return &knftables.Element{Set: hairpinSet(familyOf(a)), Key: []string{a.String(), a.String()}}
 	}
 	for _, a := range added {
