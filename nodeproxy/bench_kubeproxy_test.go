@@ -27,6 +27,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/clusterdns/clusterdns/internal/testbin"
 	"github.com/clusterdns/clusterdns/internal/testenv"
 	"github.com/clusterdns/clusterdns/nodeproxy/netnstest"
 )
@@ -539,6 +540,11 @@ func cmpRun(t *testing.T, api *testenv.APIServer, c kubernetes.Interface, bin st
 		after[countName]-before[countName])
 	report(t, "%s, %d services: RSS after first sync %.0f MB, at the end %.0f MB, peak %.0f MB; Go heap in use %.0f MB",
 		r.proxy, r.services, float64(r.rss)/1e6, float64(r.rssEnd)/1e6, float64(r.peak)/1e6, r.heap/1e6)
+	if m, err := testbin.ProcMemory(proc.Cmd.Process.Pid); err == nil {
+		report(t, "%s, %d services: at the end %v; Go heap allocated %.1f MB, released %.1f MB, stacks %.1f MB",
+			r.proxy, r.services, m, after["go_memstats_heap_alloc_bytes"]/1e6,
+			after["go_memstats_heap_released_bytes"]/1e6, after["go_memstats_stack_inuse_bytes"]/1e6)
+	}
 
 	lat, err := netnstest.TimeConnects(clientPod.NS, []string{probe, latBackendIP.String() + ":8080"}, 500, 2*time.Second)
 	if err != nil {

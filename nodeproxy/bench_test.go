@@ -37,6 +37,8 @@ func benchSlice(i, endpoints int) *registry.EndpointSlice {
 		Key:     registry.Key{Namespace: fmt.Sprintf("ns%d", i%100), Name: fmt.Sprintf("svc%d-x", i)},
 		Service: fmt.Sprintf("svc%d", i),
 		Ports:   []registry.EndpointPort{{Name: "http", Protocol: registry.TCP, Port: 8080}},
+		// Sized exactly, as the sources convert them.
+		Endpoints: make([]registry.Endpoint, 0, endpoints),
 	}
 	for j := range endpoints {
 		k := i*10 + j

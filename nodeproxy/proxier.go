@@ -1,17 +1,21 @@
 package nodeproxy
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"sigs.k8s.io/knftables"
 
+	"github.com/clusterdns/clusterdns/internal/pages"
 	"github.com/clusterdns/clusterdns/registry"
 )
 
@@ -53,7 +57,25 @@ type ProxierConfig struct {
 	Metrics *Metrics
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
+	// ReleaseStartupPages, after the first successful full sync, gives the
+	// kernel back the executable's pages that only starting up touched
+	// (pages.ReleaseStartupPages): the command sets it, tests need not.
+	ReleaseStartupPages bool
+	// GCPercent, when positive, is the Go GC target (debug.SetGCPercent)
+	// the Proxier sets after each full sync: low, as the heap is then
+	// mostly the long-lived model. During a full sync it is raised to
+	// FullSyncGCPercent (its garbage is large and short-lived: a low
+	// target would collect dozens of times). Zero leaves the GC alone.
+	// It is the process's setting: only the command sets it.
+	GCPercent int
+	// Trimmer is told of every partial sync (Changed), so that it returns
+	// their garbage to the OS once changes settle; nil: nothing is told.
+	Trimmer *pages.SettleTrimmer
 }
+
+// FullSyncGCPercent is the Go GC target during a full sync when
+// ProxierConfig.GCPercent is set (Go's default).
+const FullSyncGCPercent = 100
 
 // Proxier writes a snapshot's services as nftables rules. It keeps the
 // ports it last wrote (compact: addresses and endpoint lists, not rule
@@ -68,13 +90,17 @@ type Proxier struct {
 	metrics *Metrics
 	table   tableConfig
 	health  *ServiceHealth
+	// releasePages: ReleaseStartupPages was asked for and not done yet.
+	releasePages bool
+	gcPercent    int
+	trimmer      *pages.SettleTrimmer
 
 	mu      sync.Mutex
 	node    node
 	synced  bool // the last full sync succeeded and nothing failed since
 	ports   map[registry.Key][]*servicePort
 	groups  map[string]int // group chain → ports that use it
-	hairpin map[addrKey]int32
+	hairpin hairpinRefs
 }
 
 // NewProxier returns a Proxier that has written nothing yet: its first Sync
@@ -89,13 +115,16 @@ func NewProxier(cfg ProxierConfig) *Proxier {
 		bit = 14
 	}
 	return &Proxier{
-		nft:     cfg.NFT,
-		newNFT:  cfg.NewNFT,
-		ct:      cfg.Conntrack,
-		log:     log,
-		metrics: cfg.Metrics,
-		node:    node{Name: cfg.NodeName, Zone: cfg.Zone},
-		health:  cfg.Health,
+		nft:          cfg.NFT,
+		newNFT:       cfg.NewNFT,
+		ct:           cfg.Conntrack,
+		log:          log,
+		metrics:      cfg.Metrics,
+		node:         node{Name: cfg.NodeName, Zone: cfg.Zone},
+		health:       cfg.Health,
+		releasePages: cfg.ReleaseStartupPages,
+		gcPercent:    cfg.GCPercent,
+		trimmer:      cfg.Trimmer,
 		table: tableConfig{
 			masqMark:      fmt.Sprintf("0x%x", uint32(1)<<bit),
 			clusterCIDRs:  cfg.ClusterCIDRs,
@@ -103,7 +132,7 @@ func NewProxier(cfg ProxierConfig) *Proxier {
 		},
 		ports:   map[registry.Key][]*servicePort{},
 		groups:  map[string]int{},
-		hairpin: map[addrKey]int32{},
+		hairpin: newHairpinRefs(),
 	}
 }
 
@@ -126,6 +155,10 @@ func (p *Proxier) Sync(ctx context.Context, snap *registry.Snapshot, changed []r
 	start := time.Now()
 	full = full || !p.synced
 	res := SyncResult{Full: full}
+	if full && p.gcPercent > 0 {
+		debug.SetGCPercent(FullSyncGCPercent)
+		defer debug.SetGCPercent(p.gcPercent)
+	}
 
 	// next holds only what this sync changes (copying the whole state
 	// would make a one-service sync cost as much as the cluster).
@@ -133,7 +166,7 @@ func (p *Proxier) Sync(ctx context.Context, snap *registry.Snapshot, changed []r
 		health:  map[registry.Key]hcState{},
 		ports:   map[registry.Key][]*servicePort{},
 		groups:  map[string]int{},
-		hairpin: map[addrKey]int32{},
+		hairpin: newHairpinRefs(),
 	}
 	tx := p.nft.NewTransaction()
 	b := txBuilder{masqMark: p.table.masqMark}
@@ -146,12 +179,17 @@ func (p *Proxier) Sync(ctx context.Context, snap *registry.Snapshot, changed []r
 		for k := range p.ports {
 			keys[k] = true
 		}
+		// In key order, so that the transaction reads the same every time
+		// without sorting its 200,000 elements (see txBuilder.flush).
+		order := slices.SortedFunc(maps.Keys(keys), func(a, b registry.Key) int {
+			return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
+		})
 		// The table is recreated in the same transaction: packets see the
 		// old rules until the commit, then the new ones.
 		tx.Add(&knftables.Table{})
 		tx.Delete(&knftables.Table{})
 		baseObjects(tx, &p.table)
-		for k := range keys {
+		for _, k := range order {
 			stale = append(stale, p.updateService(next, &b, snap, k, true)...)
 		}
 		res.Services = len(keys)
@@ -161,9 +199,9 @@ func (p *Proxier) Sync(ctx context.Context, snap *registry.Snapshot, changed []r
 		}
 		res.Services = len(changed)
 	}
-	b.hairpin(countChanges(p.hairpin, next.hairpin, full))
+	b.hairpin(p.hairpin.changes(next.hairpin, full))
 	b.groupChanges(countChanges(p.groups, next.groups, full))
-	b.flush(tx)
+	b.flush(tx, full)
 	res.Operations = tx.NumOperations()
 
 	if res.Operations > 0 {
@@ -186,7 +224,7 @@ func (p *Proxier) Sync(ctx context.Context, snap *registry.Snapshot, changed []r
 		}
 	}
 	p.groups = applyDelta(p.groups, next.groups, full)
-	p.hairpin = applyDelta(p.hairpin, next.hairpin, full)
+	p.hairpin = p.hairpin.apply(next.hairpin, full)
 
 	if p.health != nil {
 		if full {
@@ -202,6 +240,8 @@ func (p *Proxier) Sync(ctx context.Context, snap *registry.Snapshot, changed []r
 	}
 	if full {
 		p.releaseFullSync()
+	} else if p.trimmer != nil && res.Operations > 0 {
+		p.trimmer.Changed()
 	}
 	if p.ct != nil && len(stale) > 0 {
 		p.clearStale(ctx, stale)
@@ -229,7 +269,7 @@ type syncState struct {
 	health  map[registry.Key]hcState
 	ports   map[registry.Key][]*servicePort
 	groups  map[string]int
-	hairpin map[addrKey]int32
+	hairpin hairpinRefs
 }
 
 // updateService computes the new ports of service k, writes their
@@ -275,10 +315,10 @@ func (p *Proxier) updateService(next *syncState, b *txBuilder, snap *registry.Sn
 		if prev != nil {
 			b.countGroups(next.groups, prev, -1)
 		}
-		addrRefs(next.hairpin, w, 1)
+		next.hairpin.add(w, 1)
 		if o != nil {
 			if !full {
-				addrRefs(next.hairpin, o, -1)
+				next.hairpin.add(o, -1)
 			}
 			stale = append(stale, staleFlows(o, w)...)
 		}
@@ -291,7 +331,7 @@ func (p *Proxier) updateService(next *syncState, b *txBuilder, snap *registry.Sn
 			was := o.objects(p.table.masqMark)
 			b.diff(was, nil)
 			b.countGroups(next.groups, was, -1)
-			addrRefs(next.hairpin, o, -1)
+			next.hairpin.add(o, -1)
 		}
 		stale = append(stale, staleFlows(o, nil)...)
 	}
@@ -312,6 +352,15 @@ func (p *Proxier) releaseFullSync() {
 		}
 	}
 	debug.FreeOSMemory()
+	if p.releasePages {
+		p.releasePages = false
+		n, err := pages.ReleaseStartupPages()
+		if err != nil {
+			p.log.Debug("startup pages kept", "err", err)
+		} else {
+			p.log.Debug("startup pages released", "mappedBytes", n)
+		}
+	}
 }
 
 // SetZone changes this node's topology zone; the next sync must be a full
@@ -321,14 +370,6 @@ func (p *Proxier) SetZone(zone string) {
 	p.node.Zone = zone
 	p.mu.Unlock()
 }
-
-// addrKey is an endpoint address as a map key: 16 bytes where a
-// netip.Addr takes 24, which counts at 100,000 endpoints.
-type addrKey [16]byte
-
-func keyOf(a netip.Addr) addrKey { return a.As16() }
-
-func (k addrKey) addr() netip.Addr { return netip.AddrFrom16(k).Unmap() }
 
 // countChanges lists the keys whose count goes from zero to positive
 // (added) and from positive to zero (removed) when delta is added to
@@ -365,19 +406,4 @@ func applyDelta[K comparable, N int | int32](before, delta map[K]N, full bool) m
 		}
 	}
 	return after
-}
-
-// addrRefs adds delta to the counts of the endpoint addresses of p.
-func addrRefs(refs map[addrKey]int32, p *servicePort, delta int32) {
-	seen := map[netip.Addr]bool{}
-	for _, list := range [][]netip.AddrPort{p.Endpoints, p.ClusterEndpoints, p.LocalEndpoints} {
-		for _, ep := range list {
-			a := ep.Addr()
-			if seen[a] {
-				continue
-			}
-			seen[a] = true
-			refs[keyOf(a)] += delta
-		}
-	}
 }

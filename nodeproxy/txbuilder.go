@@ -1,6 +1,7 @@
 package nodeproxy
 
 import (
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -42,16 +43,22 @@ func (b *txBuilder) diff(prev, next *portObjects) {
 			b.writeChains[name] = next.Chains[name]
 		}
 	}
+	// Each port's elements sorted (a handful), so that a full sync needs
+	// no sort of them all.
+	from := len(b.delElems)
 	for ref, e := range prev.Elems {
 		if n, ok := next.Elems[ref]; !ok || !sameElement(e, n) {
 			b.delElems = append(b.delElems, e)
 		}
 	}
+	sortElems(b.delElems[from:])
+	from = len(b.addElems)
 	for ref, e := range next.Elems {
 		if o, ok := prev.Elems[ref]; !ok || !sameElement(o, e) {
 			b.addElems = append(b.addElems, e)
 		}
 	}
+	sortElems(b.addElems[from:])
 	for _, name := range sortedKeys(prev.Chains) {
 		if _, ok := next.Chains[name]; !ok {
 			b.delChains = append(b.delChains, name)
@@ -91,9 +98,10 @@ func (b *txBuilder) groupChanges(added, removed []string) {
 }
 
 // hairpin records the hairpin elements to add and delete.
-func (b *txBuilder) hairpin(added, removed []addrKey) {
-	elem := func(k addrKey) *knftables.Element {
-		a := k.addr()
+func (b *txBuilder) hairpin(added, removed []netip.Addr) {
+	slices.SortFunc(added, netip.Addr.Compare)
+	slices.SortFunc(removed, netip.Addr.Compare)
+	elem := func(a netip.Addr) *knftables.Element {
 		return &knftables.Element{Set: hairpinSet(familyOf(a)), Key: []string{a.String(), a.String()}}
 	}
 	for _, a := range added {
@@ -105,8 +113,12 @@ func (b *txBuilder) hairpin(added, removed []addrKey) {
 }
 
 // flush writes the collected operations into tx, in an order that keeps
-// the output deterministic (for the golden tests) and every reference valid.
-func (b *txBuilder) flush(tx *knftables.Transaction) {
+// every reference valid and the output deterministic (for the golden
+// tests). A partial sync's elements are sorted by set and key; a full
+// sync's are grouped by set, each set's in the order they were recorded
+// (services in key order, each port's sorted): sorting all 210,000 of
+// 10,000 services took a quarter of the full sync's Go time.
+func (b *txBuilder) flush(tx *knftables.Transaction, full bool) {
 	slices.SortFunc(b.newGroups, func(x, y group) int { return strings.Compare(x.name(), y.name()) })
 	for _, g := range b.newGroups {
 		tx.Add(&knftables.Chain{Name: g.name()})
@@ -128,11 +140,19 @@ func (b *txBuilder) flush(tx *knftables.Transaction) {
 			tx.Add(&knftables.Rule{Chain: name, Rule: r})
 		}
 	}
-	sortElems(b.delElems)
+	if full {
+		groupElems(b.delElems)
+	} else {
+		sortElems(b.delElems)
+	}
 	for _, e := range b.delElems {
 		tx.Delete(&knftables.Element{Set: e.Set, Map: e.Map, Key: e.Key})
 	}
-	sortElems(b.addElems)
+	if full {
+		groupElems(b.addElems)
+	} else {
+		sortElems(b.addElems)
+	}
 	for _, e := range b.addElems {
 		tx.Add(e)
 	}
@@ -145,11 +165,28 @@ func (b *txBuilder) flush(tx *knftables.Transaction) {
 }
 
 func sortElems(es []*knftables.Element) {
+	// Sorted by set (or map) name, then key; the comparison allocates
+	// nothing, as it runs millions of times in a full sync.
 	slices.SortFunc(es, func(x, y *knftables.Element) int {
-		xn, yn := x.Set+x.Map, y.Set+y.Map
-		if c := strings.Compare(xn, yn); c != 0 {
+		if c := strings.Compare(elemSet(x), elemSet(y)); c != 0 {
 			return c
 		}
 		return slices.Compare(x.Key, y.Key)
 	})
+}
+
+// groupElems orders es by set (or map) name, keeping the order within a
+// set: a stable sort on one string, cheap where sortElems is not.
+func groupElems(es []*knftables.Element) {
+	slices.SortStableFunc(es, func(x, y *knftables.Element) int {
+		return strings.Compare(elemSet(x), elemSet(y))
+	})
+}
+
+// elemSet is the set or map an element belongs to (one of the two is set).
+func elemSet(e *knftables.Element) string {
+	if e.Set != "" {
+		return e.Set
+	}
+	return e.Map
 }

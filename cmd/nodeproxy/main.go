@@ -30,6 +30,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/knftables"
 
+	"github.com/clusterdns/clusterdns/internal/pages"
 	"github.com/clusterdns/clusterdns/nodeproxy"
 	"github.com/clusterdns/clusterdns/registry"
 	"github.com/clusterdns/clusterdns/zones"
@@ -76,7 +77,7 @@ func parseFlags(args []string) (*config, error) {
 	nodeIPs := fl.String("node-ip", "", "comma-separated IPs of this node, for --nodeport-addresses=primary; empty: the Node's InternalIPs (Kubernetes source)")
 	fl.StringVar(&cfg.Conntrack, "conntrack", "conntrack", "the conntrack tool, used to delete stale UDP flows; empty: never")
 	fl.BoolVar(&cfg.Cleanup, "cleanup", false, "remove everything the node proxy wrote and exit")
-	fl.IntVar(&cfg.GCPercent, "gc-percent", 25, "Go GC target percentage (GOGC): the heap is mostly the long-lived cluster model, so a low value keeps the resident size near it at little CPU cost; the GOGC environment variable overrides it")
+	fl.IntVar(&cfg.GCPercent, "gc-percent", 10, "Go GC target percentage (GOGC) from the first full sync on (before it and during every full sync: 100): the heap is then mostly the long-lived cluster model and a sync allocates little, so a low value keeps the resident size near it at little CPU cost; 0: Go's default throughout; the GOGC environment variable overrides it")
 	level := fl.String("log-level", "info", "debug, info, warn or error")
 	var err error
 	if err = fl.Parse(args); err != nil {
@@ -123,8 +124,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, "nodeproxy:", err)
 		os.Exit(2)
 	}
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(cfg.GCPercent)
+	if os.Getenv("GOGC") != "" {
+		cfg.GCPercent = 0 // the environment decides, for the whole run
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -244,6 +245,10 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) error {
 		NewNFT: func() (knftables.Interface, error) { return knftables.New(knftables.InetFamily, cfg.Table) }, NodeName: cfg.NodeName, Zone: zone,
 		ClusterCIDRs: cfg.ClusterCIDRs, NodePortAddresses: nodePortAddrs, Health: serviceHealth,
 		MasqueradeBit: cfg.MasqueradeBit, Metrics: metrics, Logger: log,
+		ReleaseStartupPages: true, GCPercent: cfg.GCPercent,
+		// The garbage of partial syncs goes back to the OS once they
+		// settle, as clusterdns does after its index builds.
+		Trimmer: pages.NewSettleTrimmer(time.Second, 10*time.Second, debug.FreeOSMemory),
 	})
 	if rc != nil {
 		go followNode(ctx, log, rc, cfg.NodeName, zone, cfg.NodeZone != "", proxier, tracker, health)

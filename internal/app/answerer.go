@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/clusterdns/clusterdns/internal/pages"
 	"github.com/clusterdns/clusterdns/registry"
 	"github.com/clusterdns/clusterdns/resolver"
 	"github.com/clusterdns/clusterdns/server"
@@ -40,10 +41,10 @@ type answerer struct {
 	stopFwd   context.CancelFunc
 	listener  *server.Listener
 	parentCtx context.Context
-	released  sync.Once // releaseStartupPages, after the first full build
+	released  sync.Once // pages.ReleaseStartupPages, after the first full build
 	// trimmer returns the garbage of snapshot changes to the OS once they
 	// settle (releaseMemory).
-	trimmer *settleTrimmer
+	trimmer *pages.SettleTrimmer
 }
 
 // build makes a handler (and forwarder) for cfg, subscribed to the store
@@ -108,7 +109,7 @@ func (a *answerer) build(cfg *Config) (h *server.Handler, unsub func(), stopFwd 
 		// the old index): give those pages back once changes settle
 		// rather than keep the peak as RSS (an idle server would never
 		// collect it).
-		a.trimmer.changed()
+		a.trimmer.Changed()
 	})
 	if a.zf != nil {
 		if err := h.LoadZones(a.zf); err != nil {
@@ -124,7 +125,7 @@ func (a *answerer) build(cfg *Config) (h *server.Handler, unsub func(), stopFwd 
 func (a *answerer) releaseMemory() {
 	debug.FreeOSMemory()
 	a.released.Do(func() {
-		n, err := releaseStartupPages()
+		n, err := pages.ReleaseStartupPages()
 		if err != nil {
 			a.log.Debug("startup pages kept", "err", err)
 			return

@@ -12,6 +12,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/clusterdns/clusterdns/internal/pages"
 	"github.com/clusterdns/clusterdns/internal/testbin"
 	"github.com/clusterdns/clusterdns/registry"
 	"github.com/clusterdns/clusterdns/registry/registrytest"
@@ -54,7 +55,7 @@ func serve(t *testing.T, cfg *Config) *served {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	ans := &answerer{log: log, store: store, metrics: server.NewMetrics(), fwdStat: resolver.NewMetrics()}
-	ans.trimmer = newSettleTrimmer(time.Hour, time.Hour, func() {})
+	ans.trimmer = pages.NewSettleTrimmer(time.Hour, time.Hour, func() {})
 	if err := ans.start(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +191,7 @@ func TestStoreChangesReachTheHandler(t *testing.T) {
 	s.store.UpsertService(&registry.Service{Key: registry.Key{Namespace: "default", Name: "web"},
 		Kind: registry.KindClusterIP, ClusterIPs: []netip.Addr{netip.MustParseAddr("10.96.0.11")}})
 	want := s.store.Flush().Serial
-	waitFor(t, func() bool { return s.ans.handler().Serial() >= want })
+	testbin.WaitFor(t, 5*time.Second, func() bool { return s.ans.handler().Serial() >= want })
 	c, conn := dial(t, s.addr)
 	q := new(dns.Msg)
 	q.SetQuestion("web.default.svc.cluster.local.", dns.TypeA)

@@ -23,6 +23,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/clusterdns/clusterdns/internal/dirwatch"
+	"github.com/clusterdns/clusterdns/internal/pages"
 	"github.com/clusterdns/clusterdns/registry"
 	"github.com/clusterdns/clusterdns/resolver"
 	"github.com/clusterdns/clusterdns/server"
@@ -53,7 +54,7 @@ func Run(ctx context.Context, cfg *Config) error {
 	fwdMetrics.SetServer(cfg.Listen)
 	metrics.CountPanics(fwdMetrics.Panics) // coredns_panics_total: the listeners' and the forwarder's
 	ans := &answerer{log: log, store: store, metrics: metrics, fwdStat: fwdMetrics}
-	ans.trimmer = newSettleTrimmer(time.Second, 10*time.Second, ans.releaseMemory)
+	ans.trimmer = pages.NewSettleTrimmer(time.Second, 10*time.Second, ans.releaseMemory)
 	// The cluster comes from the Kubernetes API or from files; zone files
 	// come from zones_dir (or the embedded example with the file source).
 	rc, apiFrom, err := kubeRESTConfig(cfg)

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // ModulePath is the module whose go.mod marks the repository root.
@@ -134,4 +135,17 @@ func FreeDNSPort(t testing.TB) int {
 	}
 	t.Fatal("no port free for both UDP and TCP on 127.0.0.1")
 	return 0
+}
+
+// WaitFor polls ok every 5 ms until it holds, and fails the test when it
+// does not within timeout: a test waits for a condition, never a sleep.
+func WaitFor(t testing.TB, timeout time.Duration, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v", timeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

@@ -1,24 +1,26 @@
-package app
+package pages
 
 import (
 	"sync"
 	"time"
 )
 
-// settleTrimmer runs trim (return freed memory to the OS) once the cluster
+// SettleTrimmer runs trim (return freed memory to the OS) once the cluster
 // stops changing: quiet after the last change, or maxWait after the first
 // change not yet followed by a trim when changes never stop.
 //
-// Each change (a snapshot applied to the index) leaves garbage: the copied
-// parts of the snapshot and of the index. The garbage collector lets the
+// Each change leaves garbage: in clusterdns (a snapshot applied to the
+// index) the copied parts of the snapshot and of the index, in nodeproxy
+// (a partial sync) the snapshot's and the transaction's. The garbage collector lets the
 // heap grow to twice the live data before it collects, so a burst of
 // changes would keep the process at up to twice its resting size; one
 // collection and scavenge once things settle (a few milliseconds of CPU
 // for a cluster of 100,000 endpoints) brings it back.
 //
-// changed is called from the store's goroutine and never blocks; trim runs
+// Changed is called from the store's goroutine (clusterdns) or after a
+// sync (nodeproxy's Proxier) and never blocks; trim runs
 // on a timer goroutine, never two at once.
-type settleTrimmer struct {
+type SettleTrimmer struct {
 	quiet, maxWait time.Duration
 	trim           func()
 
@@ -29,13 +31,13 @@ type settleTrimmer struct {
 	trimming sync.Mutex
 }
 
-// newSettleTrimmer returns a trimmer; nothing runs before a change.
-func newSettleTrimmer(quiet, maxWait time.Duration, trim func()) *settleTrimmer {
-	return &settleTrimmer{quiet: quiet, maxWait: maxWait, trim: trim}
+// NewSettleTrimmer returns a trimmer; nothing runs before a change.
+func NewSettleTrimmer(quiet, maxWait time.Duration, trim func()) *SettleTrimmer {
+	return &SettleTrimmer{quiet: quiet, maxWait: maxWait, trim: trim}
 }
 
-// changed notes a change of the cluster.
-func (s *settleTrimmer) changed() {
+// Changed notes a change of the cluster.
+func (s *SettleTrimmer) Changed() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now()
@@ -52,7 +54,7 @@ func (s *settleTrimmer) changed() {
 }
 
 // fire trims when the changes have settled, or re-arms for when they may.
-func (s *settleTrimmer) fire() {
+func (s *SettleTrimmer) fire() {
 	s.mu.Lock()
 	now := time.Now()
 	untilQuiet := s.last.Add(s.quiet).Sub(now)

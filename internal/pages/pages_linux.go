@@ -1,6 +1,6 @@
 //go:build linux
 
-package app
+package pages
 
 import (
 	"bufio"
@@ -13,14 +13,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// releaseStartupPages asks the kernel to reclaim the resident pages of the
+// ReleaseStartupPages asks the kernel to reclaim the resident pages of the
 // program's own code and read-only data. Starting up runs the init code of
 // every package (the Kubernetes client, YAML, metrics) and loading the
 // cluster touches parsers that are not used again, and the kernel maps a
 // file's pages 64 KiB at a time around each one touched: about 10 MiB of
 // the binary stay resident although answering queries uses 1 to 2 MiB of
 // it. Those pages are clean copies of the executable; the ones in use come
-// back on first touch. It returns the size of the mappings advised; on a
+// back on first touch. cmd/clusterdns calls it after its first full build
+// and cmd/nodeproxy after its first full sync; it blocks for one madvise
+// call per mapping (the kernel writes nothing: the pages are clean). It returns the size of the mappings advised; on a
 // kernel without MADV_PAGEOUT it changes nothing and returns the error.
 //
 // Invariant (TestPageoutRanges, TestReleaseStartupPagesKeepsWorking): only
@@ -29,7 +31,7 @@ import (
 // reads them back on the next touch; nothing is lost. A writable mapping
 // (.data, .bss, the heap) or an anonymous one would be pushed to swap, or
 // with no swap kept, and must never be advised.
-func releaseStartupPages() (int, error) {
+func ReleaseStartupPages() (int, error) {
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil {
 		return 0, fmt.Errorf("release startup pages: %w", err)
@@ -57,7 +59,7 @@ func releaseStartupPages() (int, error) {
 type addrRange struct{ start, end uintptr }
 
 // pageoutRanges returns the mappings in maps (the format of
-// /proc/self/maps) that releaseStartupPages may advise: exe's own, not
+// /proc/self/maps) that ReleaseStartupPages may advise: exe's own, not
 // writable. Malformed lines are skipped.
 func pageoutRanges(maps io.Reader, exe string) ([]addrRange, error) {
 	var out []addrRange
