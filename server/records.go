@@ -131,6 +131,14 @@ func zoneRecords(opt *indexOptions, snap *registry.Snapshot, zones []*zone, name
 	if e := snap.Service(opt.dnsService); e != nil {
 		dnsIPs = e.ClusterIPs
 	}
+	// The apex of each configured reverse zone: SOA, and NS with the
+	// first domain's name server and its glue.
+	for _, z := range opt.revApex {
+		origin := zones[z].origin
+		r.add(z, zones[z].soa)
+		r.add(z, &dns.NS{Hdr: r.hdr(origin, dns.TypeNS), Ns: "ns.dns." + opt.domains[0]})
+		r.addExtra(origin, dns.TypeNS, r.addrRecords("ns.dns."+opt.domains[0], dnsIPs)...)
+	}
 	for i, d := range opt.domains {
 		z := uint8(i)
 		r.add(z, zones[i].soa)
