@@ -124,7 +124,8 @@ func (r *recSet) pack(name string, ar *arena) (string, *node, error) {
 
 // zoneRecords are the names every cluster domain has: apex SOA and NS (with
 // the DNS service's addresses as glue), dns-version, svc/pod and the
-// namespaces' empty non-terminals.
+// namespaces' empty non-terminals, and the apex SOA and NS of each
+// configured reverse zone.
 func zoneRecords(opt *indexOptions, snap *registry.Snapshot, zones []*zone, namespaces bool) *recSet {
 	r := newRecSet(opt)
 	var dnsIPs []netip.Addr
@@ -153,9 +154,9 @@ func zoneRecords(opt *indexOptions, snap *registry.Snapshot, zones []*zone, name
 		r.addExtra(d, dns.TypeNS, glue...)
 		r.add(z, &dns.TXT{Hdr: r.hdr("dns-version."+d, dns.TypeTXT), Txt: []string{"1.1.0"}})
 		r.ent(z, "svc."+d)
-		if opt.podsEnabled {
-			r.ent(z, "pod."+d)
-		}
+		// pod.<zone> is NODATA even with pod records off (as CoreDNS
+		// answers it); the names below it exist only with them on.
+		r.ent(z, "pod."+d)
 		for ns := range snap.Namespaces() {
 			if !namespaces {
 				break // unchanged since the previous index, which has them

@@ -134,6 +134,10 @@ func TestEmptyNonTerminalsDig(t *testing.T) {
 	for _, name := range []string{"nothere.svc.cluster.local", "nothere.pod.cluster.local", "x.cassandra-0.cassandra.data.svc.cluster.local"} {
 		s.dig(t, name, "A").wantNegative(t, "NXDOMAIN", "cluster.local")
 	}
+	// pod.<zone> is NODATA with pod records off too; below it nothing.
+	off := startServer(t, copyZones(t))
+	off.dig(t, "pod.cluster.local", "A").wantNegative(t, "NOERROR", "cluster.local")
+	off.dig(t, "data.pod.cluster.local", "A").wantNegative(t, "NXDOMAIN", "cluster.local")
 }
 
 // TestNameSpellingDig asks in mixed case and compares names byte for byte:
