@@ -34,6 +34,7 @@ func newReply(q *query, req []byte) (*dns.Msg, string, error) {
 }
 
 func (h *Handler) pack(out []byte, m *dns.Msg, q *query, req []byte) []byte {
+	spellAsAsked(m)
 	wire, err := m.PackBuffer(out[:0])
 	if err != nil {
 		h.log.Error("pack answer", "name", m.Question[0].Name, "err", err)

@@ -19,7 +19,8 @@ import (
 type clusterIndex struct {
 	snap *registry.Snapshot
 	// zones are the cluster domains in configured order, then in-addr.arpa.
-	// and ip6.arpa. (for negative answers at known reverse names). Nodes
+	// and ip6.arpa. (for negative answers at known reverse names), then the
+	// other configured reverse zones (indexOptions.reverse). Nodes
 	// refer to them by position so that a new serial needs no node rebuilt.
 	zones []*zone
 	names *cow.Map[string, *node]
@@ -36,6 +37,11 @@ type indexOptions struct {
 	dnsService  registry.Key // its ClusterIP is the glue of ns.dns.<zone>
 	podsEnabled bool
 	order       policy.Policy // answer ordering of the cluster zones; nil: off
+	// reverse are the configured reverse zones other than in-addr.arpa.
+	// and ip6.arpa. (zones after rev6); revApex the positions of every
+	// configured reverse zone, whose apex answers SOA and NS.
+	reverse []string
+	revApex []uint8
 }
 
 func (o *indexOptions) rev4() uint8 { return uint8(len(o.domains)) }
@@ -44,7 +50,7 @@ func (o *indexOptions) rev6() uint8 { return uint8(len(o.domains) + 1) }
 // newZones returns the SOA-bearing zones of the index for a serial.
 func newZones(opt *indexOptions, serial uint32) ([]*zone, error) {
 	var out []*zone
-	for _, origin := range append(slices.Clone(opt.domains), "in-addr.arpa.", "ip6.arpa.") {
+	for _, origin := range append(append(slices.Clone(opt.domains), "in-addr.arpa.", "ip6.arpa."), opt.reverse...) {
 		z, err := newZone(&dns.SOA{
 			Hdr:     dns.RR_Header{Name: origin, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: opt.negativeTTL},
 			Ns:      "ns.dns." + opt.domains[0],

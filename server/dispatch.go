@@ -172,6 +172,11 @@ func (h *Handler) answer(out []byte, q *query, req []byte) (r Result, ok bool) {
 				return answered(h.clusterName(out, q, req, cidx, key, off, i), zoneCluster), true
 			}
 		}
+		if len(h.revZones) > 0 {
+			if z, ok := h.revZones[string(suffix)]; ok {
+				return answered(h.reverseName(out, q, req, cidx, key, z), zoneReverse), true
+			}
+		}
 	}
 	return Result{}, false
 }

@@ -25,10 +25,13 @@ type Handler struct {
 	// clusterZones lists the cluster domains in wire format, known before
 	// the first snapshot so that their names answer SERVFAIL until then.
 	clusterZones []string
-	logged       atomic.Uint32 // queries seen by the sampling query log
-	metrics      *Metrics
-	orders       map[string]policy.Policy // zone origin (canonical) → policy; "" the default
-	fwdSel       [maxRotate + 1]policy.Selector
+	// revZones maps the configured reverse zones (wire format) to their
+	// position in the cluster index's zones (revzones.go).
+	revZones map[string]uint8
+	logged   atomic.Uint32 // queries seen by the sampling query log
+	metrics  *Metrics
+	orders   map[string]policy.Policy // zone origin (canonical) → policy; "" the default
+	fwdSel   [maxRotate + 1]policy.Selector
 }
 
 // maxRotate bounds the forwarded answers that are reordered (records).
@@ -93,6 +96,9 @@ func NewHandler(opt Options, log *slog.Logger) (*Handler, error) {
 	h.iopt.podsEnabled = opt.Pods == PodsInsecure || opt.Pods == PodsVerified
 	h.iopt.ttl, h.iopt.negativeTTL, h.iopt.dnsService = opt.TTL, opt.NegativeTTL, opt.DNSService
 	h.iopt.order = h.orderFor(h.iopt.domains[0])
+	if err := h.setReverseZones(opt.ReverseZones); err != nil {
+		return nil, err
+	}
 	h.static.Store(&staticIndex{zones: map[string]*zone{}, names: map[string]*node{}})
 	return h, nil
 }

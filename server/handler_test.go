@@ -200,8 +200,13 @@ var answerCases = []answerCase{
 }
 
 func TestAnswers(t *testing.T) {
-	base := exampleHandler(t, nil)
-	for _, tc := range answerCases {
+	checkAnswers(t, exampleHandler(t, nil), answerCases)
+}
+
+// checkAnswers asks each case's question of base (or of a handler with the
+// case's options) over UDP and TCP and compares the sections.
+func checkAnswers(t *testing.T, base *Handler, cases []answerCase) {
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			h := base
 			if tc.mutates != nil {

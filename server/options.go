@@ -30,6 +30,10 @@ type Options struct {
 	// DNSService is the service whose ClusterIP is the glue of the zones'
 	// NS name (kube-system/kube-dns by default).
 	DNSService registry.Key
+	// ReverseZones are the reverse zones answered with authority (CIDRs or
+	// in-addr.arpa/ip6.arpa names; see ReverseZones): inside them an
+	// unknown address is NXDOMAIN, not forwarded.
+	ReverseZones []string
 	// Fallback answers names outside every served zone; nil answers REFUSED.
 	Fallback Fallback
 	// RecursionFrom lists the client networks whose questions outside the

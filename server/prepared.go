@@ -70,6 +70,7 @@ type zone struct {
 	wire    string // origin in wire format
 	soa     *dns.SOA
 	soaTail []byte // SOA RR from type to the end of rdata, for negative answers
+	soaPtrs []int  // offsets in soaTail of pointers to the origin (spelling.go)
 }
 
 func newZone(soa *dns.SOA) (*zone, error) {
@@ -78,16 +79,9 @@ func newZone(soa *dns.SOA) (*zone, error) {
 		return nil, fmt.Errorf("zone %s: %w", soa.Hdr.Name, err)
 	}
 	z := &zone{origin: dns.CanonicalName(soa.Hdr.Name), wire: w, soa: soa}
-	// Pack the SOA alone with a root owner, and keep everything after it.
-	buf := make([]byte, 512)
-	neg := *soa
-	neg.Hdr.Name = "."
-	neg.Hdr.Ttl = min(soa.Hdr.Ttl, soa.Minttl) // RFC 2308 §3
-	n, err := dns.PackRR(&neg, buf, 0, nil, false)
-	if err != nil {
+	if z.soaTail, z.soaPtrs, err = soaTail(z, soa); err != nil {
 		return nil, fmt.Errorf("zone %s SOA: %w", soa.Hdr.Name, err)
 	}
-	z.soaTail = append([]byte(nil), buf[1:n]...)
 	return z, nil
 }
 
@@ -155,7 +149,12 @@ func writeNegative(out []byte, q *query, req []byte, z *zone, rcode int) []byte 
 	binary.BigEndian.PutUint16(out[10:], 0)
 	ptr := headerLen + len(q.qname) - len(z.wire)
 	out = append(out, 0xC0|byte(ptr>>8), byte(ptr))
-	return append(out, z.soaTail...)
+	start := len(out)
+	out = append(out, z.soaTail...)
+	for _, p := range z.soaPtrs {
+		out[start+p], out[start+p+1] = 0xC0|byte(ptr>>8), byte(ptr)
+	}
+	return out
 }
 
 // writeEmpty builds a response with the question and no records: rcode is

@@ -98,6 +98,9 @@ func (h *Handler) ptrAnswer(out []byte, q *query, req []byte, idx *clusterIndex,
 		if v6 {
 			z = idx.zones[h.iopt.rev6()]
 		}
+		if rz, ok := h.reverseZoneOf(key); ok {
+			z = idx.zones[rz]
+		}
 		return writeNegative(out, q, req, z, dns.RcodeSuccess)
 	}
 	out = startAnswer(out, q, req, refs.len())

@@ -124,12 +124,21 @@ func (r *recSet) pack(name string, ar *arena) (string, *node, error) {
 
 // zoneRecords are the names every cluster domain has: apex SOA and NS (with
 // the DNS service's addresses as glue), dns-version, svc/pod and the
-// namespaces' empty non-terminals.
+// namespaces' empty non-terminals, and the apex SOA and NS of each
+// configured reverse zone.
 func zoneRecords(opt *indexOptions, snap *registry.Snapshot, zones []*zone, namespaces bool) *recSet {
 	r := newRecSet(opt)
 	var dnsIPs []netip.Addr
 	if e := snap.Service(opt.dnsService); e != nil {
 		dnsIPs = e.ClusterIPs
+	}
+	// The apex of each configured reverse zone: SOA, and NS with the
+	// first domain's name server and its glue.
+	for _, z := range opt.revApex {
+		origin := zones[z].origin
+		r.add(z, zones[z].soa)
+		r.add(z, &dns.NS{Hdr: r.hdr(origin, dns.TypeNS), Ns: "ns.dns." + opt.domains[0]})
+		r.addExtra(origin, dns.TypeNS, r.addrRecords("ns.dns."+opt.domains[0], dnsIPs)...)
 	}
 	for i, d := range opt.domains {
 		z := uint8(i)
@@ -145,9 +154,9 @@ func zoneRecords(opt *indexOptions, snap *registry.Snapshot, zones []*zone, name
 		r.addExtra(d, dns.TypeNS, glue...)
 		r.add(z, &dns.TXT{Hdr: r.hdr("dns-version."+d, dns.TypeTXT), Txt: []string{"1.1.0"}})
 		r.ent(z, "svc."+d)
-		if opt.podsEnabled {
-			r.ent(z, "pod."+d)
-		}
+		// pod.<zone> is NODATA even with pod records off (as CoreDNS
+		// answers it); the names below it exist only with them on.
+		r.ent(z, "pod."+d)
 		for ns := range snap.Namespaces() {
 			if !namespaces {
 				break // unchanged since the previous index, which has them

@@ -3,6 +3,7 @@ package server
 import (
 	"cmp"
 	"encoding/binary"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -246,3 +247,28 @@ func replaceIn[E revItem[E]](t *revTable[E], copied *[revShards]bool, hi, lo uin
 }
 
 func (e *revEditor) done() *revIndex { return e.r }
+
+// anyIn reports whether some address in p has names. It scans the whole
+// table of p's family: only questions for partial reverse names inside a
+// configured reverse zone call it.
+func (r *revIndex) anyIn(p netip.Prefix) bool {
+	if p.Addr().Is4() {
+		return anyInTable(&r.v4, p)
+	}
+	return anyInTable(&r.v6, p)
+}
+
+func anyInTable[E revItem[E]](t *revTable[E], p netip.Prefix) bool {
+	for _, sh := range t.shards {
+		for _, e := range sh {
+			hi, lo := e.key()
+			var a [16]byte
+			binary.BigEndian.PutUint64(a[:8], hi)
+			binary.BigEndian.PutUint64(a[8:], lo)
+			if p.Contains(netip.AddrFrom16(a).Unmap()) {
+				return true
+			}
+		}
+	}
+	return false
+}

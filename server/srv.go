@@ -69,13 +69,14 @@ func srvRecordLen(label string, svcLen int) int { return 2 + 10 + 6 + 1 + len(la
 // write writes the SRV answer of a headless service name: the records
 // in endpoint and port order, then each endpoint's address once in
 // Additional, its owner a pointer to the endpoint's first target. Targets
-// are written out in full (RFC 2782: no compression in SRV data), in lower
-// case. A message that would exceed 65,535 bytes keeps the records that
+// are written out in full (RFC 2782: no compression in SRV data): the
+// endpoint's label, then the service name as the question spells it
+// (spelling.go). A message that would exceed 65,535 bytes keeps the records that
 // fit, answers first (and no Additional when not every answer fits).
 func (s *srvSource) write(out []byte, q *query, req []byte, ttl uint32) []byte {
 	e := s.entry
 	out = startAnswer(out, q, req, 0)
-	svc, svcOff := q.lowerName(), headerLen
+	svc, svcOff := q.qname, headerLen // the service name as asked (spelling.go)
 	if s.port != "" {
 		skip := 2 + len(s.port) + 2 + len(s.proto) // the labels _<port> and _<proto>
 		svc, svcOff = svc[skip:], svcOff+skip
@@ -174,8 +175,8 @@ additional:
 }
 
 // clusterIP writes the records of a ClusterIP service's SRV answer after
-// the question in out: svc is the service name (lower case), at offset
-// svcOff of the question.
+// the question in out: svc is the service name as asked, at offset svcOff
+// of the question; the Additional owners point at it, the targets copy it.
 func (s *srvSource) clusterIP(out []byte, svc []byte, svcOff int, ttl uint32) []byte {
 	e := s.entry
 	an := 0

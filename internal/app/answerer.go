@@ -56,6 +56,7 @@ func (a *answerer) build(cfg *Config) (h *server.Handler, unsub func(), stopFwd 
 	}
 	opts := server.Options{
 		Domains:       cfg.Domains,
+		ReverseZones:  cfg.ReverseZones,
 		TTL:           cfg.TTL,
 		NegativeTTL:   cfg.NegativeTTL,
 		Pods:          cfg.Pods,

@@ -92,6 +92,12 @@ var keys = []key{
 		parse:   boolean(func(c *Config) *bool { return &c.EndpointPodNames }),
 	},
 	{
+		name:    "reverse_zones",
+		def:     []string{},
+		meaning: "reverse zones answered with authority: CIDRs (`10.96.0.0/12`, `fd00:10:96::/112`) or names (`in-addr.arpa`, `ip6.arpa`); inside them an unknown address is NXDOMAIN and the apex answers SOA and NS, outside them unknown PTRs are forwarded; a CIDR off an octet (IPv4) or nibble (IPv6) boundary becomes the zones that cover it exactly (`/12` → 16 `/16` zones)",
+		parse:   parseReverseZones,
+	},
+	{
 		name:    "dns_service",
 		def:     "kube-system/kube-dns",
 		meaning: "the service whose ClusterIP is the NS glue",

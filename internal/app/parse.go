@@ -176,6 +176,16 @@ func parseDomains(v *viper.Viper, c *Config, name string) error {
 	return nil
 }
 
+// parseReverseZones takes the reverse zones (CIDRs or reverse names),
+// checked as the handler will read them.
+func parseReverseZones(v *viper.Viper, c *Config, name string) error {
+	c.ReverseZones = items(v, name)
+	if _, err := server.ReverseZones(c.ReverseZones); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
 func parseNamespaces(v *viper.Viper, c *Config, name string) error {
 	for _, ns := range items(v, name) {
 		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/clusterdns/clusterdns/server"
 )
 
 // ImportCorefile reads the Corefile at path (and what it imports) and
@@ -310,12 +312,24 @@ func isReverse(z string) bool {
 }
 
 // kubernetes converts `kubernetes [ZONES] { options }`: the cluster
-// domains and the record options; reverse zones need no key.
+// domains, the record options, and the reverse zones it answers with
+// authority (reverse_zones): those that no `fallthrough` passes on.
 func (c *conv) kubernetes(d Directive, blockZones []string) {
+	var reverse []reverseEntry
 	zones := blockZones
 	if len(d.Args) > 0 {
 		zones = nil
 		for _, a := range d.Args {
+			if strings.Contains(a, "/") && !strings.Contains(a, "://") {
+				// A CIDR: clusterdns takes it as it is, on a boundary or not.
+				rz, err := server.ReverseZones([]string{a})
+				if err != nil {
+					c.r.add(d, Unsupported, err.Error())
+					continue
+				}
+				reverse = append(reverse, reverseEntry{entry: a, zones: rz})
+				continue
+			}
 			k, err := parseKey(a)
 			if err != nil {
 				c.r.add(d, Unsupported, err.Error())
@@ -324,13 +338,13 @@ func (c *conv) kubernetes(d Directive, blockZones []string) {
 			zones = append(zones, k.Zone)
 		}
 	}
-	var domains, reverse []string
+	var domains []string
 	for _, z := range zones {
 		switch {
 		case z == ".":
 			c.r.add(d, Unsupported, "the root zone cannot be a cluster domain")
 		case isReverse(z):
-			reverse = append(reverse, z)
+			reverse = append(reverse, reverseEntry{entry: strings.TrimSuffix(z, "."), zones: []string{z}})
 		default:
 			domains = append(domains, strings.TrimSuffix(z, "."))
 		}
@@ -338,7 +352,7 @@ func (c *conv) kubernetes(d Directive, blockZones []string) {
 	if len(domains) > 0 {
 		c.r.appendList("domains", domains, d)
 	}
-	fell := map[string]bool{}
+	var fell []string // reverse zones passed on to the next plugin
 	for _, s := range d.Block {
 		switch s.Name {
 		case "pods":
@@ -372,15 +386,27 @@ func (c *conv) kubernetes(d Directive, blockZones []string) {
 			fz := s.Args
 			if len(fz) == 0 {
 				fz = zones
+				for _, r := range reverse {
+					fell = append(fell, r.zones...)
+				}
 			}
 			for _, z := range fz {
+				if strings.Contains(z, "/") {
+					rz, err := server.ReverseZones([]string{z})
+					if err != nil {
+						c.r.add(s, Unsupported, err.Error())
+						continue
+					}
+					fell = append(fell, rz...)
+					continue
+				}
 				k, err := parseKey(z)
 				if err != nil {
 					c.r.add(s, Unsupported, err.Error())
 					continue
 				}
 				if isReverse(k.Zone) {
-					fell[k.Zone] = true
+					fell = append(fell, k.Zone)
 					continue
 				}
 				c.r.add(s, Unsupported, fmt.Sprintf("fallthrough %s: an unknown name in a cluster domain is NXDOMAIN in clusterdns, never passed on", strings.TrimSuffix(k.Zone, ".")))
@@ -391,15 +417,29 @@ func (c *conv) kubernetes(d Directive, blockZones []string) {
 			c.r.add(s, Unsupported, "no clusterdns equivalent of this kubernetes option")
 		}
 	}
-	for _, z := range reverse {
-		covered := fell[z]
-		for f := range fell {
-			covered = covered || dns.IsSubDomain(f, z)
+	// A reverse zone that falls through is clusterdns's default (cluster
+	// addresses answered, other PTRs forwarded); one that does not is
+	// answered with authority.
+	var authoritative []string
+	for _, r := range reverse {
+		covered := true
+		for _, z := range r.zones {
+			covered = covered && slices.ContainsFunc(fell, func(f string) bool { return dns.IsSubDomain(f, z) })
 		}
 		if !covered {
-			c.r.add(d, Note, fmt.Sprintf("%s: PTR names of cluster addresses are answered; other addresses are forwarded (as with fallthrough), not NXDOMAIN", z))
+			authoritative = append(authoritative, r.entry)
 		}
 	}
+	if len(authoritative) > 0 {
+		c.r.appendList("reverse_zones", authoritative, d)
+	}
+}
+
+// reverseEntry is a reverse zone of a kubernetes directive: as written
+// (a zone name or a CIDR) and the zones it stands for.
+type reverseEntry struct {
+	entry string
+	zones []string
 }
 
 // bind sets the host of listen from `bind ADDR` (one IP address).
