@@ -176,7 +176,7 @@ func LoadConfig(args []string) (*Config, error) {
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
-			fmt.Printf("clusterdns: DNS for Kubernetes-style clusters (cluster.local)\n\nUsage: clusterdns [flags]\n\n%s", fs.FlagUsages())
+			fmt.Printf("clusterdns: DNS for Kubernetes-style clusters (cluster.local)\n\nUsage: clusterdns [flags]\n       clusterdns import-corefile|import-kube-dns [--allow-partial] FILE  (print the equivalent configuration)\n\n%s", fs.FlagUsages())
 		}
 		return nil, err
 	}
