@@ -40,6 +40,8 @@ type ListenOptions struct {
 	// burst or a GC pause under load queues queries instead of dropping
 	// them.
 	UDPBuffer int
+	// TLS adds a DNS over TLS listener (tls.go); zero: none.
+	TLS TLSOptions
 }
 
 // Listener serves a Handler over UDP and TCP on one address.
@@ -49,6 +51,10 @@ type Listener struct {
 	log  *slog.Logger
 	udp  []*net.UDPConn
 	tcp  *net.TCPListener
+	// tlsLn and tlsSem: the DNS over TLS listener and its connection
+	// slots (tls.go), nil when off.
+	tlsLn  net.Listener
+	tlsSem chan struct{}
 	wg   sync.WaitGroup
 	sem  chan struct{}
 	mu   sync.Mutex
@@ -102,6 +108,10 @@ func listen(h *Handler, opt ListenOptions, log *slog.Logger) (*Listener, error) 
 	}
 	l.tcp = ln.(*net.TCPListener)
 	addr := ln.Addr().String() // the real port when opt.Addr asked for 0
+	if err := l.listenTLS(); err != nil {
+		l.Close()
+		return nil, err
+	}
 	for i := 0; i < opt.UDPSockets; i++ {
 		pc, err := lc.ListenPacket(ctx, "udp", addr)
 		if err != nil {
@@ -143,7 +153,11 @@ func (l *Listener) Serve() {
 		go l.serveUDP(c)
 	}
 	l.wg.Add(1)
-	go l.serveTCP()
+	go l.serveTCP(l.tcp, l.sem)
+	if l.tlsLn != nil {
+		l.wg.Add(1)
+		go l.serveTCP(l.tlsLn, l.tlsSem)
+	}
 	l.wg.Wait()
 }
 
@@ -158,6 +172,9 @@ func (l *Listener) Close() {
 	}
 	if l.tcp != nil {
 		l.tcp.Close()
+	}
+	if l.tlsLn != nil {
+		l.tlsLn.Close()
 	}
 	l.mu.Lock()
 	for c := range l.open {
@@ -202,10 +219,12 @@ func (l *Listener) respond(req, out []byte, src netip.AddrPort, tcp bool, send f
 // with. It never blocks.
 func (l *Listener) SetHandler(h *Handler) { l.h.Store(h) }
 
-func (l *Listener) serveTCP() {
+// serveTCP accepts connections on ln (TCP, or TLS whose handshake happens
+// in serveConn) while a slot of sem is free.
+func (l *Listener) serveTCP(ln net.Listener, sem chan struct{}) {
 	defer l.wg.Done()
 	for {
-		c, err := l.tcp.Accept()
+		c, err := ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -215,7 +234,7 @@ func (l *Listener) serveTCP() {
 			continue
 		}
 		select {
-		case l.sem <- struct{}{}:
+		case sem <- struct{}{}:
 		default:
 			if now, last := time.Now().UnixNano(), l.lastLimitLog.Load(); now-last > int64(time.Second) && l.lastLimitLog.CompareAndSwap(last, now) {
 				l.log.Warn("tcp connection limit reached, closing new connections", "client", c.RemoteAddr(), "limit", l.opt.MaxTCPConns)
@@ -227,19 +246,22 @@ func (l *Listener) serveTCP() {
 		l.open[c] = struct{}{}
 		l.mu.Unlock()
 		l.wg.Add(1)
-		go l.serveConn(c)
+		go l.serveConn(c, sem)
 	}
 }
 
-func (l *Listener) serveConn(c net.Conn) {
+func (l *Listener) serveConn(c net.Conn, sem chan struct{}) {
 	defer func() {
 		l.mu.Lock()
 		delete(l.open, c)
 		l.mu.Unlock()
 		c.Close()
-		<-l.sem
+		<-sem
 		l.wg.Done()
 	}()
+	if l.handshake(c) != nil {
+		return
+	}
 	src := c.RemoteAddr().(*net.TCPAddr).AddrPort()
 	var wmu sync.Mutex
 	// write sends a deferred (forwarded) answer. A write that fails may
