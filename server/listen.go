@@ -46,19 +46,19 @@ type ListenOptions struct {
 
 // Listener serves a Handler over UDP and TCP on one address.
 type Listener struct {
-	h    atomic.Pointer[Handler]
-	opt  ListenOptions
-	log  *slog.Logger
-	udp  []*net.UDPConn
-	tcp  *net.TCPListener
+	h   atomic.Pointer[Handler]
+	opt ListenOptions
+	log *slog.Logger
+	udp []*net.UDPConn
+	tcp *net.TCPListener
 	// tlsLn and tlsSem: the DNS over TLS listener and its connection
 	// slots (tls.go), nil when off.
 	tlsLn  net.Listener
 	tlsSem chan struct{}
-	wg   sync.WaitGroup
-	sem  chan struct{}
-	mu   sync.Mutex
-	open map[net.Conn]struct{}
+	wg     sync.WaitGroup
+	sem    chan struct{}
+	mu     sync.Mutex
+	open   map[net.Conn]struct{}
 	// closed is set by Close, so a UDP read loop that never finds its
 	// socket empty (a flood) still stops.
 	closed atomic.Bool

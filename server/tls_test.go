@@ -163,6 +163,11 @@ func TestTLSHandshakeFloodDoesNotStarveUDP(t *testing.T) {
 		flood[0].Close()
 		flood = flood[1:]
 	}
+	for deadline := time.Now().Add(5 * time.Second); len(l.tlsSem) > 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d TLS slots still held 5 s after the flood closed", len(l.tlsSem))
+		}
+	}
 	r, _, err := tlsClient(ca).Exchange(m, l.TLSAddr().String())
 	if err != nil || len(r.Answer) != 1 {
 		t.Fatalf("TLS after the flood: %v %v", r, err)
