@@ -10,6 +10,7 @@ package resolver
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -48,9 +49,13 @@ func (p Policy) Validate() error {
 
 // Options configure a Forwarder.
 type Options struct {
-	// Upstreams are "ip", "ip:port" or "tcp://ip[:port]" (TCP only). Empty
-	// means the nameservers of ResolvConf.
+	// Upstreams are "ip", "ip:port", "tcp://ip[:port]" (TCP only) or
+	// "tls://ip[:port]#server-name" (DNS over TLS, port 853 by default,
+	// the certificate checked for server-name; tls.go). Empty means the
+	// nameservers of ResolvConf.
 	Upstreams []string
+	// TLSRootCAs verify TLS upstreams' certificates (nil: the system's).
+	TLSRootCAs *x509.CertPool
 	// ResolvConf is read when Upstreams is empty (default /etc/resolv.conf).
 	ResolvConf string
 	// StubDomains send names under a domain to their own servers
@@ -86,6 +91,7 @@ type Question struct {
 type upstream struct {
 	addr      string // host:port
 	tcpOnly   bool
+	tls       *tlsUpstream // DNS over TLS; nil for UDP and TCP
 	fails     atomic.Int32
 	down      atomic.Bool
 	lastProbe atomic.Int64
@@ -161,11 +167,11 @@ func New(opt Options) (*Forwarder, error) {
 		f.metrics = NewMetrics()
 	}
 	var err error
-	if f.def, err = newGroup(".", ups); err != nil {
+	if f.def, err = newGroup(".", ups, opt.TLSRootCAs); err != nil {
 		return nil, err
 	}
 	for d, servers := range opt.StubDomains {
-		g, err := newGroup(dns.CanonicalName(d), servers)
+		g, err := newGroup(dns.CanonicalName(d), servers, opt.TLSRootCAs)
 		if err != nil {
 			return nil, fmt.Errorf("stub domain %s: %w", d, err)
 		}
@@ -182,21 +188,31 @@ func New(opt Options) (*Forwarder, error) {
 	return f, nil
 }
 
-func newGroup(domain string, servers []string) (*group, error) {
+func newGroup(domain string, servers []string, roots *x509.CertPool) (*group, error) {
 	g := &group{domain: domain}
 	for _, s := range servers {
 		u := &upstream{}
+		port := "53"
 		if rest, ok := strings.CutPrefix(s, "tcp://"); ok {
 			u.tcpOnly, s = true, rest
+		} else if rest, ok := strings.CutPrefix(s, "tls://"); ok {
+			var err error
+			if u.tls, s, err = parseTLSUpstream(rest, roots); err != nil {
+				return nil, err
+			}
+			port = "853"
 		}
 		if _, err := netip.ParseAddr(s); err == nil {
-			s = net.JoinHostPort(s, "53")
+			s = net.JoinHostPort(s, port)
 		}
 		ap, err := netip.ParseAddrPort(s)
 		if err != nil {
-			return nil, fmt.Errorf("upstream %q: want ip, ip:port or tcp://ip[:port]", s)
+			return nil, fmt.Errorf("upstream %q: want ip, ip:port, tcp://ip[:port] or tls://ip[:port]#server-name", s)
 		}
 		u.addr = ap.String()
+		if u.tls != nil {
+			u.tls.addr = u.addr
+		}
 		g.upstreams = append(g.upstreams, u)
 	}
 	if len(g.upstreams) == 0 {
@@ -374,8 +390,16 @@ func (f *Forwarder) exchangeOne(ctx context.Context, u *upstream, req *dns.Msg) 
 		c = f.tcp
 	}
 	start := time.Now()
-	m, _, err := c.ExchangeContext(ctx, req, u.addr)
-	if err == nil && m.Truncated && !u.tcpOnly {
+	var m *dns.Msg
+	var err error
+	if u.tls != nil {
+		tctx, cancel := context.WithTimeout(ctx, f.opt.Timeout)
+		m, err = u.tls.exchange(tctx, req)
+		cancel()
+	} else {
+		m, _, err = c.ExchangeContext(ctx, req, u.addr)
+	}
+	if err == nil && m.Truncated && !u.tcpOnly && u.tls == nil {
 		f.Exchanges.Add(1)
 		m, _, err = f.tcp.ExchangeContext(ctx, req, u.addr)
 	}
