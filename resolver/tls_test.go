@@ -42,7 +42,7 @@ func tlsUpstreamServer(t testing.TB, ca *testtls.CA, h dns.HandlerFunc) (string,
 	}
 	cl := &countingListener{Listener: ln}
 	started := make(chan struct{})
-	srv := &dns.Server{Net: "tcp-tls", Listener: cl, Handler: h, NotifyStartedFunc: func() { close(started) }}
+	srv := &dns.Server{Net: "tcp-tls", Listener: cl, Handler: h, MaxTCPQueries: -1, NotifyStartedFunc: func() { close(started) }}
 	go srv.ActivateAndServe()
 	<-started
 	t.Cleanup(func() { srv.Shutdown() })
