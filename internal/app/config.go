@@ -24,6 +24,9 @@ type Config struct {
 	args []string // the arguments it was read from: a reload reads them again
 
 	Listen           string
+	TLSListen        string // tls_listen: DNS over TLS, "" off
+	TLSCertFile      string
+	TLSKeyFile       string
 	ZonesDir         string
 	Domains          []string
 	ReverseZones     []string // reverse_zones: CIDRs or reverse names (server.ReverseZones)

@@ -23,6 +23,27 @@ var keys = []key{
 		parse:   hostPort(false, func(c *Config) *string { return &c.Listen }),
 	},
 	{
+		name:    "tls_listen",
+		def:     "",
+		meaning: "address for DNS over TLS (RFC 7858), e.g. `127.0.0.1:853`; empty: off",
+		restart: func(c *Config) any { return c.TLSListen },
+		parse:   hostPort(true, func(c *Config) *string { return &c.TLSListen }),
+	},
+	{
+		name:    "tls_cert_file",
+		def:     "",
+		meaning: "PEM certificate (chain) for `tls_listen`; read again when the file changes",
+		restart: func(c *Config) any { return c.TLSCertFile },
+		parse:   text(func(c *Config) *string { return &c.TLSCertFile }),
+	},
+	{
+		name:    "tls_key_file",
+		def:     "",
+		meaning: "PEM private key for `tls_listen`; read again when the file changes",
+		restart: func(c *Config) any { return c.TLSKeyFile },
+		parse:   parseTLSKeyFile,
+	},
+	{
 		name:    "source",
 		def:     sourceAuto,
 		meaning: "`kubernetes` (informers), `files`, or `auto`: the API when a kubeconfig is given, `$KUBECONFIG` is set or it runs in a pod",
@@ -106,7 +127,7 @@ var keys = []key{
 	{
 		name:    "upstreams",
 		def:     []string{"/etc/resolv.conf"},
-		meaning: "`ip`, `ip:port`, `tcp://ip:port` (TCP only) or a resolv.conf path; empty: no forwarding",
+		meaning: "`ip`, `ip:port`, `tcp://ip:port` (TCP only), `tls://ip[:port]#server-name` (DNS over TLS, port 853 by default) or a resolv.conf path; empty: no forwarding",
 		parse:   list(func(c *Config) *[]string { return &c.Upstreams }),
 	},
 	{

@@ -350,3 +350,14 @@ func memoryLimit(s string) (int64, error) {
 	}
 	return n * mult, nil
 }
+
+// parseTLSKeyFile reads tls_key_file, the last of the DNS over TLS keys
+// (parsed in the table's order), and checks the three together: tls_listen
+// needs both files. Whether the files load is checked at start (Run).
+func parseTLSKeyFile(v *viper.Viper, c *Config, name string) error {
+	c.TLSKeyFile = v.GetString(name)
+	if c.TLSListen != "" && (c.TLSCertFile == "" || c.TLSKeyFile == "") {
+		return fmt.Errorf("tls_listen %q needs tls_cert_file and tls_key_file", c.TLSListen)
+	}
+	return nil
+}

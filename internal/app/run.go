@@ -118,8 +118,19 @@ func Run(ctx context.Context, cfg *Config) error {
 	if hs != nil {
 		reg.MustRegister(hs) // coredns_health_request_duration_seconds
 	}
-	l, err := server.Listen(ans.handler(), server.ListenOptions{Addr: cfg.Listen, UDPSockets: cfg.UDPSockets,
-		MaxTCPConns: cfg.MaxTCPConns, TCPIdleTimeout: cfg.TCPIdleTimeout, RRL: rrl}, log)
+	lopt := server.ListenOptions{Addr: cfg.Listen, UDPSockets: cfg.UDPSockets,
+		MaxTCPConns: cfg.MaxTCPConns, TCPIdleTimeout: cfg.TCPIdleTimeout, RRL: rrl}
+	if cfg.TLSListen != "" {
+		certs, err := server.NewCertReloader(cfg.TLSCertFile, cfg.TLSKeyFile, log)
+		if err != nil {
+			if hs != nil {
+				hs.Close()
+			}
+			return fmt.Errorf("tls_listen %s: %w", cfg.TLSListen, err)
+		}
+		lopt.TLS = server.TLSOptions{Addr: cfg.TLSListen, Certs: certs}
+	}
+	l, err := server.Listen(ans.handler(), lopt, log)
 	if err != nil {
 		if hs != nil {
 			hs.Close()
@@ -131,6 +142,9 @@ func Run(ctx context.Context, cfg *Config) error {
 		cluster = "Kubernetes API (" + apiFrom + ")"
 	}
 	log.Info("serving", "addr", l.Addr().String(), "domains", cfg.Domains, "cluster", cluster, "zones", where)
+	if a := l.TLSAddr(); a != nil {
+		log.Info("serving DNS over TLS", "addr", a.String())
+	}
 	kubeDone := make(chan struct{})
 	if kube != nil {
 		// Until the first full sync (or sync_timeout) cluster names answer
