@@ -2,11 +2,12 @@
 # Installs, from Debian's packages, the tools the test suite uses and the
 # machine lacks: dig, dnsperf, knotd (benchmark reference), nft, ip, conntrack,
 # curl, python3 and node (backends of the node proxy's end-to-end test).
+# kdig (knot-dnsutils) is the DNS over TLS client.
 set -euo pipefail
 declare -A pkg=(
   [dig]=dnsutils [dnsperf]=dnsperf [knotd]=knot [nft]=nftables [ip]=iproute2
   [conntrack]=conntrack [curl]=curl [python3]=python3 [node]=nodejs [taskset]=util-linux
-  [getent]=libc-bin
+  [getent]=libc-bin [kdig]=knot-dnsutils
 )
 missing=()
 for cmd in "${!pkg[@]}"; do

@@ -58,6 +58,7 @@ var toolPackages = map[string]string{
 	"dig":    "dnsutils (bind9-dnsutils)",
 	"ip":     "iproute2",
 	"getent": "libc-bin",
+	"kdig":   "knot-dnsutils",
 }
 
 // requireTools skips (or fails under CI) when a command is not in PATH.
