@@ -35,6 +35,12 @@ func (l *countingListener) Accept() (net.Conn, error) {
 // tlsUpstreamServer is a miekg/dns server speaking DNS over TLS on
 // 127.0.0.1:0 with a certificate for "dns.test" from ca.
 func tlsUpstreamServer(t testing.TB, ca *testtls.CA, h dns.HandlerFunc) (string, *countingListener) {
+	return tlsUpstreamServerMax(t, ca, h, -1)
+}
+
+// tlsUpstreamServerMax is tlsUpstreamServer closing each connection after
+// maxQueries queries (-1: never).
+func tlsUpstreamServerMax(t testing.TB, ca *testtls.CA, h dns.HandlerFunc, maxQueries int) (string, *countingListener) {
 	t.Helper()
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", ca.ServerConfig(t, "dns.test"))
 	if err != nil {
@@ -42,7 +48,7 @@ func tlsUpstreamServer(t testing.TB, ca *testtls.CA, h dns.HandlerFunc) (string,
 	}
 	cl := &countingListener{Listener: ln}
 	started := make(chan struct{})
-	srv := &dns.Server{Net: "tcp-tls", Listener: cl, Handler: h, MaxTCPQueries: -1, NotifyStartedFunc: func() { close(started) }}
+	srv := &dns.Server{Net: "tcp-tls", Listener: cl, Handler: h, MaxTCPQueries: maxQueries, NotifyStartedFunc: func() { close(started) }}
 	go srv.ActivateAndServe()
 	<-started
 	t.Cleanup(func() { srv.Shutdown() })
@@ -212,4 +218,25 @@ func BenchmarkTLSUpstreamReuse(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "qps")
 	b.ReportMetric(float64(ln.accepted.Load()), "conns")
+}
+
+// TestTLSUpstreamRedialsAfterServerClose: an upstream that closes each
+// connection after two queries costs a new connection, not a failure.
+func TestTLSUpstreamRedialsAfterServerClose(t *testing.T) {
+	ca := testtls.NewCA(t)
+	addr, ln := tlsUpstreamServerMax(t, ca, answerA("192.0.2.53", 60), 2)
+	f := newForwarder(t, Options{StubDomains: map[string][]string{"example": {"tls://" + addr + "#dns.test"}},
+		Upstreams: []string{"127.0.0.1:9"}, TLSRootCAs: ca.Pool(), MaxFails: 1})
+	for i := range 6 {
+		r := resolveSync(t, f, question(t, fmt.Sprintf("r%d.example", i), dns.TypeA))
+		if r == nil || len(r.Answer) != 1 {
+			t.Fatalf("query %d: %v", i, r)
+		}
+	}
+	if u := f.stubs[0].upstreams[0]; u.down.Load() || u.fails.Load() != 0 {
+		t.Fatalf("the upstream was counted as failing (down %v, fails %d)", u.down.Load(), u.fails.Load())
+	}
+	if n := ln.accepted.Load(); n < 3 {
+		t.Fatalf("%d connections for 6 queries at 2 per connection, want at least 3", n)
+	}
 }
