@@ -20,7 +20,7 @@ import (
 // certificate files given.
 func tlsListener(t testing.TB, certFile, keyFile string, opt ListenOptions) (*Listener, *CertReloader) {
 	t.Helper()
-	certs, err := NewCertReloader(certFile, keyFile, nil)
+	certs, err := NewCertReloader(certFile, keyFile, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
