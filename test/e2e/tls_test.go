@@ -143,3 +143,52 @@ func (l *countingLn) Accept() (net.Conn, error) {
 	}
 	return c, err
 }
+
+// TestTLSCertRotationWithoutRestart swaps the certificate folder the way a
+// Kubernetes secret volume does (a symlink replaced atomically) under the
+// running binary: the next handshakes show the new certificate.
+func TestTLSCertRotationWithoutRestart(t *testing.T) {
+	ca := testtls.NewCA(t)
+	dir := t.TempDir()
+	for i, v := range []string{"v1", "v2"} {
+		if err := os.Mkdir(filepath.Join(dir, v), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		ca.IssueFiles(t, filepath.Join(dir, v), "dns.test", int64(100+i))
+	}
+	link := filepath.Join(dir, "current")
+	if err := os.Symlink("v1", link); err != nil {
+		t.Fatal(err)
+	}
+	s, tlsAddr := startTLSServer(t, filepath.Join(link, "cert.pem"), filepath.Join(link, "key.pem"))
+	serial := func() (int64, error) {
+		c, err := tls.Dial("tcp", tlsAddr, &tls.Config{RootCAs: ca.Pool(), ServerName: "dns.test"})
+		if err != nil {
+			return 0, err
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0].SerialNumber.Int64(), nil
+	}
+	if n, err := serial(); err != nil || n != 100 {
+		t.Fatalf("serial %d %v, want 100", n, err)
+	}
+	pid := s.Cmd.Process.Pid
+	next := filepath.Join(dir, "next")
+	if err := os.Symlink("v2", next); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(next, link); err != nil {
+		t.Fatal(err)
+	}
+	// The files are looked at on a handshake at most once a second.
+	eventually(t, 5*time.Second, "the new certificate served", func() (bool, string) {
+		n, err := serial()
+		return err == nil && n == 101, fmt.Sprintf("serial %d, err %v", n, err)
+	})
+	if s.exited() || s.Cmd.Process.Pid != pid {
+		t.Fatal("the server restarted")
+	}
+	if n := strings.Count(s.stderr(), "TLS certificate loaded"); n != 2 {
+		t.Errorf("%d loads logged, want 2 (start and rotation)\n%s", n, tail(s.stderr(), 4000))
+	}
+}
