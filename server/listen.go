@@ -237,7 +237,7 @@ func (l *Listener) serveTCP(ln net.Listener, sem chan struct{}) {
 		case sem <- struct{}{}:
 		default:
 			if now, last := time.Now().UnixNano(), l.lastLimitLog.Load(); now-last > int64(time.Second) && l.lastLimitLog.CompareAndSwap(last, now) {
-				l.log.Warn("tcp connection limit reached, closing new connections", "client", c.RemoteAddr(), "limit", l.opt.MaxTCPConns)
+				l.log.Warn("tcp connection limit reached, closing new connections", "client", c.RemoteAddr(), "limit", l.opt.MaxTCPConns, "tls", ln == l.tlsLn)
 			}
 			c.Close()
 			continue

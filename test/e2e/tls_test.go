@@ -192,3 +192,54 @@ func TestTLSCertRotationWithoutRestart(t *testing.T) {
 		t.Errorf("%d loads logged, want 2 (start and rotation)\n%s", n, tail(s.stderr(), 4000))
 	}
 }
+
+// TestTLSHandshakeFloodKeepsUDPAnswering floods the binary's TLS port with
+// connections that never say hello, beyond max_tcp_conns, while dig asks
+// over UDP: every UDP query is answered on dig's first try.
+func TestTLSHandshakeFloodKeepsUDPAnswering(t *testing.T) {
+	requireTools(t, "dig")
+	_, _, certFile, keyFile := tlsFiles(t)
+	s, tlsAddr := startTLSServer(t, certFile, keyFile, "--max-tcp-conns", "16")
+	stop := make(chan struct{})
+	flooded := make(chan struct{})
+	var opened atomic.Int64
+	go func() {
+		defer close(flooded)
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			c, err := net.DialTimeout("tcp", tlsAddr, time.Second)
+			if err != nil {
+				continue
+			}
+			opened.Add(1)
+			held = append(held, c)
+			if len(held) > 2000 {
+				held[0].Close()
+				held = held[1:]
+			}
+		}
+	}()
+	eventually(t, 10*time.Second, "the TLS connection limit reached", func() (bool, string) {
+		return strings.Contains(s.stderr(), "limit=16 tls=true"), fmt.Sprintf("%d connections opened", opened.Load())
+	})
+	for i := range 20 {
+		r := s.dig(t, "web-server-service.default.svc.cluster.local", "A", "+tries=1")
+		r.wantStatus(t, "NOERROR")
+		if len(r.answer) != 1 {
+			t.Fatalf("UDP query %d during the flood: %s", i, r)
+		}
+	}
+	close(stop)
+	<-flooded
+	t.Logf("%d flood connections opened", opened.Load())
+}
