@@ -222,3 +222,42 @@ func BenchmarkTLSQueriesReusedConn(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "qps")
 }
+
+// TestTLSPipelinedQueries sends several queries on one TLS connection
+// before reading any answer (RFC 7766 pipelining): each gets its own.
+func TestTLSPipelinedQueries(t *testing.T) {
+	ca := testtls.NewCA(t)
+	certFile, keyFile := ca.IssueFiles(t, t.TempDir(), "dns.test", 8)
+	l, _ := tlsListener(t, certFile, keyFile, ListenOptions{})
+	conn, err := tlsClient(ca).Dial(l.TLSAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	names := []string{"web-server-service.default.svc.cluster.local.", "nope.default.svc.cluster.local."}
+	const n = 20
+	for i := range n {
+		m := new(dns.Msg)
+		m.SetQuestion(names[i%2], dns.TypeA)
+		m.Id = uint16(1000 + i)
+		if err := conn.WriteMsg(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	seen := map[uint16]bool{}
+	for range n {
+		r, err := conn.ReadMsg()
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := int(r.Id) - 1000
+		if i < 0 || i >= n || seen[r.Id] || r.Question[0].Name != names[i%2] {
+			t.Fatalf("answer %d for %v: unexpected or repeated", r.Id, r.Question)
+		}
+		if want := []int{dns.RcodeSuccess, dns.RcodeNameError}[i%2]; r.Rcode != want {
+			t.Fatalf("answer %d: rcode %d, want %d", r.Id, r.Rcode, want)
+		}
+		seen[r.Id] = true
+	}
+}
