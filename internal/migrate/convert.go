@@ -96,8 +96,10 @@ func (c *conv) run(blocks []ServerBlock) {
 		var ok []Key
 		for _, k := range b.Keys {
 			switch {
+			case k.Scheme == "tls":
+				c.r.add(at, Unsupported, fmt.Sprintf("%s: DNS over TLS is one listener for every zone: set tls_listen, tls_cert_file and tls_key_file (the block's tls directive names the files)", k.Raw))
 			case k.Scheme != "dns":
-				c.r.add(at, Unsupported, fmt.Sprintf("%s: clusterdns serves plain DNS over UDP and TCP only (no %s://)", k.Raw, k.Scheme))
+				c.r.add(at, Unsupported, fmt.Sprintf("%s: clusterdns serves DNS over UDP, TCP and TLS only (no %s://)", k.Raw, k.Scheme))
 			case k.Port != port:
 				c.r.add(at, Unsupported, fmt.Sprintf("%s: clusterdns listens on one port (%s); this block's port %s is not served", k.Raw, port, k.Port))
 			default:

@@ -27,9 +27,15 @@ func (c *conv) forward(d Directive, blockZones []string) {
 		return
 	}
 	forceTCP := slices.ContainsFunc(d.Block, func(s Directive) bool { return s.Name == "force_tcp" })
+	serverName := ""
+	for _, s := range d.Block {
+		if s.Name == "tls_servername" && len(s.Args) == 1 {
+			serverName = s.Args[0]
+		}
+	}
 	var servers []string
 	for _, to := range d.Args[1:] {
-		s, err := upstream(to, forceTCP)
+		s, err := upstream(to, forceTCP, serverName)
 		if err != nil {
 			c.r.add(d, Unsupported, err.Error())
 			continue
@@ -54,6 +60,12 @@ func (c *conv) forward(d Directive, blockZones []string) {
 			c.r.set("upstream_policy", s.Args[0], s)
 		case "health_check", "max_fails", "expire", "prefer_udp", "failfast_all_unhealthy_upstreams":
 			c.r.add(s, Note, "clusterdns manages upstream health and connections itself (a failing upstream is skipped and probed until it answers); this option is not needed")
+		case "tls_servername":
+			if len(s.Args) != 1 {
+				c.r.add(s, Unsupported, "want tls_servername NAME")
+			}
+		case "tls":
+			c.r.add(s, Unsupported, "client certificates and private CAs for TLS upstreams are not supported (the system's roots verify tls:// upstreams)")
 		case "except":
 			c.r.add(s, Unsupported, "names cannot be excepted from forwarding; give them their own stub domain instead")
 		default:
@@ -88,8 +100,9 @@ func (c *conv) forward(d Directive, blockZones []string) {
 	}
 }
 
-// upstream converts a forward destination into an upstreams entry.
-func upstream(to string, forceTCP bool) (string, error) {
+// upstream converts a forward destination into an upstreams entry; a
+// tls:// one is verified as serverName (tls_servername) when given.
+func upstream(to string, forceTCP bool, serverName string) (string, error) {
 	if strings.HasPrefix(to, "/") {
 		if forceTCP {
 			return "", fmt.Errorf("%s with force_tcp: give the servers as addresses to use TCP", to)
@@ -97,15 +110,24 @@ func upstream(to string, forceTCP bool) (string, error) {
 		return to, nil
 	}
 	if scheme, rest, ok := strings.Cut(to, "://"); ok {
-		if scheme != "dns" {
-			return "", fmt.Errorf("%s: clusterdns forwards over plain DNS only (no %s://)", to, scheme)
+		switch scheme {
+		case "dns":
+			to = rest
+		case "tls":
+			ap, err := addrPort(rest, 853)
+			if err != nil {
+				return "", fmt.Errorf("%s: want tls://IP or tls://ip:port", to)
+			}
+			if serverName != "" {
+				return "tls://" + ap.String() + "#" + serverName, nil
+			}
+			return "tls://" + ap.String(), nil
+		default:
+			return "", fmt.Errorf("%s: clusterdns forwards over DNS and DNS over TLS only (no %s://)", to, scheme)
 		}
-		to = rest
 	}
-	var ap netip.AddrPort
-	if a, err := netip.ParseAddr(to); err == nil {
-		ap = netip.AddrPortFrom(a, 53)
-	} else if ap, err = netip.ParseAddrPort(to); err != nil {
+	ap, err := addrPort(to, 53)
+	if err != nil {
 		return "", fmt.Errorf("%s: want an IP address, ip:port or a resolv.conf path", to)
 	}
 	s := ap.Addr().String()
@@ -116,6 +138,14 @@ func upstream(to string, forceTCP bool) (string, error) {
 		s = "tcp://" + ap.String()
 	}
 	return s, nil
+}
+
+// addrPort reads an IP address, with port def, or ip:port.
+func addrPort(s string, def uint16) (netip.AddrPort, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return netip.AddrPortFrom(a, def), nil
+	}
+	return netip.ParseAddrPort(s)
 }
 
 // cache converts `cache [TTL] [ZONES] { success, denial, prefetch,

@@ -104,7 +104,6 @@ func TestUnsupportedIsPartial(t *testing.T) {
 		"unsupported.Corefile:9: not converted: fallthrough",
 		"unsupported.Corefile:10: not converted: noendpoints",
 		"unsupported.Corefile:12: not converted: rewrite type ANY HINFO",
-		"unsupported.Corefile:13: not converted: forward . tls://1.1.1.1",
 		"unsupported.Corefile:15: not converted: except",
 		"unsupported.Corefile:18: not converted: disable denial",
 		"unsupported.Corefile:20: not converted: loadbalance weighted",
@@ -115,5 +114,9 @@ func TestUnsupportedIsPartial(t *testing.T) {
 		if !strings.Contains(text, want) {
 			t.Errorf("missing %q in\n%s", want, text)
 		}
+	}
+	// forward to tls:// upstreams with tls_servername is converted.
+	if want := "tls://1.1.1.1:853#cloudflare-dns.com"; !strings.Contains(text, want) {
+		t.Errorf("missing %q in\n%s", want, text)
 	}
 }

@@ -105,7 +105,7 @@ func kubeDNSServers(in []string) ([]string, error) {
 	}
 	var out []string
 	for _, s := range in {
-		u, err := upstream(strings.TrimSpace(s), false)
+		u, err := upstream(strings.TrimSpace(s), false, "")
 		if err != nil || strings.HasPrefix(u, "/") {
 			return nil, fmt.Errorf("%q: want an IP address or ip:port", s)
 		}
