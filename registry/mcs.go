@@ -17,6 +17,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/yaml"
 )
 
@@ -176,6 +178,46 @@ func DecodeServiceImport(obj map[string]any) (*ServiceImport, error) {
 		return nil, fmt.Errorf("ServiceImport: %w", err)
 	}
 	return ParseServiceImport(js)
+}
+
+// DeepCopyObject implements runtime.Object (informer caches copy objects).
+func (o *serviceImportObject) DeepCopyObject() runtime.Object {
+	cp := *o
+	o.ObjectMeta.DeepCopyInto(&cp.ObjectMeta)
+	cp.Spec.IPs = slices.Clone(o.Spec.IPs)
+	cp.Spec.Ports = slices.Clone(o.Spec.Ports)
+	cp.Spec.SessionAffinityConfig = o.Spec.SessionAffinityConfig.DeepCopy()
+	cp.Status.Clusters = slices.Clone(o.Status.Clusters)
+	return &cp
+}
+
+// serviceImportList is the API's list of ServiceImports.
+type serviceImportList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []serviceImportObject `json:"items"`
+}
+
+// DeepCopyObject implements runtime.Object.
+func (l *serviceImportList) DeepCopyObject() runtime.Object {
+	cp := *l
+	l.ListMeta.DeepCopyInto(&cp.ListMeta)
+	cp.Items = make([]serviceImportObject, len(l.Items))
+	for i := range l.Items {
+		cp.Items[i] = *l.Items[i].DeepCopyObject().(*serviceImportObject)
+	}
+	return &cp
+}
+
+// MCSGroupVersion is the API group of ServiceImport.
+var MCSGroupVersion = schema.GroupVersion{Group: "multicluster.x-k8s.io", Version: "v1alpha1"}
+
+// addMCSToScheme registers ServiceImport and its list with a scheme.
+func addMCSToScheme(s *runtime.Scheme) error {
+	s.AddKnownTypeWithName(MCSGroupVersion.WithKind("ServiceImport"), &serviceImportObject{})
+	s.AddKnownTypeWithName(MCSGroupVersion.WithKind("ServiceImportList"), &serviceImportList{})
+	metav1.AddToGroupVersion(s, MCSGroupVersion)
+	return nil
 }
 
 func convertServiceImport(o *serviceImportObject) (*ServiceImport, error) {
