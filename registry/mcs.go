@@ -311,15 +311,20 @@ func (s *Store) DeleteMCSEndpointSlice(k Key) {
 	}
 }
 
-// replaceMCSLocked makes the store hold exactly these imports and slices.
+// replaceMCSLocked makes the store hold exactly these imports and slices,
+// marking the clusterset changed only when they differ (a change rebuilds
+// the server's index whole).
 func (s *Store) replaceMCSLocked(imports []*ServiceImport, sls []*EndpointSlice) {
-	s.imports = make(map[Key]*ServiceImport, len(imports))
+	nextImp := make(map[Key]*ServiceImport, len(imports))
 	for _, imp := range imports {
-		s.imports[imp.Key] = imp
+		nextImp[imp.Key] = imp
 	}
-	s.mcsSlices = make(map[Key]*EndpointSlice, len(sls))
+	nextSl := make(map[Key]*EndpointSlice, len(sls))
 	for _, sl := range sls {
-		s.mcsSlices[sl.Key] = sl
+		nextSl[sl.Key] = sl
 	}
-	s.mcsChanged = true
+	if !maps.EqualFunc(s.imports, nextImp, equalImport) || !maps.EqualFunc(s.mcsSlices, nextSl, equalSlice) {
+		s.mcsChanged = true
+	}
+	s.imports, s.mcsSlices = nextImp, nextSl
 }

@@ -84,3 +84,31 @@ func TestClusterSetUpdates(t *testing.T) {
 		t.Fatal("deleted import still served")
 	}
 }
+
+// Replacing the clusterset with the same objects rebuilds nothing (the
+// file source re-reads whole files; a clusterset change rebuilds the
+// server's index whole).
+func TestReplaceSameClusterSetChangesNothing(t *testing.T) {
+	objs := func() Objects {
+		o, err := ParseManifests("x.yaml", []byte("kind: ServiceImport\nmetadata: {name: a, namespace: ns1}\nspec: {type: ClusterSetIP, ips: [10.0.0.1]}\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	st := NewStore(Options{})
+	st.Replace(objs())
+	st.MarkSynced()
+	first := st.Flush()
+	if first.ClusterSet().Entry(Key{"ns1", "a"}) == nil {
+		t.Fatal("import not loaded")
+	}
+	st.Replace(objs())
+	if s := st.Flush(); s.Full || s.ClusterSet() != first.ClusterSet() {
+		t.Fatalf("an identical clusterset was rebuilt (full %v)", s.Full)
+	}
+	st.Replace(Objects{})
+	if s := st.Flush(); s == first || s.ClusterSet().Len() != 0 || !s.Full {
+		t.Fatal("removing the import was not published")
+	}
+}
