@@ -121,7 +121,11 @@ func buildClusterIndex(prev *clusterIndex, snap *registry.Snapshot, opt *indexOp
 				ptrs.add(key, ref)
 			}
 		}
-		idx.names, idx.ptrs = names.Done(), ptrs.done()
+		idx.ptrs = ptrs.done()
+		if err := set(clustersetPTRs(opt, snap.ClusterSet(), idx.ptrs)); err != nil {
+			return nil, err
+		}
+		idx.names = names.Done()
 		return idx, nil
 	}
 	ptrs := prev.ptrs.edit()

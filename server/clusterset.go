@@ -135,3 +135,55 @@ func dedupSRV(rrs []dns.RR) []dns.RR {
 	}
 	return out
 }
+
+// clustersetPTRs are the PTR records the specification asks for: a
+// ClusterSetIP, and each ready endpoint of a headless import, whose address
+// has no cluster-local PTR (ptrs, the index's), points back at its
+// clusterset name. The first import (by namespace and name) to claim an
+// address keeps it. They are prepared at the reverse name, so an address
+// that later gains a cluster-local PTR by an incremental update keeps the
+// clusterset one until the next full build.
+func clustersetPTRs(opt *indexOptions, cs *registry.ClusterSet, ptrs *revIndex) *recSet {
+	r := newRecSet(opt)
+	if opt.clusterset == "" {
+		return r
+	}
+	claimed := map[netip.Addr]bool{}
+	add := func(a netip.Addr, target string) {
+		if claimed[a] || ptrs.lookup(a.As16()).len() > 0 {
+			return
+		}
+		claimed[a] = true
+		name, err := dns.ReverseAddr(a.String())
+		if err != nil {
+			return // not reachable: a is a valid address
+		}
+		z := opt.rev4()
+		if a.Is6() {
+			z = opt.rev6()
+		}
+		r.add(z, &dns.PTR{Hdr: r.hdr(name, dns.TypePTR), Ptr: target})
+	}
+	for _, e := range cs.Entries() {
+		name := e.Name + "." + e.Namespace + ".svc." + opt.clusterset
+		switch e.Type {
+		case registry.ImportClusterSetIP:
+			for _, ip := range e.IPs {
+				add(ip, name)
+			}
+		case registry.ImportHeadless:
+			for i := range e.Endpoints {
+				ep := &e.Endpoints[i]
+				if !ep.Ready {
+					continue
+				}
+				host := ep.Hostname
+				if host == "" {
+					host = registry.DashedIP(ep.Address)
+				}
+				add(ep.Address, host+"."+ep.Cluster+"."+name)
+			}
+		}
+	}
+	return r
+}

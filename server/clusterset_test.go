@@ -3,6 +3,10 @@ package server
 import (
 	"net/netip"
 	"testing"
+	"testing/fstest"
+
+	"github.com/clusterdns/clusterdns/registry"
+	"github.com/clusterdns/clusterdns/registry/registrytest"
 
 	"github.com/miekg/dns"
 )
@@ -57,6 +61,11 @@ var clustersetCases = []answerCase{
 	{name: "apex NS with glue", qname: "clusterset.local.", qtype: dns.TypeNS,
 		answer: []string{"clusterset.local. 5 IN NS ns.dns.cluster.local."},
 		extra:  []string{"ns.dns.cluster.local. 5 IN A 10.96.0.10"}},
+	{name: "PTR of a ClusterSetIP", qname: "10.0.112.10.in-addr.arpa.", qtype: dns.TypePTR,
+		answer: []string{"10.0.112.10.in-addr.arpa. 5 IN PTR checkout.apps.svc.clusterset.local."}},
+	{name: "PTR of a headless import's ready endpoint", qname: "10.1.246.10.in-addr.arpa.", qtype: dns.TypePTR,
+		answer: []string{"10.1.246.10.in-addr.arpa. 5 IN PTR ledger-0.west.ledger.data.svc.clusterset.local."}},
+	{name: "no PTR for a not-ready endpoint", qname: "11.1.245.10.in-addr.arpa.", qtype: dns.TypePTR, rcode: dns.RcodeRefused},
 	{name: "zone off: refused like any outside name", qname: "checkout.apps.svc.clusterset.local.", qtype: dns.TypeA,
 		mutates: func(o *Options) { o.ClusterSetZone = "" }, rcode: dns.RcodeRefused},
 	{name: "another zone name", qname: "checkout.apps.svc.mcs.example.", qtype: dns.TypeA,
@@ -116,4 +125,37 @@ func TestClusterSetAnswersAllocateNothing(t *testing.T) {
 			t.Errorf("%s: %v allocations per answer", q.name, n)
 		}
 	}
+}
+
+// An address that has a cluster-local PTR keeps it (the specification's
+// limitation): only the cluster.local name points back at it.
+func TestClusterSetPTRLeavesClusterLocalOnes(t *testing.T) {
+	h, err := NewHandler(Options{Domains: []string{"cluster.local"}, ClusterSetZone: "clusterset.local", TTL: 5, NegativeTTL: 5}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := registrytest.New(t).Feed(h.Update)
+	files := fstest.MapFS{"c.yaml": {Data: []byte(`kind: Service
+metadata: {name: local, namespace: apps}
+spec: {clusterIP: 10.96.0.7, ports: [{port: 80}]}
+---
+kind: ServiceImport
+metadata: {name: shared, namespace: apps}
+spec: {type: ClusterSetIP, ips: [10.96.0.7]}
+---
+kind: ServiceImport
+metadata: {name: own, namespace: apps}
+spec: {type: ClusterSetIP, ips: [10.112.0.7]}
+`)}}
+	if err := registry.NewFileSource(files, "", store.Store, nil).Load(); err != nil {
+		t.Fatal(err)
+	}
+	checkAnswers(t, h, []answerCase{
+		{name: "cluster-local PTR wins", qname: "7.0.96.10.in-addr.arpa.", qtype: dns.TypePTR,
+			answer: []string{"7.0.96.10.in-addr.arpa. 5 IN PTR local.apps.svc.cluster.local."}},
+		{name: "clusterset PTR", qname: "7.0.112.10.in-addr.arpa.", qtype: dns.TypePTR,
+			answer: []string{"7.0.112.10.in-addr.arpa. 5 IN PTR own.apps.svc.clusterset.local."}},
+		{name: "the import still answers A", qname: "shared.apps.svc.clusterset.local.", qtype: dns.TypeA,
+			answer: []string{"shared.apps.svc.clusterset.local. 5 IN A 10.96.0.7"}},
+	})
 }

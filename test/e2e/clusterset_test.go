@@ -42,6 +42,8 @@ func TestClusterSetDig(t *testing.T) {
 	s.dig(t, "east.ledger.data.svc.clusterset.local", "A").wantNegative(t, "NOERROR", "clusterset.local")
 	s.dig(t, "nothere.data.svc.clusterset.local", "A").wantNegative(t, "NXDOMAIN", "clusterset.local")
 	s.dig(t, "svc.clusterset.local", "A").wantNegative(t, "NOERROR", "clusterset.local")
+	s.dig(t, "-x", "10.112.0.10").wantRecords(t, "answer", rr("10.0.112.10.in-addr.arpa. %d IN PTR %s", clusterTTL, checkoutFQDN))
+	s.dig(t, "-x", "10.245.1.10").wantRecords(t, "answer", rr("10.1.245.10.in-addr.arpa. %d IN PTR ledger-0.east.%s", clusterTTL, ledgerFQDN))
 
 	// A new import in the folder is answered once the file is read.
 	const added = `apiVersion: multicluster.x-k8s.io/v1alpha1
