@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/yaml"
 )
 
@@ -225,6 +226,12 @@ func convertServiceImport(o *serviceImportObject) (*ServiceImport, error) {
 		return nil, fmt.Errorf("serviceimport without metadata.name")
 	}
 	out := &ServiceImport{Key: Key{Namespace: nsOrDefault(o.Namespace), Name: o.Name}}
+	// The names become DNS labels: refuse what would break the zone.
+	for _, l := range []string{out.Name, out.Namespace} {
+		if errs := validation.IsDNS1123Label(l); len(errs) > 0 {
+			return nil, fmt.Errorf("serviceimport %s: %q is not a DNS label: %s", out.Key, l, strings.Join(errs, "; "))
+		}
+	}
 	switch o.Spec.Type {
 	case "ClusterSetIP":
 		out.Type = ImportClusterSetIP
@@ -266,6 +273,17 @@ func ConvertMCSEndpointSlice(s *discoveryv1.EndpointSlice) (*EndpointSlice, erro
 	out.Cluster = strings.ToLower(s.Labels[MCSSourceClusterLabel])
 	if out.Cluster == "" {
 		return nil, fmt.Errorf("endpointslice %s: label %s set without %s", out.Key, MCSServiceNameLabel, MCSSourceClusterLabel)
+	}
+	if errs := validation.IsDNS1123Label(out.Cluster); len(errs) > 0 {
+		return nil, fmt.Errorf("endpointslice %s: %s %q is not a DNS label: %s", out.Key, MCSSourceClusterLabel, out.Cluster, strings.Join(errs, "; "))
+	}
+	for _, ep := range out.Endpoints {
+		if ep.Hostname == "" {
+			continue
+		}
+		if errs := validation.IsDNS1123Label(ep.Hostname); len(errs) > 0 {
+			return nil, fmt.Errorf("endpointslice %s: hostname %q is not a DNS label: %s", out.Key, ep.Hostname, strings.Join(errs, "; "))
+		}
 	}
 	return out, nil
 }

@@ -47,6 +47,9 @@ func TestParseServiceImportErrors(t *testing.T) {
 		{"kind: ServiceImport\nmetadata: {name: a}\nspec: {type: Headless, ips: [10.0.0.1]}\n", "type Headless with spec.ips"},
 		{"kind: ServiceImport\nmetadata: {name: a}\nspec: {type: Headless, bogus: 1}\n", `x.yaml:3: ServiceImport: error unmarshaling JSON: while decoding JSON: json: unknown field "bogus"`},
 		{"kind: EndpointSlice\nmetadata: {name: s, labels: {multicluster.kubernetes.io/service-name: a}}\naddressType: IPv4\n", "set without multicluster.kubernetes.io/source-cluster"},
+		{"kind: EndpointSlice\nmetadata: {name: s, labels: {multicluster.kubernetes.io/service-name: a, multicluster.kubernetes.io/source-cluster: a.b}}\naddressType: IPv4\n", `multicluster.kubernetes.io/source-cluster "a.b" is not a DNS label`},
+		{"kind: EndpointSlice\nmetadata: {name: s, labels: {multicluster.kubernetes.io/service-name: a, multicluster.kubernetes.io/source-cluster: c}}\naddressType: IPv4\nendpoints: [{addresses: [10.0.0.1], hostname: x.y}]\n", `hostname "x.y" is not a DNS label`},
+		{"kind: ServiceImport\nmetadata: {name: a.b}\nspec: {type: Headless}\n", `"a.b" is not a DNS label`},
 	} {
 		_, err := ParseManifests("x.yaml", []byte(tc.doc))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
