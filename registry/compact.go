@@ -114,6 +114,7 @@ func compactObjects(o Objects, in *interner) Objects {
 	for i, ns := range o.Namespaces {
 		out.Namespaces[i] = shared(ns)
 	}
+	out.Imports, out.MCSSlices = o.Imports, o.MCSSlices // few: not compacted
 	return out
 }
 

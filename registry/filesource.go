@@ -35,7 +35,8 @@ func IsClusterFile(name string) bool {
 }
 
 // FileSource feeds a Store from Kubernetes manifests in a folder: multi-
-// document YAML or JSON of Service, EndpointSlice, Pod and Namespace objects,
+// document YAML or JSON of Service, EndpointSlice, Pod, Namespace and
+// ServiceImport (multicluster.x-k8s.io) objects,
 // and List objects of them (the output of `kubectl get svc,endpointslices,
 // pods -A -o yaml`). Each file keeps its last good contents: a file that no
 // longer parses is refused with path:line in the error and the log, and what
@@ -142,6 +143,8 @@ func (f *FileSource) Load() error {
 			all.Slices = append(all.Slices, o.Slices...)
 			all.Pods = append(all.Pods, o.Pods...)
 			all.Namespaces = append(all.Namespaces, o.Namespaces...)
+			all.Imports = append(all.Imports, o.Imports...)
+			all.MCSSlices = append(all.MCSSlices, o.MCSSlices...)
 		}
 		f.store.Replace(all)
 		f.store.MarkSynced()
@@ -289,8 +292,16 @@ func decodeObject(js []byte, out *Objects) error {
 		if err := yaml.UnmarshalStrict(js, &o); err != nil {
 			return fmt.Errorf("EndpointSlice: %w", err)
 		}
+		if IsMCSSlice(o.Labels) {
+			s, err := ConvertMCSEndpointSlice(&o)
+			if err != nil {
+				return err
+			}
+			out.MCSSlices = append(out.MCSSlices, s)
+			return nil
+		}
 		if o.Labels[ServiceNameLabel] == "" {
-			return fmt.Errorf("EndpointSlice %s: no label %s", o.Name, ServiceNameLabel)
+			return fmt.Errorf("EndpointSlice %s: no label %s (nor %s)", o.Name, ServiceNameLabel, MCSServiceNameLabel)
 		}
 		s, err := ConvertEndpointSlice(&o)
 		if err != nil {
@@ -307,6 +318,12 @@ func decodeObject(js []byte, out *Objects) error {
 			return err
 		}
 		out.Pods = append(out.Pods, p)
+	case "ServiceImport":
+		imp, err := ParseServiceImport(js)
+		if err != nil {
+			return err
+		}
+		out.Imports = append(out.Imports, imp)
 	case "Namespace":
 		var o corev1.Namespace
 		if err := yaml.UnmarshalStrict(js, &o); err != nil {

@@ -22,6 +22,7 @@ const (
 	ResourceEndpointSlices = "endpointslices" // discovery.k8s.io/v1
 	ResourceNamespaces     = "namespaces"     // core/v1, cluster-scoped
 	ResourcePods           = "pods"           // core/v1
+	ResourceServiceImports = "serviceimports" // multicluster.x-k8s.io/v1alpha1 (a CRD)
 )
 
 // KubeAPI lists and watches the resources the Kubernetes source reads
@@ -58,7 +59,7 @@ type kubeKind struct {
 // KubeRESTConfig). It does not contact the server.
 func NewKubeAPI(rc *rest.Config) (KubeAPI, error) {
 	scheme := runtime.NewScheme()
-	if err := errors.Join(corev1.AddToScheme(scheme), discoveryv1.AddToScheme(scheme)); err != nil {
+	if err := errors.Join(corev1.AddToScheme(scheme), discoveryv1.AddToScheme(scheme), addMCSToScheme(scheme)); err != nil {
 		return nil, fmt.Errorf("Kubernetes API scheme: %w", err)
 	}
 	// The unversioned options (ListOptions, ...) sent as query parameters.
@@ -85,7 +86,12 @@ func NewKubeAPI(rc *rest.Config) (KubeAPI, error) {
 	if err != nil {
 		return nil, err
 	}
+	mcs, err := client(MCSGroupVersion, "/apis")
+	if err != nil {
+		return nil, err
+	}
 	return &restAPI{params: runtime.NewParameterCodec(scheme), kinds: map[string]kubeKind{
+		ResourceServiceImports: {mcs, true, func() runtime.Object { return &serviceImportList{} }},
 		ResourceServices:       {core, true, func() runtime.Object { return &corev1.ServiceList{} }},
 		ResourceEndpointSlices: {disc, true, func() runtime.Object { return &discoveryv1.EndpointSliceList{} }},
 		ResourceNamespaces:     {core, false, func() runtime.Object { return &corev1.NamespaceList{} }},

@@ -37,6 +37,10 @@ type KubeOptions struct {
 	// from what it has instead of SERVFAIL, and the log says so. Synced
 	// stays false until the real sync. Zero waits for ever.
 	SyncTimeout time.Duration
+	// ClusterSet also watches ServiceImports (multicluster.x-k8s.io) and
+	// the EndpointSlices labelled multicluster.kubernetes.io/service-name,
+	// for the clusterset zone; a missing CRD is logged once.
+	ClusterSet bool
 	// Logger receives the source's logs and client-go's (through a logr
 	// logger in the context); nil means slog.Default().
 	Logger *slog.Logger
@@ -62,6 +66,9 @@ type KubeSource struct {
 	api    apiState
 	synced atomic.Bool
 	ran    atomic.Bool
+	// crdMissing is set while the ServiceImport CRD is not installed
+	// (kubemcs.go).
+	crdMissing atomic.Bool
 }
 
 // NewKubeSource returns a source that will feed store from client (see
@@ -218,6 +225,11 @@ func (k *KubeSource) informers() ([]informer, error) {
 				convertNamespace, func(a, b string) bool { return a == b },
 				k.store.UpsertNamespace, func(key Key) { k.store.DeleteNamespace(key.Name) })),
 		)
+		if k.opts.ClusterSet {
+			mcs, mcsErr := k.mcsInformers(ns, where, shared)
+			err = errors.Join(err, mcsErr)
+			out = append(out, mcs...)
+		}
 		if k.opts.Pods {
 			err = errors.Join(err, add(watchKind(k, pods, k.newInformer(pods, ResourcePods, ns, &corev1.Pod{}, unfinished),
 				ConvertPod, equalPod,
@@ -241,7 +253,9 @@ func (k *KubeSource) newInformer(what, resource, namespace string, example runti
 				tweak(&o)
 			}
 			obj, err := k.client.List(ctx, resource, namespace, o)
-			k.api.note(ctx, what, err)
+			if resource != ResourceServiceImports || !k.noteImports(ctx, err) {
+				k.api.note(ctx, what, err)
+			}
 			return obj, err
 		},
 		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
@@ -249,7 +263,9 @@ func (k *KubeSource) newInformer(what, resource, namespace string, example runti
 				tweak(&o)
 			}
 			w, err := k.client.Watch(ctx, resource, namespace, o)
-			k.api.note(ctx, what, err)
+			if resource != ResourceServiceImports || !k.noteImports(ctx, err) {
+				k.api.note(ctx, what, err)
+			}
 			return w, err
 		},
 	}

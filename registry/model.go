@@ -170,6 +170,10 @@ type EndpointSlice struct {
 	// TriggerTime is the annotation endpoints.kubernetes.io/last-change-trigger-time
 	// (zero when absent or unparsable).
 	TriggerTime time.Time
+	// Cluster is the label multicluster.kubernetes.io/source-cluster of a
+	// slice of a ServiceImport (whose Service is then the label
+	// multicluster.kubernetes.io/service-name); "" for a local slice.
+	Cluster string
 }
 
 // Pod is the slim form of a core/v1 Pod: what pod records, hostname records

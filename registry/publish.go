@@ -21,7 +21,7 @@ func (s *Store) Flush() *Snapshot {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	prev := s.cur.Load()
-	if !s.synced || (prev != nil && len(s.dirty) == 0 && len(s.dirtyPods) == 0 && !s.nsChanged) {
+	if !s.synced || (prev != nil && len(s.dirty) == 0 && len(s.dirtyPods) == 0 && !s.nsChanged && !s.mcsChanged) {
 		return prev
 	}
 	start := time.Now()
@@ -111,6 +111,13 @@ func (s *Store) Flush() *Snapshot {
 			}
 		}
 		next.pods, next.podsByIP = pods.Done(), byIP.Done()
+	}
+	// The clusterset: rebuilt whole when it changed, and the index with it.
+	next.clusterset = prev.clusterSetOrNil()
+	if s.mcsChanged || prev == nil {
+		next.clusterset = buildClusterSet(s.imports, s.mcsSlices)
+		next.Full = next.Full || prev == nil || prev.clusterset.Len() > 0 || next.clusterset.Len() > 0
+		s.mcsChanged = false
 	}
 	if next.Full {
 		next.Changed = nil

@@ -73,6 +73,18 @@ type Snapshot struct {
 	namespaces map[string]struct{}
 	pods       *cow.Map[string, *Pod]     // key: Key.String()
 	podsByIP   *cow.Map[[16]byte, []*Pod] // key: addrKey
+	clusterset *ClusterSet                // never nil in a published snapshot
+}
+
+// ClusterSet returns the multi-cluster services (ServiceImports with their
+// endpoints); empty, never nil, in a published snapshot.
+func (s *Snapshot) ClusterSet() *ClusterSet { return s.clusterset }
+
+func (s *Snapshot) clusterSetOrNil() *ClusterSet {
+	if s == nil {
+		return nil
+	}
+	return s.clusterset
 }
 
 // Trigger is a published EndpointSlice change of a service and when the

@@ -37,6 +37,9 @@ type Store struct {
 	synced      bool
 	merge       mergeScratch // scratch of mergeEndpoints
 	triggers    []Trigger    // slice changes since the last snapshot, for Snapshot.Triggers
+	imports     map[Key]*ServiceImport
+	mcsSlices   map[Key]*EndpointSlice
+	mcsChanged  bool // imports or MCS slices changed since the last snapshot
 
 	cur     atomic.Pointer[Snapshot]
 	kick    chan struct{}
@@ -62,6 +65,8 @@ func NewStore(opts Options) *Store {
 		nsRefs:      map[string]int{},
 		dirty:       map[Key]struct{}{},
 		dirtyPods:   map[Key]struct{}{},
+		imports:     map[Key]*ServiceImport{},
+		mcsSlices:   map[Key]*EndpointSlice{},
 		nsChanged:   true,
 		kick:        make(chan struct{}, 1),
 	}
@@ -219,6 +224,9 @@ type Objects struct {
 	Slices     []*EndpointSlice
 	Pods       []*Pod
 	Namespaces []string
+	// Imports and MCSSlices are the multi-cluster objects (mcs.go).
+	Imports   []*ServiceImport
+	MCSSlices []*EndpointSlice
 }
 
 // Replace makes the store hold exactly objs, marking only what differs as
@@ -298,6 +306,7 @@ func (s *Store) Replace(objs Objects) {
 		s.nsRefs[k.Namespace]++
 	}
 	s.nsChanged = true // files are small: compare the namespace sets whole
+	s.replaceMCSLocked(objs.Imports, objs.MCSSlices)
 	s.kickLocked()
 }
 

@@ -123,6 +123,9 @@ func (h *Handler) zoneOf(key string) *zone {
 				return cidx.zones[i]
 			}
 		}
+		if h.csWire != "" && key[off:] == h.csWire && cidx != nil {
+			return cidx.zones[h.iopt.csZone()]
+		}
 	}
 	return nil
 }

@@ -42,6 +42,9 @@ type indexOptions struct {
 	// configured reverse zone, whose apex answers SOA and NS.
 	reverse []string
 	revApex []uint8
+	// clusterset is the multi-cluster zone (lower-case, absolute), "" when
+	// off; it comes after every reverse zone (csZone).
+	clusterset string
 }
 
 func (o *indexOptions) rev4() uint8 { return uint8(len(o.domains)) }
@@ -50,7 +53,11 @@ func (o *indexOptions) rev6() uint8 { return uint8(len(o.domains) + 1) }
 // newZones returns the SOA-bearing zones of the index for a serial.
 func newZones(opt *indexOptions, serial uint32) ([]*zone, error) {
 	var out []*zone
-	for _, origin := range append(append(slices.Clone(opt.domains), "in-addr.arpa.", "ip6.arpa."), opt.reverse...) {
+	origins := append(append(slices.Clone(opt.domains), "in-addr.arpa.", "ip6.arpa."), opt.reverse...)
+	if opt.clusterset != "" {
+		origins = append(origins, opt.clusterset)
+	}
+	for _, origin := range origins {
 		z, err := newZone(&dns.SOA{
 			Hdr:     dns.RR_Header{Name: origin, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: opt.negativeTTL},
 			Ns:      "ns.dns." + opt.domains[0],
@@ -101,6 +108,10 @@ func buildClusterIndex(prev *clusterIndex, snap *registry.Snapshot, opt *indexOp
 		return nil, err
 	}
 	if !incremental {
+		// The clusterset changes only with a Full snapshot (registry).
+		if err := set(clustersetRecords(opt, snap.ClusterSet())); err != nil {
+			return nil, err
+		}
 		var ptrs revBuilder
 		for e := range snap.Services() {
 			if err := set(serviceRecords(opt, e, ar)); err != nil {
@@ -110,7 +121,11 @@ func buildClusterIndex(prev *clusterIndex, snap *registry.Snapshot, opt *indexOp
 				ptrs.add(key, ref)
 			}
 		}
-		idx.names, idx.ptrs = names.Done(), ptrs.done()
+		idx.ptrs = ptrs.done()
+		if err := set(clustersetPTRs(opt, snap.ClusterSet(), idx.ptrs)); err != nil {
+			return nil, err
+		}
+		idx.names = names.Done()
 		return idx, nil
 	}
 	ptrs := prev.ptrs.edit()

@@ -146,7 +146,7 @@ func (h *Handler) answer(out []byte, q *query, req []byte) (r Result, ok bool) {
 	if cidx != nil {
 		if n, ok := cow.GetBytes(cidx.names, key); ok {
 			zone := zoneCluster
-			if int(n.zone) >= len(h.clusterZones) {
+			if int(n.zone) >= len(h.clusterZones) && (h.csWire == "" || n.zone != h.iopt.csZone()) {
 				zone = zoneReverse
 			}
 			return answered(h.answerNode(out, q, req, n, cidx.zones), zone), true
@@ -171,6 +171,12 @@ func (h *Handler) answer(out []byte, q *query, req []byte) (r Result, ok bool) {
 			if string(suffix) == cz {
 				return answered(h.clusterName(out, q, req, cidx, key, off, i), zoneCluster), true
 			}
+		}
+		if h.csWire != "" && string(suffix) == h.csWire {
+			if cidx == nil {
+				return answered(writeEmpty(out, q, req, dns.RcodeServerFailure, false), zoneCluster), true
+			}
+			return answered(writeNegative(out, q, req, cidx.zones[h.iopt.csZone()], dns.RcodeNameError), zoneCluster), true
 		}
 		if len(h.revZones) > 0 {
 			if z, ok := h.revZones[string(suffix)]; ok {

@@ -25,6 +25,8 @@ type Handler struct {
 	// clusterZones lists the cluster domains in wire format, known before
 	// the first snapshot so that their names answer SERVFAIL until then.
 	clusterZones []string
+	// csWire is the clusterset zone in wire format, "" when off.
+	csWire string
 	// revZones maps the configured reverse zones (wire format) to their
 	// position in the cluster index's zones (revzones.go).
 	revZones map[string]uint8
@@ -86,6 +88,18 @@ func NewHandler(opt Options, log *slog.Logger) (*Handler, error) {
 		}
 		h.clusterZones = append(h.clusterZones, w)
 		h.iopt.domains = append(h.iopt.domains, dns.CanonicalName(d))
+	}
+	if cs := opt.ClusterSetZone; cs != "" {
+		w, err := nameToWire(cs)
+		if err != nil || cs == "." {
+			return nil, fmt.Errorf("clusterset zone %q: not a domain name", cs)
+		}
+		for _, d := range h.iopt.domains {
+			if dns.CanonicalName(cs) == d {
+				return nil, fmt.Errorf("clusterset zone %q is also a cluster domain", cs)
+			}
+		}
+		h.csWire, h.iopt.clusterset = w, dns.CanonicalName(cs)
 	}
 	if opt.Pods == "" {
 		opt.Pods = PodsDisabled

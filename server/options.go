@@ -23,10 +23,13 @@ const (
 // (the first one names PTR targets); TTL applies to cluster records and
 // NegativeTTL to the SOA of negative answers.
 type Options struct {
-	Domains     []string
-	TTL         uint32
-	NegativeTTL uint32
-	Pods        PodMode
+	Domains []string
+	// ClusterSetZone is the multi-cluster services zone (clusterset.local,
+	// clusterset.go) answered from the snapshot's ServiceImports; "" is off.
+	ClusterSetZone string
+	TTL            uint32
+	NegativeTTL    uint32
+	Pods           PodMode
 	// DNSService is the service whose ClusterIP is the glue of the zones'
 	// NS name (kube-system/kube-dns by default).
 	DNSService registry.Key

@@ -140,6 +140,7 @@ func zoneRecords(opt *indexOptions, snap *registry.Snapshot, zones []*zone, name
 		r.add(z, &dns.NS{Hdr: r.hdr(origin, dns.TypeNS), Ns: "ns.dns." + opt.domains[0]})
 		r.addExtra(origin, dns.TypeNS, r.addrRecords("ns.dns."+opt.domains[0], dnsIPs)...)
 	}
+	clustersetApex(r, opt, zones, dnsIPs)
 	for i, d := range opt.domains {
 		z := uint8(i)
 		r.add(z, zones[i].soa)

@@ -55,18 +55,19 @@ func (a *answerer) build(cfg *Config) (h *server.Handler, unsub func(), stopFwd 
 		return nil, nil, nil, err
 	}
 	opts := server.Options{
-		Domains:       cfg.Domains,
-		ReverseZones:  cfg.ReverseZones,
-		TTL:           cfg.TTL,
-		NegativeTTL:   cfg.NegativeTTL,
-		Pods:          cfg.Pods,
-		DNSService:    cfg.DNSService,
-		RecursionFrom: cfg.RecursionFrom,
-		TransferFrom:  cfg.TransferFrom,
-		Autopath:      cfg.Autopath,
-		AnswerOrder:   cfg.AnswerOrder,
-		ZoneOrder:     cfg.ZoneOrder,
-		Metrics:       a.metrics,
+		Domains:        cfg.Domains,
+		ClusterSetZone: cfg.ClusterSetZone,
+		ReverseZones:   cfg.ReverseZones,
+		TTL:            cfg.TTL,
+		NegativeTTL:    cfg.NegativeTTL,
+		Pods:           cfg.Pods,
+		DNSService:     cfg.DNSService,
+		RecursionFrom:  cfg.RecursionFrom,
+		TransferFrom:   cfg.TransferFrom,
+		Autopath:       cfg.Autopath,
+		AnswerOrder:    cfg.AnswerOrder,
+		ZoneOrder:      cfg.ZoneOrder,
+		Metrics:        a.metrics,
 	}
 	var hosts *server.Hosts
 	if cfg.Hosts.File != "" || len(cfg.Hosts.Entries) > 0 {

@@ -29,6 +29,7 @@ type Config struct {
 	TLSKeyFile       string
 	ZonesDir         string
 	Domains          []string
+	ClusterSetZone   string   // clusterset_zone: "" is off
 	ReverseZones     []string // reverse_zones: CIDRs or reverse names (server.ReverseZones)
 	TTL              uint32
 	NegativeTTL      uint32

@@ -87,6 +87,12 @@ var keys = []key{
 		parse:   parseDomains,
 	},
 	{
+		name:    "clusterset_zone",
+		def:     "clusterset.local",
+		meaning: "multi-cluster services zone answered from ServiceImports (MCS API); empty turns it off",
+		parse:   parseClusterSetZone,
+	},
+	{
 		name:    "ttl",
 		def:     5,
 		meaning: "TTL of cluster records (0–3600)",

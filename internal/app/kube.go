@@ -33,6 +33,7 @@ func newKubeSource(cfg *Config, rc *rest.Config, store *registry.Store, log *slo
 		Namespaces:  cfg.Namespaces,
 		Pods:        cfg.Pods == server.PodsVerified || cfg.Autopath,
 		SyncTimeout: cfg.SyncTimeout,
+		ClusterSet:  cfg.ClusterSetZone != "",
 		Logger:      log,
 	}), nil
 }

@@ -176,6 +176,25 @@ func parseDomains(v *viper.Viper, c *Config, name string) error {
 	return nil
 }
 
+// parseClusterSetZone takes the multi-cluster zone: a domain name that is
+// not one of the cluster domains (parsed before it), or "" for off.
+func parseClusterSetZone(v *viper.Viper, c *Config, name string) error {
+	z := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(v.GetString(name))), ".")
+	c.ClusterSetZone = z
+	if z == "" {
+		return nil
+	}
+	if errs := validation.IsDNS1123Subdomain(z); len(errs) > 0 {
+		return fmt.Errorf("%s: %q is not a domain name: %s", name, z, strings.Join(errs, "; "))
+	}
+	for _, d := range c.Domains {
+		if strings.TrimSuffix(strings.ToLower(d), ".") == z {
+			return fmt.Errorf("%s: %q is also a cluster domain (domains)", name, z)
+		}
+	}
+	return nil
+}
+
 // parseReverseZones takes the reverse zones (CIDRs or reverse names),
 // checked as the handler will read them.
 func parseReverseZones(v *viper.Viper, c *Config, name string) error {

@@ -1,0 +1,62 @@
+package registry
+
+// The Kubernetes source's multi-cluster watches (KubeOptions.ClusterSet):
+// ServiceImports (a CRD that may be missing) and the EndpointSlices
+// labelled multicluster.kubernetes.io/service-name.
+
+import (
+	"context"
+
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// mcsInformers returns the two watches of one namespace ("" for all).
+func (k *KubeSource) mcsInformers(ns, where string, shared *interner) ([]informer, error) {
+	imps, sls := "serviceimports"+where, "multicluster endpointslices"+where
+	withMCSName := func(o *metav1.ListOptions) { o.LabelSelector = MCSServiceNameLabel }
+	impInf, err := watchKind(k, imps, k.newInformer(imps, ResourceServiceImports, ns, &serviceImportObject{}, nil),
+		convertServiceImport, equalImport,
+		k.store.UpsertServiceImport, k.store.DeleteServiceImport)
+	if err != nil {
+		return nil, err
+	}
+	// A missing CRD counts as synced (nothing to import); the informer
+	// keeps retrying and picks the imports up once it is installed.
+	hasSynced := impInf.synced
+	impInf.synced = func() bool { return hasSynced() || k.crdMissing.Load() }
+	slInf, err := watchKind(k, sls, k.newInformer(sls, ResourceEndpointSlices, ns, &discoveryv1.EndpointSlice{}, withMCSName),
+		func(s *discoveryv1.EndpointSlice) (*EndpointSlice, error) {
+			out, err := ConvertMCSEndpointSlice(s)
+			if err == nil {
+				shared.slice(out)
+			}
+			return out, err
+		}, equalSlice,
+		k.store.UpsertMCSEndpointSlice, k.store.DeleteMCSEndpointSlice)
+	if err != nil {
+		return nil, err
+	}
+	return []informer{impInf, slInf}, nil
+}
+
+// noteImports handles the result of a ServiceImport list or watch: a
+// missing CRD is logged once (and once more when it appears); it reports
+// whether err was that case, which the API state does not count.
+func (k *KubeSource) noteImports(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	if err != nil && apierrors.IsNotFound(err) {
+		if k.crdMissing.CompareAndSwap(false, true) {
+			k.log.Warn("ServiceImport CRD (serviceimports.multicluster.x-k8s.io) not installed: the clusterset zone stays empty until it is; everything else is served",
+				"err", err)
+		}
+		return true
+	}
+	if err == nil && k.crdMissing.CompareAndSwap(true, false) {
+		k.log.Info("ServiceImport CRD found: watching ServiceImports")
+	}
+	return false
+}
