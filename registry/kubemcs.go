@@ -42,21 +42,27 @@ func (k *KubeSource) mcsInformers(ns, where string, shared *interner) ([]informe
 }
 
 // noteImports handles the result of a ServiceImport list or watch: a
-// missing CRD is logged once (and once more when it appears); it reports
+// missing CRD, or RBAC that does not let this account read ServiceImports,
+// is logged once (and once more when they become readable); it reports
 // whether err was that case, which the API state does not count.
 func (k *KubeSource) noteImports(ctx context.Context, err error) bool {
 	if ctx.Err() != nil {
 		return false
 	}
-	if err != nil && apierrors.IsNotFound(err) {
+	if err != nil && (apierrors.IsNotFound(err) || apierrors.IsForbidden(err)) {
 		if k.crdMissing.CompareAndSwap(false, true) {
-			k.log.Warn("ServiceImport CRD (serviceimports.multicluster.x-k8s.io) not installed: the clusterset zone stays empty until it is; everything else is served",
-				"err", err)
+			why := "ServiceImport CRD (serviceimports.multicluster.x-k8s.io) not installed"
+			if apierrors.IsForbidden(err) {
+				// Older RBAC (no get, list, watch on serviceimports):
+				// the rest of the cluster must still be served.
+				why = "ServiceImports not readable (RBAC: get, list, watch serviceimports.multicluster.x-k8s.io)"
+			}
+			k.log.Warn(why+": the clusterset zone stays empty until they are; everything else is served", "err", err)
 		}
 		return true
 	}
 	if err == nil && k.crdMissing.CompareAndSwap(true, false) {
-		k.log.Info("ServiceImport CRD found: watching ServiceImports")
+		k.log.Info("ServiceImports readable: watching them")
 	}
 	return false
 }

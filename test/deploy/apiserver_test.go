@@ -156,6 +156,7 @@ func TestAPIServer(t *testing.T) {
 		write := []string{"create", "update", "patch", "delete", "deletecollection"}
 		resources := []struct{ group, resource string }{
 			{"", "services"}, {"discovery.k8s.io", "endpointslices"}, {"", "namespaces"}, {"", "pods"},
+			{"multicluster.x-k8s.io", "serviceimports"},
 		}
 		for _, sa := range []string{"clusterdns", "nodeproxy"} {
 			user := "system:serviceaccount:" + namespace + ":" + sa

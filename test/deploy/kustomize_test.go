@@ -211,6 +211,7 @@ func checkRBAC(t *testing.T, m objects) {
 	want := []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"services", "namespaces", "pods"}, Verbs: read},
 		{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: read},
+		{APIGroups: []string{"multicluster.x-k8s.io"}, Resources: []string{"serviceimports"}, Verbs: read},
 	}
 	if !reflect.DeepEqual(role.Rules, want) || role.AggregationRule != nil {
 		t.Errorf("ClusterRole clusterdns rules:\n%+v\nwant exactly\n%+v", role.Rules, want)

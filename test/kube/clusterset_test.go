@@ -67,7 +67,7 @@ func TestClusterSet(t *testing.T) {
 
 	// The source retries the missing resource with client-go's backoff
 	// (up to 30 s between tries): wait for it to find the CRD.
-	s.waitLog(t, "ServiceImport CRD found", 90*time.Second)
+	s.waitLog(t, "ServiceImports readable: watching them", 90*time.Second)
 
 	ns := "mcs"
 	k.namespace(ns)
