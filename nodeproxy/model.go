@@ -228,14 +228,23 @@ type candidate struct {
 // tells whether any usable endpoint exists at all. Duplicates are dropped;
 // the order is the snapshot's.
 func categorize(e *registry.ServiceEntry, sp registry.ServicePort, fam family, n node) (cluster, local []netip.AddrPort, hasAny bool) {
+	return categorizeEach(len(e.Endpoints), func(i int) (*registry.Endpoint, []registry.EndpointPort) {
+		return e.Endpoints[i].Endpoint, e.Endpoints[i].Ports()
+	}, sp, fam, n)
+}
+
+// categorizeEach is categorize over count endpoints that at returns with
+// their ports (a service's merged endpoints, or an import's of every
+// cluster).
+func categorizeEach(count int, at func(i int) (*registry.Endpoint, []registry.EndpointPort), sp registry.ServicePort, fam family, n node) (cluster, local []netip.AddrPort, hasAny bool) {
 	var cands []candidate
 	seen := map[netip.AddrPort]bool{}
-	for i := range e.Endpoints {
-		ep := &e.Endpoints[i]
+	for i := range count {
+		ep, epPorts := at(i)
 		if familyOf(ep.Address) != fam {
 			continue
 		}
-		port := targetPort(ep.Ports(), sp)
+		port := targetPort(epPorts, sp)
 		if port == 0 {
 			continue
 		}

@@ -176,6 +176,11 @@ func (p *Proxier) Sync(ctx context.Context, snap *registry.Snapshot, changed []r
 		for e := range snap.Services() {
 			keys[e.Key] = true
 		}
+		// A change of the clusterset makes the snapshot Full: imports are
+		// only ever written here.
+		for _, k := range importKeys(snap.ClusterSet()) {
+			keys[k] = true
+		}
 		for k := range p.ports {
 			keys[k] = true
 		}
@@ -279,11 +284,17 @@ type syncState struct {
 // previous slots are kept.
 func (p *Proxier) updateService(next *syncState, b *txBuilder, snap *registry.Snapshot, k registry.Key, full bool) []staleFlow {
 	old := p.ports[k]
-	entry := snap.Service(k)
-	want, skipped := servicePorts(entry, p.node)
-	next.health[k] = healthOf(entry, want)
-	for _, why := range skipped {
-		p.log.Warn("service entry skipped", "service", k.String(), "reason", why)
+	var want []*servicePort
+	if imp, ok := importOf(k); ok {
+		want = importPorts(snap.ClusterSet().Entry(imp))
+	} else {
+		entry := snap.Service(k)
+		var skipped []string
+		want, skipped = servicePorts(entry, p.node)
+		next.health[k] = healthOf(entry, want)
+		for _, why := range skipped {
+			p.log.Warn("service entry skipped", "service", k.String(), "reason", why)
+		}
 	}
 	oldByID := make(map[portID]*servicePort, len(old))
 	for _, o := range old {

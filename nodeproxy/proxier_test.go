@@ -35,6 +35,8 @@ func newTestStore(t testing.TB, files ...string) *registry.Store {
 		all.Slices = append(all.Slices, objs.Slices...)
 		all.Pods = append(all.Pods, objs.Pods...)
 		all.Namespaces = append(all.Namespaces, objs.Namespaces...)
+		all.Imports = append(all.Imports, objs.Imports...)
+		all.MCSSlices = append(all.MCSSlices, objs.MCSSlices...)
 	}
 	store.Replace(all)
 	store.MarkSynced()
