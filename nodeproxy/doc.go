@@ -17,6 +17,16 @@
 // serves the healthCheckNodePorts and ProxyHealth /healthz and /livez as
 // kube-proxy does; Metrics carry kube-proxy's metric names.
 //
+// A multi-cluster ServiceImport of type ClusterSetIP (registry.ClusterSet)
+// is routed as a ClusterIP with the same rules: each of its IPs and ports
+// is DNATed to the usable endpoints of every cluster's MCS EndpointSlices
+// (ready, else serving-and-terminating; remote topology hints are
+// ignored), and rejected when there is none. It has no node ports,
+// external addresses, traffic policies or session affinity. The Proxier
+// keeps it under the key "<namespace>/clusterset:<name>", which no Service
+// can have, and writes it in full syncs only: any change of the clusterset
+// makes the Store publish a Full snapshot (mcs.go).
+//
 // # Who calls what
 //
 // cmd/nodeproxy builds a registry.Store fed by a source (the cluster files,
