@@ -261,7 +261,9 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) error {
 		}
 		// No sync timeout: until the first full view no rule is written,
 		// and the rules of a previous run stay in place.
-		kube := registry.NewKubeSource(client, store, registry.KubeOptions{Logger: log})
+		// ClusterSet: ClusterSetIP ServiceImports are routed too (a missing
+		// CRD is logged once and the rest is served).
+		kube := registry.NewKubeSource(client, store, registry.KubeOptions{Logger: log, ClusterSet: true})
 		go func() {
 			if err := kube.Run(ctx); err != nil {
 				log.Error("Kubernetes source stopped", "err", err)
