@@ -74,14 +74,7 @@ func TestKubernetesClusterSetIP(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	store := registry.NewStore(registry.Options{})
-	tracker := NewTracker(nil)
-	store.Subscribe(tracker.OnSnapshot)
-	kapi, err := registry.NewKubeAPI(api.RESTConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	go registry.NewKubeSource(kapi, store, registry.KubeOptions{ClusterSet: true}).Run(ctx)
+	tracker := trackAPI(ctx, t, api, registry.KubeOptions{ClusterSet: true})
 	fake := knftables.NewFake(knftables.InetFamily, DefaultTable)
 	p := NewProxier(ProxierConfig{NFT: fake})
 	const want = "10.112.5.20 . 80 . 0 : 10.245.5.1 . 8080"

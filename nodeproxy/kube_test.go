@@ -51,15 +51,7 @@ func TestKubernetesSourceDrivesRules(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	store := registry.NewStore(registry.Options{})
-	tracker := NewTracker(nil)
-	store.Subscribe(tracker.OnSnapshot)
-	kapi, err := registry.NewKubeAPI(api.RESTConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	kube := registry.NewKubeSource(kapi, store, registry.KubeOptions{})
-	go kube.Run(ctx)
+	tracker := trackAPI(ctx, t, api, registry.KubeOptions{})
 
 	// The rules side runs on a thread in a fresh namespace; the API calls
 	// stay on this goroutine, in the host's namespace, where the API is.
@@ -145,4 +137,19 @@ func TestKubernetesSourceDrivesRules(t *testing.T) {
 	})
 	close(steps)
 	<-results
+}
+
+// trackAPI feeds a Tracker from a Kubernetes source on api (with opts)
+// until ctx ends.
+func trackAPI(ctx context.Context, t *testing.T, api *testenv.APIServer, opts registry.KubeOptions) *Tracker {
+	t.Helper()
+	store := registry.NewStore(registry.Options{})
+	tracker := NewTracker(nil)
+	store.Subscribe(tracker.OnSnapshot)
+	kapi, err := registry.NewKubeAPI(api.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	go registry.NewKubeSource(kapi, store, opts).Run(ctx)
+	return tracker
 }

@@ -290,40 +290,33 @@ func ConvertMCSEndpointSlice(s *discoveryv1.EndpointSlice) (*EndpointSlice, erro
 
 // UpsertServiceImport adds or replaces an import. Call Flush (or Run) to
 // publish.
-func (s *Store) UpsertServiceImport(imp *ServiceImport) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.imports[imp.Key] = imp
-	s.mcsChanged = true
-	s.kickLocked()
-}
+func (s *Store) UpsertServiceImport(imp *ServiceImport) { upsertMCS(s, s.imports, imp.Key, imp) }
 
 // DeleteServiceImport removes an import.
-func (s *Store) DeleteServiceImport(k Key) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.imports[k]; ok {
-		delete(s.imports, k)
-		s.mcsChanged = true
-		s.kickLocked()
-	}
-}
+func (s *Store) DeleteServiceImport(k Key) { deleteMCS(s, s.imports, k) }
 
 // UpsertMCSEndpointSlice adds or replaces a slice of an imported service.
-func (s *Store) UpsertMCSEndpointSlice(sl *EndpointSlice) {
+func (s *Store) UpsertMCSEndpointSlice(sl *EndpointSlice) { upsertMCS(s, s.mcsSlices, sl.Key, sl) }
+
+// DeleteMCSEndpointSlice removes a slice of an imported service.
+func (s *Store) DeleteMCSEndpointSlice(k Key) { deleteMCS(s, s.mcsSlices, k) }
+
+// upsertMCS and deleteMCS change one clusterset object under the store's
+// lock; any clusterset change makes the next snapshot rebuild the
+// clusterset (mcsChanged).
+func upsertMCS[V any](s *Store, m map[Key]V, k Key, v V) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.mcsSlices[sl.Key] = sl
+	m[k] = v
 	s.mcsChanged = true
 	s.kickLocked()
 }
 
-// DeleteMCSEndpointSlice removes a slice of an imported service.
-func (s *Store) DeleteMCSEndpointSlice(k Key) {
+func deleteMCS[V any](s *Store, m map[Key]V, k Key) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.mcsSlices[k]; ok {
-		delete(s.mcsSlices, k)
+	if _, ok := m[k]; ok {
+		delete(m, k)
 		s.mcsChanged = true
 		s.kickLocked()
 	}

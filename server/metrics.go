@@ -115,7 +115,6 @@ type Metrics struct {
 	// requests and responses counter is a sum over it.
 	requests   [zoneCats][typeCats][rcodeCats][transports]atomic.Uint64
 	latency    [len(latencyBuckets) + 1]atomic.Uint64
-	latencySum atomic.Uint64 // nanoseconds
 	malformed  atomic.Uint64
 	indexBuild atomic.Int64 // nanoseconds of the last cluster index update
 	indexCount atomic.Uint64
@@ -154,7 +153,6 @@ func (m *Metrics) observe(r Result, q *query, client netip.AddrPort, reqLen, res
 	t, tr := typeIndex(q.qtype), transportIndex(q.tcp, client)
 	m.requests[r.Zone][t][rcode][tr].Add(1)
 	d := time.Since(start)
-	m.latencySum.Add(uint64(d))
 	m.latency[bucketOf(latencyBuckets[:], d.Seconds())].Add(1)
 	m.core.observe(t, tr>>1, q.do, d, reqLen, respLen)
 }
@@ -198,7 +196,11 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	for k, n := range requests {
 		ch <- prometheus.MustNewConstMetric(m.descRequests, prometheus.CounterValue, float64(n), k.zone, k.typ, rcodeName(k.rcode))
 	}
-	ch <- constHistogram(m.descLatency, latencyBuckets[:], m.latency[:], float64(m.latencySum.Load())/1e9)
+	var latencySum uint64 // the same durations as coredns_dns_request_duration_seconds, summed over types
+	for t := range m.core.durationSum {
+		latencySum += m.core.durationSum[t].Load()
+	}
+	ch <- constHistogram(m.descLatency, latencyBuckets[:], m.latency[:], float64(latencySum)/1e9)
 	ch <- prometheus.MustNewConstMetric(m.descMalformed, prometheus.CounterValue, float64(m.malformed.Load()))
 	ch <- prometheus.MustNewConstMetric(m.descBuild, prometheus.GaugeValue, float64(m.indexBuild.Load())/1e9)
 	ch <- prometheus.MustNewConstMetric(m.descBuilds, prometheus.CounterValue, float64(m.indexCount.Load()))
