@@ -22,14 +22,7 @@ import (
 
 // coreTimeBuckets are CoreDNS's duration buckets (plugin.TimeBuckets):
 // 0.25 ms doubling to 8.192 s.
-var coreTimeBuckets = func() (b [16]float64) {
-	v := 0.00025
-	for i := range b {
-		b[i] = v
-		v *= 2
-	}
-	return b
-}()
+var coreTimeBuckets = func() (b [16]float64) { copy(b[:], prometheus.ExponentialBuckets(0.00025, 2, len(b))); return b }()
 
 // sizeBuckets are CoreDNS's request and response size buckets, bytes.
 var sizeBuckets = [...]float64{0, 100, 200, 300, 400, 511, 1023, 2047, 4095, 8291, 16e3, 32e3, 48e3, 64e3}
@@ -64,14 +57,7 @@ type coreMetrics struct {
 // programmingBuckets are the buckets of CoreDNS's
 // coredns_kubernetes_dns_programming_duration_seconds: 1 ms doubling to
 // about 17 minutes.
-var programmingBuckets = func() (b [20]float64) {
-	v := 0.001
-	for i := range b {
-		b[i] = v
-		v *= 2
-	}
-	return b
-}()
+var programmingBuckets = func() (b [20]float64) { copy(b[:], prometheus.ExponentialBuckets(0.001, 2, len(b))); return b }()
 
 // programmed measures, for each EndpointSlice change of a headless service
 // that snap publishes, the time from the change that triggered it (the
