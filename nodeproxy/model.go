@@ -1,11 +1,9 @@
 package nodeproxy
 
 import (
-	"cmp"
 	"fmt"
 	"net/netip"
 	"slices"
-	"strings"
 
 	"github.com/clusterdns/clusterdns/registry"
 )
@@ -83,16 +81,6 @@ func (id portID) String() string {
 		s += "/v6"
 	}
 	return s
-}
-
-func comparePortIDs(a, b portID) int {
-	return cmp.Or(
-		strings.Compare(a.Service.Namespace, b.Service.Namespace),
-		strings.Compare(a.Service.Name, b.Service.Name),
-		cmp.Compare(a.Family, b.Family),
-		strings.Compare(a.Proto, b.Proto),
-		cmp.Compare(a.Port, b.Port),
-	)
 }
 
 // servicePort is what the rules of one portID are generated from: the

@@ -89,12 +89,11 @@ type Question struct {
 }
 
 type upstream struct {
-	addr      string // host:port
-	tcpOnly   bool
-	tls       *tlsUpstream // DNS over TLS; nil for UDP and TCP
-	fails     atomic.Int32
-	down      atomic.Bool
-	lastProbe atomic.Int64
+	addr    string // host:port
+	tcpOnly bool
+	tls     *tlsUpstream // DNS over TLS; nil for UDP and TCP
+	fails   atomic.Int32
+	down    atomic.Bool
 }
 
 type group struct {

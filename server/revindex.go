@@ -186,10 +186,9 @@ func (t *revTable[E]) sort() int {
 // revEditor builds the next version of a revIndex from a published one,
 // which stays valid and unchanged for readers.
 type revEditor struct {
-	r        *revIndex
-	copied4  [revShards]bool
-	copied6  [revShards]bool
-	sizeDiff int
+	r       *revIndex
+	copied4 [revShards]bool
+	copied6 [revShards]bool
 }
 
 func (r *revIndex) edit() *revEditor {
