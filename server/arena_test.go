@@ -56,7 +56,7 @@ func TestArenaPiecesDistinct(t *testing.T) {
 		seen[n] = true
 	}
 	var nilArena *arena
-	if nilArena.node() == nilArena.node() {
+	if a, b := nilArena.node(), nilArena.node(); a == b {
 		t.Fatal("a nil arena must allocate each piece on its own")
 	}
 }
