@@ -24,8 +24,9 @@ func (k *KubeSource) mcsInformers(ns, where string, shared *interner) ([]informe
 	}
 	// A missing CRD counts as synced (nothing to import); the informer
 	// keeps retrying and picks the imports up once it is installed.
-	hasSynced := impInf.synced
+	hasSynced, hasListed := impInf.synced, impInf.listed
 	impInf.synced = func() bool { return hasSynced() || k.crdMissing.Load() }
+	impInf.listed = func() bool { return hasListed() || k.crdMissing.Load() }
 	slInf, err := watchKind(k, sls, k.newInformer(sls, ResourceEndpointSlices, ns, &discoveryv1.EndpointSlice{}, withMCSName),
 		func(s *discoveryv1.EndpointSlice) (*EndpointSlice, error) {
 			out, err := ConvertMCSEndpointSlice(s)
