@@ -73,7 +73,7 @@ func BenchmarkIndexFullBuild10k(b *testing.B) {
 // update, atomic swap) with 1,000 and 10,000 services loaded: the cost
 // must not grow with the cluster.
 func BenchmarkEndpointChange(b *testing.B) {
-	for _, n := range []int{1000, 10000} {
+	for _, n := range []int{1, 1000, 10000} {
 		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
 			_, st := storeHandler(b)
 			loadCluster(st.Store, n, 10)

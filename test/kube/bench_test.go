@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"regexp"
 	"runtime"
 	"strconv"
@@ -91,6 +92,16 @@ func TestBenchPropagation(t *testing.T) {
 	r := measurePropagation(t, k, sl, name, n, every, targets...)
 	t.Logf("propagation, API write acknowledged → changed DNS answer, %d endpoint changes one every %v on a 1-service cluster (load average %s):\n%s",
 		n, every, loadAverage(), r)
+	saveLog(t, "clusterdns-propagation.log", s.Out)
+}
+
+// saveLog writes a server's output into $CLUSTERDNS_BENCH_LOGDIR, when set.
+func saveLog(t *testing.T, name string, out *testbin.LogBuffer) {
+	if dir := os.Getenv("CLUSTERDNS_BENCH_LOGDIR"); dir != "" {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(out.String()), 0o644); err != nil {
+			t.Error(err)
+		}
+	}
 }
 
 // loadAverage is /proc/loadavg's first three fields (the machine may be
@@ -279,6 +290,7 @@ func TestBenchScale(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	t.Logf("3 s after the last change: %v", procMemory(t, s.Cmd.Process.Pid))
 	s.stop()
+	saveLog(t, "clusterdns-scale.log", s.Out)
 	memoryBreakdown(t, api)
 }
 
