@@ -11,7 +11,10 @@ import (
 // change tracking is split from building. The store's publish callback
 // only records the latest snapshot and the keys changed since the last
 // build (cheap, under the write lock, so sources never wait on build);
-// one builder goroutine takes what is pending and calls build with it.
+// what is pending is then built by the store's Run goroutine right after
+// the Flush that published it (no hand-over to another goroutine on the
+// path of a watch event), or, for snapshots flushed elsewhere (Flush
+// called by a source or a test), by Follow's own builder goroutine.
 //
 // Snapshots published while a build runs are coalesced: the next build
 // gets the latest one, with Changed the union of the skipped snapshots'
@@ -28,7 +31,12 @@ import (
 func (s *Store) Follow(build func(*Snapshot)) (stop func()) {
 	f := &follower{build: build, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	unsub := s.Subscribe(f.record)
-	f.drain() // the current snapshot, if any: built before returning
+	f.buildMu.Lock()
+	f.buildPending() // the current snapshot, if any: built before returning
+	f.buildMu.Unlock()
+	s.followMu.Lock()
+	s.followers = append(s.followers, f)
+	s.followMu.Unlock()
 	exited := make(chan struct{})
 	go func() {
 		defer close(exited)
@@ -43,8 +51,26 @@ func (s *Store) Follow(build func(*Snapshot)) (stop func()) {
 	}()
 	return func() {
 		unsub()
+		s.followMu.Lock()
+		s.followers = slices.DeleteFunc(s.followers, func(x *follower) bool { return x == f })
+		s.followMu.Unlock()
 		close(f.done)
 		<-exited
+		f.buildMu.Lock() // waits for a build Run may be doing
+		f.stopped = true
+		f.buildMu.Unlock()
+	}
+}
+
+// buildFollowers builds what the followers have pending, on the calling
+// goroutine (Run's, after a Flush). A follower whose builder goroutine is
+// building already is skipped: that one looks again when it is done.
+func (s *Store) buildFollowers() {
+	s.followMu.Lock()
+	fs := slices.Clone(s.followers)
+	s.followMu.Unlock()
+	for _, f := range fs {
+		f.drain()
 	}
 }
 
@@ -53,6 +79,12 @@ type follower struct {
 	build func(*Snapshot)
 	wake  chan struct{} // one pending wake-up at most
 	done  chan struct{}
+
+	// buildMu is held while taking what is pending and building it, by
+	// whichever goroutine drains (Run's or the builder's): one build at a
+	// time, in serial order.
+	buildMu sync.Mutex
+	stopped bool // under buildMu: no build any more
 
 	mu      sync.Mutex
 	pending *Snapshot        // latest snapshot not built yet, or nil
@@ -84,15 +116,39 @@ func (f *follower) record(snap *Snapshot) {
 	}
 }
 
-// drain builds what is pending, if anything. Only the builder (or Follow
-// before it starts the builder) calls it.
+// drain builds what is pending until nothing is, unless another goroutine
+// is building: that one looks at what is pending again after its build
+// (every record is followed by a drain that either builds it or finds the
+// lock held by one that will).
 func (f *follower) drain() {
+	for f.buildMu.TryLock() {
+		built := false
+		if !f.stopped {
+			built = f.buildPending()
+		}
+		f.buildMu.Unlock()
+		if !built || !f.hasPending() {
+			return
+		}
+	}
+}
+
+// hasPending reports whether a snapshot waits to be built.
+func (f *follower) hasPending() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.pending != nil
+}
+
+// buildPending builds what is pending, if anything, and reports whether it
+// did. The caller holds buildMu.
+func (f *follower) buildPending() bool {
 	f.mu.Lock()
 	snap, n, changed, full := f.pending, f.skipped, f.changed, f.full
 	f.pending, f.skipped, f.changed, f.full = nil, 0, nil, false
 	f.mu.Unlock()
 	if snap == nil {
-		return
+		return false
 	}
 	if n > 1 { // coalesced: the latest state with every change since the last build
 		merged := *snap
@@ -103,4 +159,5 @@ func (f *follower) drain() {
 		snap = &merged
 	}
 	f.build(snap)
+	return true
 }

@@ -2,8 +2,12 @@ package registry
 
 import (
 	"cmp"
+	"context"
+	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -138,5 +142,97 @@ func TestFollowStop(t *testing.T) {
 	case s := <-builds:
 		t.Fatalf("build after stop: serial %d", s.Serial)
 	default:
+	}
+}
+
+// With Run publishing, the builds run on Run's goroutine after each flush
+// (and on the builder's for flushes made elsewhere): never two at once,
+// serials in increasing order, the last change always built.
+func TestFollowWithRunInOrder(t *testing.T) {
+	st := NewStore(Options{})
+	st.UpsertNamespace("ns")
+	st.MarkSynced()
+	st.Flush()
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() { st.Run(ctx); close(ran) }()
+	defer func() { cancel(); <-ran }()
+	var inBuild atomic.Int32
+	var last atomic.Uint32
+	var bad atomic.Value
+	stop := st.Follow(func(s *Snapshot) {
+		if inBuild.Add(1) != 1 {
+			bad.CompareAndSwap(nil, "two builds at once")
+		}
+		if prev := last.Swap(s.Serial); s.Serial <= prev && prev != 0 {
+			bad.CompareAndSwap(nil, fmt.Sprintf("serial %d built after %d", s.Serial, prev))
+		}
+		inBuild.Add(-1)
+	})
+	defer stop()
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 200 {
+				st.UpsertService(svc("ns", fmt.Sprintf("s%d-%d", g, i)))
+				if g == 0 && i%10 == 0 {
+					st.Flush() // some flushes off Run: the builder goroutine builds them
+				}
+			}
+		})
+	}
+	wg.Wait()
+	want := st.Flush().Serial
+	deadline := time.Now().Add(10 * time.Second)
+	for last.Load() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("last build %d, want the last snapshot %d", last.Load(), want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if b := bad.Load(); b != nil {
+		t.Fatal(b)
+	}
+}
+
+// A burst of changes that lands while Run builds is published and built
+// as one: one more build, carrying every change.
+func TestFollowWithRunCoalescesABurst(t *testing.T) {
+	st := NewStore(Options{})
+	st.UpsertNamespace("ns")
+	st.MarkSynced()
+	st.Flush()
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() { st.Run(ctx); close(ran) }()
+	defer func() { cancel(); <-ran }()
+	release := make(chan struct{})
+	builds := make(chan *Snapshot, 16)
+	first := true
+	stop := st.Follow(func(s *Snapshot) {
+		if first { // the current snapshot, built by Follow itself
+			first = false
+			return
+		}
+		builds <- s
+		if len(s.Changed) == 1 && s.Changed[0].Name == "first" {
+			<-release
+		}
+	})
+	defer stop()
+	st.UpsertService(svc("ns", "first"))
+	if s := <-builds; len(s.Changed) != 1 {
+		t.Fatalf("first build: changed %v", s.Changed)
+	}
+	for i := range 100 { // while the first build is held
+		st.UpsertService(svc("ns", fmt.Sprintf("burst-%d", i)))
+	}
+	close(release)
+	s := <-builds
+	if len(s.Changed) != 100 || s.Full {
+		t.Fatalf("the burst built as %d changes (full %v), want one build of 100", len(s.Changed), s.Full)
+	}
+	if cur := st.Snapshot(); cur.Serial != s.Serial {
+		t.Fatalf("the store published serial %d after the burst's %d: the burst took more than one snapshot", cur.Serial, s.Serial)
 	}
 }

@@ -19,12 +19,23 @@ import (
 // services, plus the namespaces and pods when those changed.
 func (s *Store) Flush() *Snapshot {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	start := time.Now()
+	next, published := s.flushLocked()
+	s.mu.Unlock()
+	if published { // logged off the lock: sources need not wait for it
+		s.log.Debug("snapshot published", "serial", next.Serial, "services", next.services.Len(),
+			"changed", len(next.Changed), "full", next.Full, "took", time.Since(start))
+	}
+	return next
+}
+
+// flushLocked is Flush under the store's lock: it returns the current
+// snapshot, and whether it is new.
+func (s *Store) flushLocked() (*Snapshot, bool) {
 	prev := s.cur.Load()
 	if !s.synced || (prev != nil && len(s.dirty) == 0 && len(s.dirtyPods) == 0 && !s.nsChanged && !s.mcsChanged) {
-		return prev
+		return prev, false
 	}
-	start := time.Now()
 	next := &Snapshot{Full: prev == nil}
 	if prev == nil {
 		next.Serial = uint32(time.Now().Unix())
@@ -142,15 +153,15 @@ func (s *Store) Flush() *Snapshot {
 	for _, sub := range subs {
 		sub.fn(next)
 	}
-	s.log.Debug("snapshot published", "serial", next.Serial, "services", next.services.Len(),
-		"changed", len(next.Changed), "full", next.Full, "took", time.Since(start))
-	return next
+	return next, true
 }
 
-// Run publishes changes as they arrive until ctx ends: a burst of changes
-// that lands while a snapshot is being built is published together in the
-// next one. Sources that deliver single events (the Kubernetes watch) use
-// it; it blocks until ctx is done.
+// Run publishes changes as they arrive until ctx ends, and builds each
+// published snapshot for the store's followers (Follow) on its own
+// goroutine, off the store's lock: a burst of changes that lands while a
+// snapshot is being published or built is published together in the next
+// one. Sources that deliver single events (the Kubernetes watch) use it;
+// it blocks until ctx is done.
 func (s *Store) Run(ctx context.Context) {
 	for {
 		select {
@@ -158,6 +169,7 @@ func (s *Store) Run(ctx context.Context) {
 			return
 		case <-s.kick:
 			s.Flush()
+			s.buildFollowers()
 		}
 	}
 }

@@ -46,6 +46,9 @@ type Store struct {
 	subsMu  sync.Mutex
 	subs    []subscriber
 	nextSub int
+
+	followMu  sync.Mutex
+	followers []*follower // Follow's, built by Run after its flushes
 }
 
 // NewStore returns an empty store. Its Snapshot is nil until the first Flush.
