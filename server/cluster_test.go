@@ -25,8 +25,8 @@ func sameIndex(t *testing.T, step string, a, b *clusterIndex) {
 	}
 	for i := range revShards {
 		for _, pair := range [][2][]string{
-			{revStrings(a.ptrs.v4.shards[i]), revStrings(b.ptrs.v4.shards[i])},
-			{revStrings(a.ptrs.v6.shards[i]), revStrings(b.ptrs.v6.shards[i])},
+			{revStrings(a.ptrs.v4.shard(i)), revStrings(b.ptrs.v4.shard(i))},
+			{revStrings(a.ptrs.v6.shard(i)), revStrings(b.ptrs.v6.shard(i))},
 		} {
 			if !slices.Equal(pair[0], pair[1]) {
 				t.Fatalf("%s: reverse shard %d: %q incrementally, %q rebuilt", step, i, pair[0], pair[1])

@@ -23,13 +23,65 @@ type revIndex struct {
 	size int // addresses
 }
 
-// revShards is the number of shards of each table: an edit copies the
-// arrays of shard headers (2 × 12 KiB) and each touched shard (1/512 of a
-// table's entries).
-const revShards = 512
+// revShards is the number of shards of each table, in revPages pages of
+// shard headers: an edit copies the two tables' arrays of page pointers
+// (256 bytes), each touched page (768 bytes) and each touched shard (1/512
+// of a table's entries), so that a change costs what it touches whatever
+// the size of the cluster.
+const (
+	revShards    = 512
+	revPages     = 16
+	revPageSlots = revShards / revPages
+)
 
+// revTable is one table of sorted shards. A nil page is a page of empty
+// shards (an IPv6 table of an IPv4 cluster holds nothing but 16 nil
+// pointers).
 type revTable[E revItem[E]] struct {
-	shards [revShards][]E
+	pages [revPages]*[revPageSlots][]E
+}
+
+// shard returns shard s (do not modify).
+func (t *revTable[E]) shard(s int) []E {
+	if p := t.pages[s/revPageSlots]; p != nil {
+		return p[s%revPageSlots]
+	}
+	return nil
+}
+
+// setShard replaces shard s in a table being built or edited, whose page
+// of s the caller owns (see ownPage).
+func (t *revTable[E]) setShard(s int, sh []E) {
+	t.pages[s/revPageSlots][s%revPageSlots] = sh
+}
+
+// ownPage makes the page of shard s the table's own (a copy, or a new
+// page) unless owned says it already is.
+func (t *revTable[E]) ownPage(s int, owned *[revPages]bool) {
+	p := s / revPageSlots
+	if owned[p] {
+		return
+	}
+	next := new([revPageSlots][]E)
+	if old := t.pages[p]; old != nil {
+		*next = *old
+	}
+	t.pages[p] = next
+	owned[p] = true
+}
+
+// shards iterates over every shard with its number.
+func (t *revTable[E]) shards(yield func(int, []E) bool) {
+	for p, page := range t.pages {
+		if page == nil {
+			continue
+		}
+		for i, sh := range page {
+			if !yield(p*revPageSlots+i, sh) {
+				return
+			}
+		}
+	}
 }
 
 // revItem is an entry of a revTable. Entries are sorted by address, then
@@ -117,7 +169,7 @@ func run[E revItem[E]](sh []E, hi, lo uint64) (int, int) {
 }
 
 func (t *revTable[E]) lookup(hi, lo uint64) []E {
-	sh := t.shards[revShard(hi, lo)]
+	sh := t.shard(revShard(hi, lo))
 	start, end := run(sh, hi, lo)
 	return sh[start:end]
 }
@@ -151,15 +203,20 @@ func (r *revIndex) Len() int { return r.size }
 
 // revBuilder fills a new revIndex in bulk: entries are appended, then each
 // shard sorted once.
-type revBuilder struct{ r revIndex }
+type revBuilder struct {
+	r          revIndex
+	own4, own6 [revPages]bool
+}
 
 func (b *revBuilder) add(a [16]byte, ref ptrRef) {
 	hi, lo := revKey(a)
 	s := revShard(hi, lo)
 	if isRev4(hi, lo) {
-		b.r.v4.shards[s] = append(b.r.v4.shards[s], rev4{}.make(hi, lo, ref))
+		b.r.v4.ownPage(s, &b.own4)
+		b.r.v4.setShard(s, append(b.r.v4.shard(s), rev4{}.make(hi, lo, ref)))
 	} else {
-		b.r.v6.shards[s] = append(b.r.v6.shards[s], rev6{}.make(hi, lo, ref))
+		b.r.v6.ownPage(s, &b.own6)
+		b.r.v6.setShard(s, append(b.r.v6.shard(s), rev6{}.make(hi, lo, ref)))
 	}
 }
 
@@ -172,13 +229,16 @@ func (b *revBuilder) done() *revIndex {
 func (t *revTable[E]) sort() int {
 	n := 0
 	for i, sh := range t.shards {
+		if len(sh) == 0 {
+			continue
+		}
 		slices.SortFunc(sh, compareEntries[E])
 		for j := range sh {
 			if hi, lo := sh[j].key(); j == 0 || !sameKey(sh[j-1], hi, lo) {
 				n++
 			}
 		}
-		t.shards[i] = slices.Clone(sh) // at its size: appending left up to twice that
+		t.setShard(i, slices.Clone(sh)) // at its size: appending left up to twice that
 	}
 	return n
 }
@@ -186,9 +246,9 @@ func (t *revTable[E]) sort() int {
 // revEditor builds the next version of a revIndex from a published one,
 // which stays valid and unchanged for readers.
 type revEditor struct {
-	r       *revIndex
-	copied4 [revShards]bool
-	copied6 [revShards]bool
+	r                *revIndex
+	pages4, pages6   [revPages]bool // pages copied
+	copied4, copied6 [revShards]bool
 }
 
 func (r *revIndex) edit() *revEditor {
@@ -201,17 +261,17 @@ func (r *revIndex) edit() *revEditor {
 func (e *revEditor) replace(a [16]byte, k registry.Key, ref *ptrRef) {
 	hi, lo := revKey(a)
 	if isRev4(hi, lo) {
-		e.r.size += replaceIn(&e.r.v4, &e.copied4, hi, lo, k, ref)
+		e.r.size += replaceIn(&e.r.v4, &e.pages4, &e.copied4, hi, lo, k, ref)
 	} else {
-		e.r.size += replaceIn(&e.r.v6, &e.copied6, hi, lo, k, ref)
+		e.r.size += replaceIn(&e.r.v6, &e.pages6, &e.copied6, hi, lo, k, ref)
 	}
 }
 
 // replaceIn is replace in one table; it returns the change of the number
 // of addresses (-1, 0 or 1).
-func replaceIn[E revItem[E]](t *revTable[E], copied *[revShards]bool, hi, lo uint64, k registry.Key, ref *ptrRef) int {
+func replaceIn[E revItem[E]](t *revTable[E], pages *[revPages]bool, copied *[revShards]bool, hi, lo uint64, k registry.Key, ref *ptrRef) int {
 	s := revShard(hi, lo)
-	sh := t.shards[s]
+	sh := t.shard(s)
 	start, end := run(sh, hi, lo)
 	had := end > start
 	i := slices.IndexFunc(sh[start:end], func(x E) bool { return x.name().svc.Key == k })
@@ -219,6 +279,7 @@ func replaceIn[E revItem[E]](t *revTable[E], copied *[revShards]bool, hi, lo uin
 		return 0
 	}
 	if !copied[s] {
+		t.ownPage(s, pages)
 		sh = slices.Clone(sh)
 		copied[s] = true
 	}
@@ -235,7 +296,7 @@ func replaceIn[E revItem[E]](t *revTable[E], copied *[revShards]bool, hi, lo uin
 		sh = slices.Insert(sh, at, zero.make(hi, lo, *ref))
 		end++
 	}
-	t.shards[s] = sh
+	t.setShard(s, sh)
 	switch has := end > start; {
 	case has && !had:
 		return 1

@@ -10,9 +10,15 @@ import (
 	"maps"
 )
 
-// shards is the number of shards: an edit copies the 8 KiB array of shard
-// pointers plus every touched shard (about 1/1024 of the keys each).
-const shards = 1024
+// shards is the number of shards, in pages of pageSlots: an edit copies
+// the 256-byte array of page pointers, each touched page (256 bytes) and
+// each touched shard (about 1/1024 of the keys), so that a change costs
+// what it touches whatever the size of the map.
+const (
+	shards    = 1024
+	pages     = 32
+	pageSlots = shards / pages
+)
 
 // Key is what a Map is keyed by: a string, or the 16 bytes of an address
 // (netip.Addr.As16), which cost no allocation of their own.
@@ -21,17 +27,19 @@ type Key interface{ ~string | ~[16]byte }
 // Map is an immutable sharded map. The zero value is not usable; use New.
 // Readers may use a Map from any goroutine without locks.
 type Map[K Key, V any] struct {
-	shards [shards]map[K]V
-	size   int
+	pages [pages]*[pageSlots]map[K]V // nil: a page of empty shards
+	size  int
 }
 
 // New returns an empty map.
-func New[K Key, V any]() *Map[K, V] {
-	m := &Map[K, V]{}
-	for i := range m.shards {
-		m.shards[i] = map[K]V{}
+func New[K Key, V any]() *Map[K, V] { return &Map[K, V]{} }
+
+// shard returns shard i (nil when empty; do not modify).
+func (m *Map[K, V]) shard(i int) map[K]V {
+	if p := m.pages[i/pageSlots]; p != nil {
+		return p[i%pageSlots]
 	}
-	return m
+	return nil
 }
 
 // shardOf is FNV-1a over the key's bytes, folded to the shard count.
@@ -46,13 +54,13 @@ func shardOf[B ~string | ~[]byte | ~[16]byte](key B) int {
 
 // GetBytes looks a string key up by its bytes without allocating.
 func GetBytes[V any](m *Map[string, V], key []byte) (V, bool) {
-	v, ok := m.shards[shardOf(key)][string(key)]
+	v, ok := m.shard(shardOf(key))[string(key)]
 	return v, ok
 }
 
 // Get looks a key up.
 func (m *Map[K, V]) Get(key K) (V, bool) {
-	v, ok := m.shards[shardOf(key)][key]
+	v, ok := m.shard(shardOf(key))[key]
 	return v, ok
 }
 
@@ -62,10 +70,15 @@ func (m *Map[K, V]) Len() int { return m.size }
 // All iterates over every key and value in no particular order.
 func (m *Map[K, V]) All() iter.Seq2[K, V] {
 	return func(yield func(K, V) bool) {
-		for i := range m.shards {
-			for k, v := range m.shards[i] {
-				if !yield(k, v) {
-					return
+		for _, p := range m.pages {
+			if p == nil {
+				continue
+			}
+			for i := range p {
+				for k, v := range p[i] {
+					if !yield(k, v) {
+						return
+					}
 				}
 			}
 		}
@@ -87,25 +100,37 @@ func (m *Map[K, V]) Values() iter.Seq[V] {
 // it started from stays valid and unchanged for readers.
 type Editor[K Key, V any] struct {
 	m      *Map[K, V]
-	copied [shards]bool
+	owned  [pages]bool         // pages copied
+	copied [shards / 64]uint64 // shards copied (bits)
 }
 
 // Edit starts a new version of m.
 func (m *Map[K, V]) Edit() *Editor[K, V] {
-	next := *m // copies the array of shard pointers
+	next := *m // copies the array of page pointers
 	return &Editor[K, V]{m: &next}
 }
 
+// shard returns the editor's own copy of key's shard.
 func (e *Editor[K, V]) shard(key K) map[K]V {
 	s := shardOf(key)
-	if !e.copied[s] {
-		e.m.shards[s] = maps.Clone(e.m.shards[s])
-		if e.m.shards[s] == nil {
-			e.m.shards[s] = map[K]V{}
+	p := s / pageSlots
+	if !e.owned[p] {
+		next := new([pageSlots]map[K]V)
+		if old := e.m.pages[p]; old != nil {
+			*next = *old
 		}
-		e.copied[s] = true
+		e.m.pages[p] = next
+		e.owned[p] = true
 	}
-	return e.m.shards[s]
+	page := e.m.pages[p]
+	if e.copied[s/64]&(1<<(s%64)) == 0 {
+		page[s%pageSlots] = maps.Clone(page[s%pageSlots])
+		if page[s%pageSlots] == nil {
+			page[s%pageSlots] = map[K]V{}
+		}
+		e.copied[s/64] |= 1 << (s % 64)
+	}
+	return page[s%pageSlots]
 }
 
 // Get reads the version being built.
