@@ -18,15 +18,27 @@ import (
 // the store is synced. It returns the current snapshot. Cost: the changed
 // services, plus the namespaces and pods when those changed.
 func (s *Store) Flush() *Snapshot {
+	next, logPublished := s.flush()
+	logPublished()
+	return next
+}
+
+// flush publishes like Flush and returns, apart, the logging of it: Run
+// logs once the followers have built it, so that a debug log does not
+// delay the answer.
+func (s *Store) flush() (*Snapshot, func()) {
 	s.mu.Lock()
 	start := time.Now()
 	next, published := s.flushLocked()
+	took := time.Since(start)
 	s.mu.Unlock()
-	if published { // logged off the lock: sources need not wait for it
-		s.log.Debug("snapshot published", "serial", next.Serial, "services", next.services.Len(),
-			"changed", len(next.Changed), "full", next.Full, "took", time.Since(start))
+	if !published {
+		return next, func() {}
 	}
-	return next
+	return next, func() {
+		s.log.Debug("snapshot published", "serial", next.Serial, "services", next.services.Len(),
+			"changed", len(next.Changed), "full", next.Full, "took", took)
+	}
 }
 
 // flushLocked is Flush under the store's lock: it returns the current
@@ -168,8 +180,9 @@ func (s *Store) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-s.kick:
-			s.Flush()
+			_, logPublished := s.flush()
 			s.buildFollowers()
+			logPublished()
 		}
 	}
 }
