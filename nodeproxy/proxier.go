@@ -32,6 +32,11 @@ type ProxierConfig struct {
 	// keeps the text buffer of its largest transaction for good, and the
 	// full sync's is the whole table (tens of MB at 10,000 services).
 	NewNFT func() (knftables.Interface, error)
+	// Elements, when set, writes the elements of the shared sets and maps
+	// in a batch of their own (NetlinkElements on a node: no nft process
+	// and no 20 MB of text for them); nil writes them into the nft
+	// transaction with everything else (see Proxier.apply).
+	Elements ElementWriter
 	// Conntrack deletes stale UDP flows after an endpoint goes away; nil
 	// skips that (tests of the rules alone).
 	Conntrack Conntrack
@@ -85,6 +90,7 @@ const FullSyncGCPercent = 100
 type Proxier struct {
 	nft     knftables.Interface
 	newNFT  func() (knftables.Interface, error)
+	elems   ElementWriter
 	ct      Conntrack
 	log     *slog.Logger
 	metrics *Metrics
@@ -95,12 +101,15 @@ type Proxier struct {
 	gcPercent    int
 	trimmer      *pages.SettleTrimmer
 
-	mu      sync.Mutex
-	node    node
-	synced  bool // the last full sync succeeded and nothing failed since
-	ports   map[registry.Key][]*servicePort
-	groups  map[string]int // group chain → ports that use it
-	hairpin hairpinRefs
+	mu     sync.Mutex
+	node   node
+	synced bool // the last full sync succeeded and nothing failed since
+	// recreate: a full sync in steps failed, so the next one recreates
+	// the table in one nft transaction (see apply).
+	recreate bool
+	ports    map[registry.Key][]*servicePort
+	groups   map[string]int // group chain → ports that use it
+	hairpin  hairpinRefs
 }
 
 // NewProxier returns a Proxier that has written nothing yet: its first Sync
@@ -117,6 +126,7 @@ func NewProxier(cfg ProxierConfig) *Proxier {
 	return &Proxier{
 		nft:          cfg.NFT,
 		newNFT:       cfg.NewNFT,
+		elems:        cfg.Elements,
 		ct:           cfg.Conntrack,
 		log:          log,
 		metrics:      cfg.Metrics,
@@ -168,7 +178,6 @@ func (p *Proxier) Sync(ctx context.Context, snap *registry.Snapshot, changed []r
 		groups:  map[string]int{},
 		hairpin: newHairpinRefs(),
 	}
-	tx := p.nft.NewTransaction()
 	b := txBuilder{masqMark: p.table.masqMark}
 	var stale []staleFlow
 	if full {
@@ -189,11 +198,6 @@ func (p *Proxier) Sync(ctx context.Context, snap *registry.Snapshot, changed []r
 		order := slices.SortedFunc(maps.Keys(keys), func(a, b registry.Key) int {
 			return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
 		})
-		// The table is recreated in the same transaction: packets see the
-		// old rules until the commit, then the new ones.
-		tx.Add(&knftables.Table{})
-		tx.Delete(&knftables.Table{})
-		baseObjects(tx, &p.table)
 		for _, k := range order {
 			stale = append(stale, p.updateService(next, &b, snap, k, true)...)
 		}
@@ -206,16 +210,13 @@ func (p *Proxier) Sync(ctx context.Context, snap *registry.Snapshot, changed []r
 	}
 	b.hairpin(p.hairpin.changes(next.hairpin, full))
 	b.groupChanges(countChanges(p.groups, next.groups, full))
-	b.flush(tx, full)
-	res.Operations = tx.NumOperations()
-
-	if res.Operations > 0 {
-		if err := p.nft.Run(ctx, tx); err != nil {
-			p.synced = false
-			res.Took = time.Since(start)
-			p.metrics.observe(res, err)
-			return res, fmt.Errorf("nftables transaction of %d operations (full=%v): %w", res.Operations, full, err)
-		}
+	ops, err := p.apply(ctx, &b, full)
+	res.Operations = ops
+	if err != nil {
+		p.synced = false
+		res.Took = time.Since(start)
+		p.metrics.observe(res, err)
+		return res, err
 	}
 	p.synced = true
 	if full {

@@ -1,0 +1,165 @@
+package nodeproxy
+
+import (
+	"context"
+	"fmt"
+
+	"sigs.k8s.io/knftables"
+)
+
+// apply writes what b collected into the kernel and returns the number of
+// operations. Without an ElementWriter, or for a full sync after a failed
+// one, it is one nft transaction (a full one recreates the table in it).
+// With one, it is up to three steps:
+//
+//  1. an nft transaction of the creations and rewrites (group, affinity
+//     and, in a full sync, base chains; sets; interval-set elements),
+//     only when there are any;
+//  2. one ElementWriter batch of the element deletes and adds (in a full
+//     sync: every shared set and map flushed, then filled);
+//  3. an nft transaction of the deletions of chains and sets (in a full
+//     sync also whatever the table holds that the sync did not write),
+//     only when there are any.
+//
+// Each step is atomic and leaves the table consistent: nothing refers to
+// what step 1 adds before step 2, nothing to what step 3 deletes after
+// it. A full sync rewrites the table in place, so the previous rules keep
+// forwarding until step 2 swaps every element at once. A failure at any
+// step fails the sync; the next full sync then cleans up. It blocks for the
+// nft processes and the kernel.
+func (p *Proxier) apply(ctx context.Context, b *txBuilder, full bool) (ops int, err error) {
+	if p.elems == nil || (full && p.recreate) {
+		tx := p.nft.NewTransaction()
+		if full {
+			// The table is recreated in the same transaction: packets see
+			// the old rules until the commit, then the new ones.
+			tx.Add(&knftables.Table{})
+			tx.Delete(&knftables.Table{})
+			baseObjects(tx, &p.table, false, nil)
+		}
+		b.flush(tx, full)
+		ops = tx.NumOperations()
+		if ops == 0 {
+			return 0, nil
+		}
+		if err := p.nft.Run(ctx, tx); err != nil {
+			return ops, fmt.Errorf("nftables transaction of %d operations (full=%v): %w", ops, full, err)
+		}
+		if full {
+			p.recreate = false
+		}
+		return ops, nil
+	}
+	if full {
+		// Should any step fail, the next full sync does it all in one
+		// nft transaction (table recreated): slower, but the tried way.
+		defer func() {
+			if err != nil {
+				p.recreate = true
+			}
+		}()
+	}
+
+	pre := p.nft.NewTransaction()
+	var keep map[string]bool
+	if full {
+		keep = map[string]bool{}
+		baseObjects(pre, &p.table, true, keep)
+		for _, g := range b.newGroups {
+			keep[g.name()] = true
+		}
+		for name := range b.writeChains {
+			keep[name] = true
+		}
+		for _, s := range b.addSets {
+			keep[s.Name] = true
+		}
+	}
+	b.flushCreations(pre, full)
+	del, add := b.orderedElems(full)
+	batch := &ElementBatch{}
+	for _, e := range del {
+		if p.elems.Handles(elemSet(e)) {
+			batch.Delete = append(batch.Delete, e)
+		} else {
+			pre.Delete(&knftables.Element{Set: e.Set, Map: e.Map, Key: e.Key})
+		}
+	}
+	for _, e := range add {
+		if p.elems.Handles(elemSet(e)) {
+			batch.Add = append(batch.Add, e)
+		} else {
+			pre.Add(e)
+		}
+	}
+	// The builder's lists are no longer needed: let the GC have them
+	// while the batch is encoded.
+	b.delElems, b.addElems = nil, nil
+	if full {
+		for _, name := range sortedKeys(elementLayouts()) {
+			if p.elems.Handles(name) {
+				batch.Flush = append(batch.Flush, name)
+			}
+		}
+	}
+
+	if n := pre.NumOperations(); n > 0 {
+		ops += n
+		if err := p.nft.Run(ctx, pre); err != nil {
+			return ops, fmt.Errorf("nftables transaction of %d creations (full=%v): %w", n, full, err)
+		}
+	}
+	if n := len(batch.Flush) + len(batch.Delete) + len(batch.Add); n > 0 {
+		ops += n
+		if err := p.elems.WriteElements(ctx, batch); err != nil {
+			return ops, fmt.Errorf("element batch (full=%v): %w", full, err)
+		}
+	}
+	post := p.nft.NewTransaction()
+	b.flushDeletions(post)
+	if full {
+		if err := p.deleteLeftovers(ctx, post, keep); err != nil {
+			return ops, err
+		}
+	}
+	if n := post.NumOperations(); n > 0 {
+		ops += n
+		if err := p.nft.Run(ctx, post); err != nil {
+			return ops, fmt.Errorf("nftables transaction of %d deletions (full=%v): %w", n, full, err)
+		}
+	}
+	return ops, nil
+}
+
+// deleteLeftovers adds to tx the deletion of every chain, set and map of
+// the table that keep does not name: what the services no longer need,
+// or what a failed sync created. Elements no longer refer to them (the
+// full sync's batch replaced them all). It blocks for one nft listing.
+func (p *Proxier) deleteLeftovers(ctx context.Context, tx *knftables.Transaction, keep map[string]bool) error {
+	objs, err := p.nft.ListAll(ctx)
+	if err != nil {
+		return fmt.Errorf("list the table's objects: %w", err)
+	}
+	// Flushed first: a leftover chain may jump to another.
+	var chains []string
+	for _, c := range objs["chain"] {
+		if !keep[c] {
+			chains = append(chains, c)
+			tx.Flush(&knftables.Chain{Name: c})
+		}
+	}
+	for _, c := range chains {
+		tx.Delete(&knftables.Chain{Name: c})
+	}
+	for _, s := range objs["set"] {
+		if !keep[s] {
+			tx.Delete(&knftables.Set{Name: s})
+		}
+	}
+	for _, m := range objs["map"] {
+		if !keep[m] {
+			tx.Delete(&knftables.Map{Name: m})
+		}
+	}
+	return nil
+}

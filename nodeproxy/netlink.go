@@ -1,0 +1,334 @@
+package nodeproxy
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+	"sigs.k8s.io/knftables"
+)
+
+// ElementWriter applies the set and map elements of a sync in one atomic
+// step of its own, after the nft transaction that created what they refer
+// to and before the one that deletes what they no longer refer to. Only
+// elements of the sets that it Handles are given to it; the rest
+// (interval sets: pod CIDRs, NodePort addresses, LoadBalancer source
+// ranges) stay nft text. With no ElementWriter the Proxier writes every
+// element into its one nft transaction (the golden tests, and the
+// fallback). NetlinkElements is the implementation for nodes.
+type ElementWriter interface {
+	// WriteElements empties the sets and maps named in b.Flush, deletes
+	// b.Delete and adds b.Add, all or nothing. It blocks until the kernel
+	// has answered.
+	WriteElements(ctx context.Context, b *ElementBatch) error
+	// Handles reports whether the elements of the set or map of that
+	// name are the writer's; it must not block.
+	Handles(set string) bool
+}
+
+// ElementBatch is one atomic step of an ElementWriter. Each element names
+// its set or map (Set or Map) and gives its key and value as nft text
+// words, as knftables writes them.
+type ElementBatch struct {
+	Flush  []string
+	Delete []*knftables.Element
+	Add    []*knftables.Element
+}
+
+// field is one part of a concatenated key or value, as the kernel stores
+// it: every part padded to a multiple of 4 bytes.
+type field uint8
+
+const (
+	fieldAddr  field = iota // ipv4_addr (4 bytes) or ipv6_addr (16), network order
+	fieldProto              // inet_proto: 1 byte
+	fieldPort               // inet_service: 2 bytes, network order
+	fieldSlot               // `numgen random mod N`: a 32-bit integer in host order
+)
+
+// elemLayout is how the elements of one set or map are encoded.
+type elemLayout struct {
+	key, value []field
+	verdict    bool // the value is a verdict (goto chain, drop)
+}
+
+// elementLayouts returns the layouts of the table's sets and maps whose
+// elements an ElementWriter writes: every shared set and map but the
+// interval sets. The one place that ties set names to their types besides
+// baseObjects, which declares them; TestNetlinkElementsEncodeAsNft checks
+// the two agree.
+func elementLayouts() map[string]elemLayout {
+	m := map[string]elemLayout{}
+	addrProtoPort := []field{fieldAddr, fieldProto, fieldPort}
+	protoPort := []field{fieldProto, fieldPort}
+	endpoint := []field{fieldAddr, fieldPort}
+	for _, f := range []family{ipv4, ipv6} {
+		m[serviceIPsMap(f)] = elemLayout{key: addrProtoPort, verdict: true}
+		m[serviceNodePortsMap(f)] = elemLayout{key: protoPort, verdict: true}
+		m[noEndpointServicesSet(f)] = elemLayout{key: addrProtoPort}
+		m[noEndpointNodePortsSet(f)] = elemLayout{key: protoPort}
+		m[firewallSet(f)] = elemLayout{key: addrProtoPort}
+		m[hairpinSet(f)] = elemLayout{key: []field{fieldAddr, fieldAddr}}
+		for _, pr := range protocols {
+			byAddr := elemLayout{key: []field{fieldAddr, fieldPort, fieldSlot}, value: endpoint}
+			byPort := elemLayout{key: []field{fieldPort, fieldSlot}, value: endpoint}
+			m[endpointsMap(f, pr)] = byAddr
+			m[localEndpointsMap(f, pr)] = byAddr
+			m[nodePortEndpointsMap(f, pr)] = byPort
+			m[nodePortLocalEndpointsMap(f, pr)] = byPort
+		}
+	}
+	return m
+}
+
+// NetlinkElements is the ElementWriter for nodes: it sends each batch as
+// one nf_tables netlink transaction (github.com/google/nftables), without
+// an nft process and without nft's cache of the table. The encoding of
+// every layout is checked against nft's own by TestNetlinkElementsEncodeAsNft.
+type NetlinkElements struct {
+	table   *nftables.Table
+	netns   *os.File // the network namespace it was made in
+	layouts map[string]elemLayout
+}
+
+// NewNetlinkElements returns an ElementWriter for the inet table of that
+// name in the network namespace of the calling thread (kept open until
+// Close, so that later batches go there whichever thread sends them).
+func NewNetlinkElements(table string) (*NetlinkElements, error) {
+	ns, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+	if err != nil {
+		return nil, fmt.Errorf("open network namespace: %w", err)
+	}
+	return &NetlinkElements{
+		table:   &nftables.Table{Name: table, Family: nftables.TableFamilyINet},
+		netns:   ns,
+		layouts: elementLayouts(),
+	}, nil
+}
+
+// Close releases the network namespace handle.
+func (w *NetlinkElements) Close() error { return w.netns.Close() }
+
+// Handles reports whether WriteElements writes the elements of set.
+func (w *NetlinkElements) Handles(set string) bool {
+	_, ok := w.layouts[set]
+	return ok
+}
+
+// maxElemListBytes bounds one message's nested element list: a netlink
+// attribute's length is 16 bits. A batch holds as many messages as needed.
+const maxElemListBytes = 60 << 10
+
+// WriteElements implements ElementWriter. The whole batch goes out in one
+// sendmsg (the kernel applies a batch per message buffer), so the socket's
+// buffers are forced to its size as nft does. ctx is not consulted once
+// the batch is sent: the kernel answers it in one go.
+func (w *NetlinkElements) WriteElements(ctx context.Context, b *ElementBatch) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var size, messages int
+	conn, err := nftables.New(nftables.WithNetNSFd(int(w.netns.Fd())), nftables.WithSockOptions(
+		func(c *netlink.Conn) error { return forceBuffers(c, size+64<<10, messages*1024+256<<10) }))
+	if err != nil {
+		return fmt.Errorf("netlink: %w", err)
+	}
+	for _, name := range b.Flush {
+		conn.FlushSet(&nftables.Set{Table: w.table, Name: name})
+		messages++
+	}
+	send := func(elems []*knftables.Element, add bool) error {
+		var chunk []nftables.SetElement
+		var set string
+		chunkBytes := 0
+		flush := func() error {
+			if len(chunk) == 0 {
+				return nil
+			}
+			s := &nftables.Set{Table: w.table, Name: set}
+			var err error
+			if add {
+				err = conn.SetAddElements(s, chunk)
+			} else {
+				err = conn.SetDeleteElements(s, chunk)
+			}
+			size += chunkBytes + 128
+			messages++
+			chunk, chunkBytes = chunk[:0], 0
+			return err
+		}
+		for _, e := range elems {
+			name := elemSet(e)
+			l, ok := w.layouts[name]
+			if !ok {
+				return fmt.Errorf("element of %s: not a set that netlink writes", name)
+			}
+			se, err := encodeElement(l, e, add)
+			if err != nil {
+				return fmt.Errorf("element %s of %s: %w", strings.Join(e.Key, " . "), name, err)
+			}
+			n := elemBytes(&se)
+			if name != set || chunkBytes+n > maxElemListBytes {
+				if err := flush(); err != nil {
+					return err
+				}
+				set = name
+			}
+			chunk = append(chunk, se)
+			chunkBytes += n
+		}
+		return flush()
+	}
+	if err := send(b.Delete, false); err != nil {
+		return fmt.Errorf("netlink element delete: %w", err)
+	}
+	if err := send(b.Add, true); err != nil {
+		return fmt.Errorf("netlink element add: %w", err)
+	}
+	if err := conn.Flush(); err != nil {
+		return fmt.Errorf("netlink batch of %d flushes, %d deletes, %d adds: %w",
+			len(b.Flush), len(b.Delete), len(b.Add), err)
+	}
+	return nil
+}
+
+// elemBytes is an upper bound of the encoded size of an element in a
+// message's element list (attribute headers and padding included).
+func elemBytes(e *nftables.SetElement) int {
+	n := 4 + 8 + len(e.Key) + 4 // the element, its key nest and value
+	if len(e.Val) > 0 {
+		n += 8 + len(e.Val) + 4
+	}
+	if e.VerdictData != nil {
+		n += 4 + 4 + 8 + 4 + len(e.VerdictData.Chain) + 1 + 4
+	}
+	if e.Comment != "" {
+		n += 4 + 2 + len(e.Comment) + 1 + 4
+	}
+	return n + 8
+}
+
+// forceBuffers sets the socket's send and receive buffers past the
+// system's limits (SO_SNDBUFFORCE, SO_RCVBUFFORCE: needs CAP_NET_ADMIN).
+func forceBuffers(c *netlink.Conn, send, recv int) error {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("netlink socket: %w", err)
+	}
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		serr = errors.Join(
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, send),
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, recv))
+	}); err != nil {
+		return fmt.Errorf("netlink socket: %w", err)
+	}
+	if serr != nil {
+		return fmt.Errorf("netlink socket buffers: %w", serr)
+	}
+	return nil
+}
+
+// encodeElement turns an element's nft words into the kernel's bytes:
+// its key, and (when add) its value or verdict and its comment.
+func encodeElement(l elemLayout, e *knftables.Element, add bool) (nftables.SetElement, error) {
+	var se nftables.SetElement
+	var err error
+	if se.Key, err = encodeFields(l.key, e.Key); err != nil {
+		return se, fmt.Errorf("key: %w", err)
+	}
+	if !add {
+		return se, nil
+	}
+	if e.Comment != nil {
+		se.Comment = *e.Comment
+	}
+	switch {
+	case l.verdict:
+		if len(e.Value) != 1 {
+			return se, fmt.Errorf("verdict %q: want one word", e.Value)
+		}
+		v, err := parseVerdict(e.Value[0])
+		if err != nil {
+			return se, err
+		}
+		se.VerdictData = v
+	case l.value != nil:
+		if se.Val, err = encodeFields(l.value, e.Value); err != nil {
+			return se, fmt.Errorf("value: %w", err)
+		}
+	}
+	return se, nil
+}
+
+// parseVerdict reads the verdicts the rules write: drop, or goto a chain.
+func parseVerdict(s string) (*expr.Verdict, error) {
+	if s == "drop" {
+		return &expr.Verdict{Kind: expr.VerdictDrop}, nil
+	}
+	if chain, ok := strings.CutPrefix(s, "goto "); ok && chain != "" {
+		return &expr.Verdict{Kind: expr.VerdictGoto, Chain: chain}, nil
+	}
+	return nil, fmt.Errorf("verdict %q: want drop or goto <chain>", s)
+}
+
+// encodeFields concatenates the encoded words, each padded to 4 bytes.
+func encodeFields(fields []field, words []string) ([]byte, error) {
+	if len(words) != len(fields) {
+		return nil, fmt.Errorf("%d words for %d fields", len(words), len(fields))
+	}
+	out := make([]byte, 0, 4*len(fields)+12*2)
+	for i, f := range fields {
+		w := words[i]
+		switch f {
+		case fieldAddr:
+			a, err := netip.ParseAddr(w)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, a.AsSlice()...)
+		case fieldProto:
+			p, err := protoNumber(w)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, p, 0, 0, 0)
+		case fieldPort:
+			n, err := strconv.ParseUint(w, 10, 16)
+			if err != nil {
+				return nil, fmt.Errorf("port: %w", err)
+			}
+			out = binary.BigEndian.AppendUint16(out, uint16(n))
+			out = append(out, 0, 0)
+		case fieldSlot:
+			n, err := strconv.ParseUint(w, 10, 32)
+			if err != nil {
+				return nil, fmt.Errorf("slot: %w", err)
+			}
+			out = binary.NativeEndian.AppendUint32(out, uint32(n))
+		}
+	}
+	return out, nil
+}
+
+// protoNumber is the IP protocol number of a protocol served.
+func protoNumber(name string) (byte, error) {
+	switch name {
+	case "tcp":
+		return unix.IPPROTO_TCP, nil
+	case "udp":
+		return unix.IPPROTO_UDP, nil
+	case "sctp":
+		return unix.IPPROTO_SCTP, nil
+	}
+	return 0, fmt.Errorf("protocol %q", name)
+}
