@@ -33,6 +33,10 @@ type ElementWriter interface {
 	// Handles reports whether the elements of the set or map of that
 	// name are the writer's; it must not block.
 	Handles(set string) bool
+	// Objects lists the names of the table's chains, sets and maps (keys
+	// "chain", "set", "map", as knftables' ListAll), without their rules
+	// and elements. It blocks for the kernel.
+	Objects(ctx context.Context) (map[string][]string, error)
 }
 
 // ElementBatch is one atomic step of an ElementWriter. Each element names
@@ -124,14 +128,49 @@ func (w *NetlinkElements) Handles(set string) bool {
 	return ok
 }
 
+// Objects implements ElementWriter.
+func (w *NetlinkElements) Objects(ctx context.Context) (map[string][]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	conn, err := nftables.New(nftables.WithNetNSFd(int(w.netns.Fd())))
+	if err != nil {
+		return nil, fmt.Errorf("netlink: %w", err)
+	}
+	chains, err := conn.ListChainsOfTableFamily(w.table.Family)
+	if err != nil {
+		return nil, fmt.Errorf("list chains: %w", err)
+	}
+	objs := map[string][]string{}
+	for _, c := range chains {
+		if c.Table.Name == w.table.Name {
+			objs["chain"] = append(objs["chain"], c.Name)
+		}
+	}
+	sets, err := conn.GetSets(w.table)
+	if err != nil {
+		return nil, fmt.Errorf("list sets: %w", err)
+	}
+	for _, s := range sets {
+		kind := "set"
+		if s.IsMap {
+			kind = "map"
+		}
+		objs[kind] = append(objs[kind], s.Name)
+	}
+	return objs, nil
+}
+
 // maxElemListBytes bounds one message's nested element list: a netlink
 // attribute's length is 16 bits. A batch holds as many messages as needed.
 const maxElemListBytes = 60 << 10
 
 // WriteElements implements ElementWriter. The whole batch goes out in one
 // sendmsg (the kernel applies a batch per message buffer), so the socket's
-// buffers are forced to its size as nft does. ctx is not consulted once
-// the batch is sent: the kernel answers it in one go.
+// buffers are forced to its size as nft does. It clears b.Delete and b.Add
+// as it encodes them, so that a full sync's 200,000 element objects are
+// not all alive beside their encoding. ctx is not consulted once the batch
+// is sent: the kernel answers it in one go.
 func (w *NetlinkElements) WriteElements(ctx context.Context, b *ElementBatch) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -166,7 +205,8 @@ func (w *NetlinkElements) WriteElements(ctx context.Context, b *ElementBatch) er
 			chunk, chunkBytes = chunk[:0], 0
 			return err
 		}
-		for _, e := range elems {
+		for i, e := range elems {
+			elems[i] = nil // encoded below: the GC may have it
 			name := elemSet(e)
 			l, ok := w.layouts[name]
 			if !ok {
