@@ -3,6 +3,7 @@ package nodeproxy
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"sigs.k8s.io/knftables"
 )
@@ -20,6 +21,11 @@ import (
 //  3. an nft transaction of the deletions of chains and sets (in a full
 //     sync also whatever the table holds that the sync did not write),
 //     only when there are any.
+//
+// Group chains are the exception: one is created the first time a port
+// needs it and left in place when the last one stops (the next full sync
+// deletes it), so that an endpoint change is one batch and no nft process
+// even when a service's endpoint count moves to a count no other has.
 //
 // Each step is atomic and leaves the table consistent: nothing refers to
 // what step 1 adds before step 2, nothing to what step 3 deletes after
@@ -47,7 +53,9 @@ func (p *Proxier) apply(ctx context.Context, b *txBuilder, full bool) (ops int, 
 		}
 		if full {
 			p.recreate = false
+			p.groupChains = map[string]bool{}
 		}
+		p.noteGroups(b)
 		return ops, nil
 	}
 	if full {
@@ -60,6 +68,11 @@ func (p *Proxier) apply(ctx context.Context, b *txBuilder, full bool) (ops int, 
 		}()
 	}
 
+	if !full {
+		// Group chains are created once and deleted by full syncs only.
+		b.newGroups = slices.DeleteFunc(b.newGroups, func(g group) bool { return p.groupChains[g.name()] })
+		b.delGroups = nil
+	}
 	pre := p.nft.NewTransaction()
 	var keep map[string]bool
 	if full {
@@ -109,6 +122,12 @@ func (p *Proxier) apply(ctx context.Context, b *txBuilder, full bool) (ops int, 
 			return ops, fmt.Errorf("nftables transaction of %d creations (full=%v): %w", n, full, err)
 		}
 	}
+	if full {
+		// The old group chains are unreferenced once the batch is in, and
+		// deleted as leftovers.
+		p.groupChains = map[string]bool{}
+	}
+	p.noteGroups(b)
 	if n := len(batch.Flush) + len(batch.Delete) + len(batch.Add); n > 0 {
 		ops += n
 		if err := p.elems.WriteElements(ctx, batch); err != nil {
@@ -129,6 +148,20 @@ func (p *Proxier) apply(ctx context.Context, b *txBuilder, full bool) (ops int, 
 		}
 	}
 	return ops, nil
+}
+
+// noteGroups records the group chains that b created as present (and
+// those it deleted as gone).
+func (p *Proxier) noteGroups(b *txBuilder) {
+	if p.groupChains == nil {
+		p.groupChains = map[string]bool{}
+	}
+	for _, g := range b.newGroups {
+		p.groupChains[g.name()] = true
+	}
+	for _, name := range b.delGroups {
+		delete(p.groupChains, name)
+	}
 }
 
 // deleteLeftovers adds to tx the deletion of every chain, set and map of
@@ -163,4 +196,46 @@ func (p *Proxier) deleteLeftovers(ctx context.Context, tx *knftables.Transaction
 		}
 	}
 	return nil
+}
+
+// TransactionElements is the ElementWriter that writes each batch as one
+// knftables transaction of its own: with knftables.NewFake it lets tests
+// see the steps of apply; on a node NetlinkElements does the same without
+// the nft process. It handles the same sets as NetlinkElements.
+type TransactionElements struct {
+	NFT knftables.Interface
+}
+
+// Handles implements ElementWriter.
+func (w TransactionElements) Handles(set string) bool {
+	_, ok := elementLayouts()[set]
+	return ok
+}
+
+// WriteElements implements ElementWriter; it blocks for the transaction.
+func (w TransactionElements) WriteElements(ctx context.Context, b *ElementBatch) error {
+	layouts := elementLayouts()
+	tx := w.NFT.NewTransaction()
+	for _, name := range b.Flush {
+		if l := layouts[name]; l.verdict || l.value != nil {
+			tx.Flush(&knftables.Map{Name: name})
+		} else {
+			tx.Flush(&knftables.Set{Name: name})
+		}
+	}
+	for _, e := range b.Delete {
+		tx.Delete(&knftables.Element{Set: e.Set, Map: e.Map, Key: e.Key})
+	}
+	for _, e := range b.Add {
+		tx.Add(e)
+	}
+	if err := w.NFT.Run(ctx, tx); err != nil {
+		return fmt.Errorf("element transaction: %w", err)
+	}
+	return nil
+}
+
+// Objects implements ElementWriter.
+func (w TransactionElements) Objects(ctx context.Context) (map[string][]string, error) {
+	return w.NFT.ListAll(ctx)
 }

@@ -107,9 +107,13 @@ type Proxier struct {
 	// recreate: a full sync in steps failed, so the next one recreates
 	// the table in one nft transaction (see apply).
 	recreate bool
-	ports    map[registry.Key][]*servicePort
-	groups   map[string]int // group chain → ports that use it
-	hairpin  hairpinRefs
+	// groupChains are the group chains in the kernel, used or not: with an
+	// ElementWriter an unused one stays until the next full sync, so that
+	// a service whose endpoint count flips needs no nft process.
+	groupChains map[string]bool
+	ports       map[registry.Key][]*servicePort
+	groups      map[string]int // group chain → ports that use it
+	hairpin     hairpinRefs
 }
 
 // NewProxier returns a Proxier that has written nothing yet: its first Sync

@@ -19,6 +19,7 @@ type txBuilder struct {
 	delElems    []*knftables.Element
 	addElems    []*knftables.Element
 	delChains   []string
+	delGroups   []string // group chains no longer used
 	delSets     []string
 }
 
@@ -94,7 +95,7 @@ func (b *txBuilder) groupChanges(added, removed []string) {
 		b.newGroups = append(b.newGroups, b.groups[name])
 	}
 	slices.Sort(removed)
-	b.delChains = append(b.delChains, removed...)
+	b.delGroups = append(b.delGroups, removed...)
 }
 
 // hairpin records the hairpin elements to add and delete.
@@ -176,6 +177,9 @@ func (b *txBuilder) orderedElems(full bool) (del, add []*knftables.Element) {
 // refers to them any more.
 func (b *txBuilder) flushDeletions(tx *knftables.Transaction) {
 	for _, c := range b.delChains {
+		tx.Delete(&knftables.Chain{Name: c})
+	}
+	for _, c := range b.delGroups {
 		tx.Delete(&knftables.Chain{Name: c})
 	}
 	for _, s := range b.delSets {
