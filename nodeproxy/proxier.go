@@ -84,9 +84,11 @@ const FullSyncGCPercent = 100
 
 // Proxier writes a snapshot's services as nftables rules. It keeps the
 // ports it last wrote (compact: addresses and endpoint lists, not rule
-// objects, which it regenerates when it needs them), so that a partial Sync rewrites only the elements, chains and
-// sets of the services named as changed, in one transaction. Its methods
-// are safe for concurrent use but serialize: one Sync at a time.
+// objects, which it regenerates when it needs them), so that a partial
+// Sync rewrites only the elements, chains and sets of the services named
+// as changed (in one nft transaction, or in apply's steps with an
+// ElementWriter). Its methods are safe for concurrent use but serialize:
+// one Sync at a time.
 type Proxier struct {
 	nft     knftables.Interface
 	newNFT  func() (knftables.Interface, error)
@@ -154,15 +156,16 @@ func NewProxier(cfg ProxierConfig) *Proxier {
 type SyncResult struct {
 	Full       bool          // the whole table was rewritten
 	Services   int           // services looked at
-	Operations int           // nft commands in the transaction
+	Operations int           // nft commands and batch operations (flushes, element deletes and adds)
 	Took       time.Duration // building, nft and conntrack cleanup
 }
 
 // Sync brings the kernel in line with snap. With full set (or before a
-// full sync has succeeded) it rewrites the whole table in one transaction;
-// otherwise it rewrites only the services in changed. It blocks for the nft
-// transaction (and the conntrack commands, after it). On error nothing of
-// the transaction is applied and the next Sync is full whatever it asks.
+// full sync has succeeded) it rewrites the whole table; otherwise it
+// rewrites only the services in changed (see apply for the transactions).
+// It blocks for nft, the kernel (and the conntrack commands, after them).
+// On error the table stays consistent and forwarding (each step is
+// atomic) and the next Sync is full whatever it asks.
 func (p *Proxier) Sync(ctx context.Context, snap *registry.Snapshot, changed []registry.Key, full bool) (SyncResult, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
