@@ -31,14 +31,19 @@
 //
 // cmd/nodeproxy builds a registry.Store fed by a source (the cluster files,
 // or the Kubernetes API), a Tracker subscribed to it (Store.Subscribe(
-// tracker.OnSnapshot)), a Proxier over knftables, and a Runner that loops
-// over both. The Tracker only records which services changed (it runs under
-// the Store's lock and never blocks); the Runner wakes on a change, waits so
-// that syncs are at least MinInterval apart, takes all pending changes and
-// has the Proxier write them in ONE nftables transaction that touches only
-// the changed services. A failed transaction leaves the kernel as it was,
-// and the Runner retries with backoff as a full resync (the whole table
-// rewritten in one transaction). Proxier.Sync blocks for the nft process.
+// tracker.OnSnapshot)), a Proxier over knftables and NetlinkElements, and a
+// Runner that loops over both. The Tracker only records which services
+// changed (it runs under the Store's lock and never blocks); the Runner
+// wakes on a change, waits so that syncs are at least MinInterval apart,
+// takes all pending changes and has the Proxier write them, touching only
+// the changed services: an nft transaction for new chains and sets (when
+// there are any), ONE netlink batch for the set and map elements, an nft
+// transaction for deletions (when there are any); see Proxier.apply. Each
+// step is atomic and leaves a consistent table; after a failed one the
+// Runner retries with backoff as a full resync, which rewrites the table
+// in place while the previous rules keep forwarding (and, after a failed
+// full sync, recreates it in one nft transaction). Proxier.Sync blocks for
+// nft and the kernel.
 //
 // # Rule layout
 //
@@ -102,7 +107,7 @@
 // endpoint (kube-proxy's scheme) and a cascade of `numgen random mod k`
 // picks (k = n, n-1, …, 2: equal probability). They are few in practice.
 //
-// # Why knftables
+// # Why knftables for structure, netlink for elements
 //
 // sigs.k8s.io/knftables is what kube-proxy's nftables mode uses and is kept
 // by the Kubernetes SIG Network maintainers. It writes transactions as nft
@@ -110,14 +115,35 @@
 // and `nft list table inet clusterdns-nodeproxy` on a node all read the
 // same, and nft does the expression encoding: numgen in concatenated map
 // keys, typeof maps, fib, dynamic sets with timeouts, reject, NAT to
-// concatenated map data. github.com/google/nftables speaks netlink directly
-// and saves the nft process (about 5 ms per transaction here), but every
-// one of those expressions would have to be assembled register by register
-// by hand, untested against nft's own encoding, and there is no fake that
-// dumps readable rules. The cost that made kube-proxy slow is in the kernel
-// (the layout), not in the text, so the layout was fixed instead: with
-// knftables a full sync of 10,000 services × 10 endpoints and a single
-// endpoint change are measured by the benchmarks in bench_test.go.
+// concatenated map data. Those are in the chains and set declarations,
+// which are few (a few dozen group chains, whatever the cluster size) and
+// change rarely, so they stay nft text.
+//
+// What is many and hot is elements: 210,000 at 10,000 services × 10
+// endpoints, and every endpoint change is elements only. Written as nft
+// text they were 20 MB and 4-5 s of `nft -f` for a full sync (knftables
+// writes one command per element), and each change paid an nft process
+// that rebuilds its cache of the table. So the elements of the shared sets
+// and maps (elementLayouts: every one but the interval sets, whose few
+// elements stay text) go through github.com/google/nftables as one netlink
+// batch, which the kernel applies as one transaction. An element is only
+// bytes: each field of a concatenation padded to 4 bytes (addresses in
+// network order, inet_proto one byte, inet_service two bytes big-endian,
+// the `numgen random mod N` slot a 32-bit integer in host order, as the
+// typeof declaration makes it), verdicts as goto/drop, comments in the
+// element's userdata as nft writes them. TestNetlinkElementsEncodeAsNft
+// proves it: it writes the golden cluster (full and partial syncs) and one
+// element of every layout once as nft text and once over netlink into two
+// network namespaces of the real kernel, and compares `nft list table`.
+// A batch goes out in one sendmsg with the socket buffers forced to its
+// size (SO_SNDBUFFORCE, SO_RCVBUFFORCE), each message's element list under
+// the 16-bit attribute length. The golden tests keep knftables.Fake and see
+// every element (no ElementWriter: one transaction, as before; or
+// TransactionElements, a knftables transaction per batch, for the steps).
+// --netlink-elements=false runs a node the old way.
+//
+// Group chains are created on first use and deleted only by full syncs,
+// so that an endpoint count change, too, is one batch and no nft process.
 //
 // # Measured (2 cores, nft 1.0.6, kernel 6.18; real kernel, fresh netns)
 //

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -102,11 +103,30 @@ type NetlinkElements struct {
 	table   *nftables.Table
 	netns   *os.File // the network namespace it was made in
 	layouts map[string]elemLayout
+
+	mu sync.Mutex
+	// lasting is the socket of small batches, kept open: closing a
+	// netfilter netlink socket waits for the kernel to free what the
+	// transactions before deleted (an RCU grace period: 5-50 ms measured
+	// on a loaded machine), which would be most of an endpoint change.
+	// nil until first needed and after an error.
+	lasting *nftables.Conn
 }
+
+// Batches of at most lastingMaxOps operations go through the kept-open
+// socket, whose buffers are forced to lastingBuffer bytes (enough for
+// them: an element is under 200 bytes); larger ones (full syncs) open a
+// socket of their own with buffers of their size.
+const (
+	lastingMaxOps = 10000
+	lastingBuffer = 4 << 20
+)
 
 // NewNetlinkElements returns an ElementWriter for the inet table of that
 // name in the network namespace of the calling thread (kept open until
-// Close, so that later batches go there whichever thread sends them).
+// Close, so that later batches go there whichever thread sends them). A
+// caller that moved a thread into another namespace must call it with the
+// goroutine locked to that thread (runtime.LockOSThread), as the tests do.
 func NewNetlinkElements(table string) (*NetlinkElements, error) {
 	ns, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
 	if err != nil {
@@ -119,8 +139,37 @@ func NewNetlinkElements(table string) (*NetlinkElements, error) {
 	}, nil
 }
 
-// Close releases the network namespace handle.
-func (w *NetlinkElements) Close() error { return w.netns.Close() }
+// Close closes the kept-open socket and the network namespace handle.
+func (w *NetlinkElements) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.dropLasting()
+	return w.netns.Close()
+}
+
+// lastingConn returns the kept-open connection, dialling it when needed.
+// w.mu is held.
+func (w *NetlinkElements) lastingConn() (*nftables.Conn, error) {
+	if w.lasting != nil {
+		return w.lasting, nil
+	}
+	conn, err := nftables.New(nftables.AsLasting(), nftables.WithNetNSFd(int(w.netns.Fd())),
+		nftables.WithSockOptions(func(c *netlink.Conn) error { return forceBuffers(c, lastingBuffer, lastingBuffer) }))
+	if err != nil {
+		return nil, fmt.Errorf("netlink: %w", err)
+	}
+	w.lasting = conn
+	return conn, nil
+}
+
+// dropLasting closes the kept-open connection (after an error its unread
+// answers would be taken for the next batch's). w.mu is held.
+func (w *NetlinkElements) dropLasting() {
+	if w.lasting != nil {
+		_ = w.lasting.CloseLasting()
+		w.lasting = nil
+	}
+}
 
 // Handles reports whether WriteElements writes the elements of set.
 func (w *NetlinkElements) Handles(set string) bool {
@@ -133,12 +182,15 @@ func (w *NetlinkElements) Objects(ctx context.Context) (map[string][]string, err
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	conn, err := nftables.New(nftables.WithNetNSFd(int(w.netns.Fd())))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	conn, err := w.lastingConn()
 	if err != nil {
-		return nil, fmt.Errorf("netlink: %w", err)
+		return nil, err
 	}
 	chains, err := conn.ListChainsOfTableFamily(w.table.Family)
 	if err != nil {
+		w.dropLasting()
 		return nil, fmt.Errorf("list chains: %w", err)
 	}
 	objs := map[string][]string{}
@@ -149,6 +201,7 @@ func (w *NetlinkElements) Objects(ctx context.Context) (map[string][]string, err
 	}
 	sets, err := conn.GetSets(w.table)
 	if err != nil {
+		w.dropLasting()
 		return nil, fmt.Errorf("list sets: %w", err)
 	}
 	for _, s := range sets {
@@ -171,16 +224,31 @@ const maxElemListBytes = 60 << 10
 // as it encodes them, so that a full sync's 200,000 element objects are
 // not all alive beside their encoding. ctx is not consulted once the batch
 // is sent: the kernel answers it in one go.
-func (w *NetlinkElements) WriteElements(ctx context.Context, b *ElementBatch) error {
+func (w *NetlinkElements) WriteElements(ctx context.Context, b *ElementBatch) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	var size, messages int
-	conn, err := nftables.New(nftables.WithNetNSFd(int(w.netns.Fd())), nftables.WithSockOptions(
-		func(c *netlink.Conn) error { return forceBuffers(c, size+64<<10, messages*1024+256<<10) }))
-	if err != nil {
-		return fmt.Errorf("netlink: %w", err)
+	var conn *nftables.Conn
+	if len(b.Flush)+len(b.Delete)+len(b.Add) <= lastingMaxOps {
+		conn, err = w.lastingConn()
+	} else {
+		// The options run when Flush dials, once size and messages are
+		// known.
+		conn, err = nftables.New(nftables.WithNetNSFd(int(w.netns.Fd())), nftables.WithSockOptions(
+			func(c *netlink.Conn) error { return forceBuffers(c, size+64<<10, messages*1024+256<<10) }))
 	}
+	if err != nil {
+		return err
+	}
+	lasting := conn == w.lasting
+	defer func() {
+		if err != nil && lasting {
+			w.dropLasting()
+		}
+	}()
 	for _, name := range b.Flush {
 		conn.FlushSet(&nftables.Set{Table: w.table, Name: name})
 		messages++
@@ -228,15 +296,16 @@ func (w *NetlinkElements) WriteElements(ctx context.Context, b *ElementBatch) er
 		}
 		return flush()
 	}
-	if err := send(b.Delete, false); err != nil {
+	nDel, nAdd := len(b.Delete), len(b.Add)
+	if err = send(b.Delete, false); err != nil {
 		return fmt.Errorf("netlink element delete: %w", err)
 	}
-	if err := send(b.Add, true); err != nil {
+	if err = send(b.Add, true); err != nil {
 		return fmt.Errorf("netlink element add: %w", err)
 	}
-	if err := conn.Flush(); err != nil {
+	if err = conn.Flush(); err != nil {
 		return fmt.Errorf("netlink batch of %d flushes, %d deletes, %d adds: %w",
-			len(b.Flush), len(b.Delete), len(b.Add), err)
+			len(b.Flush), nDel, nAdd, err)
 	}
 	return nil
 }
