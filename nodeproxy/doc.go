@@ -147,30 +147,48 @@
 //
 // # Measured (2 cores, nft 1.0.6, kernel 6.18; real kernel, fresh netns)
 //
-//	go test -run '^$' -bench FullSync -benchtime 3x ./nodeproxy/
-//	  1,000 services × 10 endpoints:  0.48 s  (21,053 nft operations)
-//	 10,000 services × 10 endpoints:  5.8 s   (210,053 nft operations;
-//	                                   about 3.9 s of it is nft itself, the
-//	                                   rest building the transaction)
-//	go test -run '^$' -bench EndpointChange -benchtime 200x ./nodeproxy/
-//	  one endpoint change, 1,000 services loaded:  18.5 ms (5 operations)
-//	  one endpoint change, 10,000 services loaded: 24.9 ms (5 operations)
+// The machine is shared (load average 10-15 throughout), so wall times
+// vary two- to threefold from run to run; the benchmarks also report the
+// CPU time of the sync (the process and its nft children), which load
+// does not inflate. Old = the code before netlink elements (one nft
+// transaction per sync, the same as --netlink-elements=false), its test
+// binary run alternately with the new one in the same minutes:
 //
-// (kube-proxy v1.37.2 on the same kind of machine: 64–73 s for the full
-// 10k sync, partial syncs at 10k p50 364 ms.) One change costs an nft
-// process start and the commit; what grows with the cluster is nft's own
-// cache of the table's sets, not the transaction. In the end-to-end test a
-// cluster-file edit reaches the kernel in about 80–90 ms, most of it the
-// file watcher's debounce.
+//	go test -run '^$' -bench FullSync -benchtime 3x ./nodeproxy/
+//	                        old (nft text)     new (netlink elements)
+//	  1,000 svc × 10 ep:    0.61-1.86 s        0.18-0.81 s  (CPU 0.12-0.19 s)
+//	 10,000 svc × 10 ep:    5.6-20.9 s         1.97-5.2 s   (CPU 1.4-1.7 s)
+//	                        (210,073 ops)      (210,120 ops: about a hundred
+//	                                           nft, the rest one batch)
+//	go test -run '^$' -bench EndpointChange -benchtime 40x ./nodeproxy/
+//	  (one service's endpoint count goes 10 → 9 → 10: a verdict element
+//	  repointed, one endpoint element deleted or added)
+//	  1,000 services:       17-32 ms           0.9-3.6 ms   (CPU 1.0-1.7 ms)
+//	 10,000 services:       36-110 ms          3.3-8.8 ms   (CPU 3.0-3.4 ms)
+//	  (means of 40; the first change of a run creates the 9-endpoint group
+//	  chain with nft, the others are one netlink batch each)
+//
+// The same benchmarks run both ways (elements=netlink, elements=nft) in
+// one binary. An endpoint change is now one netlink batch on a kept-open
+// socket: no nft process, no nft cache of the table. Two things had made
+// it slow besides nft: a group chain created and deleted at each count
+// flip (now kept until the next full sync), and closing the netlink
+// socket after each batch, which waits for the kernel to free the deleted
+// elements (an RCU grace period, 5-50 ms here: seen in the thread's
+// kernel stack, __flush_work from nft_rcv_nl_event in netlink_release).
+// What remains grows with the cluster only where the kernel revalidates
+// the chains that a changed verdict element can reach (nft_table_validate).
 //
 // # Memory
 //
 // The Proxier keeps, per service port, its addresses and endpoint lists
 // in slot order (one list when the ClusterIP and external ones are the
 // same), not the rule objects: those are regenerated from the previous
-// port when a diff needs them. After a full sync it takes a fresh
-// knftables interface (knftables keeps the buffer of its largest
-// transaction) and returns the freed memory to the kernel; after the
+// port when a diff needs them. A full sync's elements are never nft text
+// (NetlinkElements encodes them and lets each go as it is encoded). After
+// a full sync the Proxier takes a fresh knftables interface (knftables
+// keeps the buffer of its largest transaction) and returns the freed
+// memory to the kernel; after the
 // first one also the executable's pages that only starting up touched
 // (internal/pages, as clusterdns does), and the garbage of partial syncs
 // once they settle. The command runs the GC at 100 until the first full
@@ -178,16 +196,33 @@
 // at 10 (--gc-percent) otherwise, the heap being mostly long-lived state.
 //
 // Side by side at 10,000 services × 10 endpoints over a real API server
-// (a shared 2-core machine at load average 9-12, so every time is
+// (a shared 2-core machine at load average 9-13, so every time is
 // pessimistic):
 //
 //	BENCH_ONLY=compare BENCH_SERVICES=10000 bash bench/nodeproxy.sh
 //	               first sync   endpoint change p50/p99   RSS first/end/peak   heap
 //	  kube-proxy   55.6 s       753 ms / 1.49 s           255 / 288 / 288 MB   142 MB
-//	  nodeproxy     5.7 s       16.5 ms / 111 ms           57 /  65 / 244 MB    45 MB
+//	  nodeproxy     5.7 s       16.5 ms / 111 ms           57 /  65 / 244 MB    45 MB  (nft text)
+//
+//	BENCH_ONLY=compare BENCH_SERVICES=1000,10000 BENCH_PROXIES=nodeproxy bash bench/nodeproxy.sh
+//	with netlink elements (load 11-12):
+//	               first sync (own log)  change p50/p99 (own mean)  RSS first/end/peak  heap
+//	  1,000 svc     0.37 s (0.35 s)      14.4 / 96.4 ms (2.0 ms)     14 / 20 /  46 MB     8 MB
+//	 10,000 svc     4.58 s (1.79 s)      8.2 / 26.8 ms (0.87 ms)     58 / 66 / 253 MB    44 MB
 //
 // (first sync: process start → the probe ClusterIP connects, informer
-// lists included; RSS end: after 20 endpoint changes.) The same command
+// lists included, and own log the full sync alone; change: from the
+// EndpointSlice update call to the client seeing the new endpoint, over
+// the API server and the informers, and own mean the proxy's partial
+// sync; RSS end: after 20 endpoint changes.) The change's p99 of 20
+// samples at 1k is the API path on a loaded machine: the proxy's own
+// partial syncs averaged 2 ms. The first sync's peak did not move: in
+// process (a 10k cluster built in the test, then one full sync, VmHWM
+// before and after) the sync raises the peak from 54 to 154 MB with
+// netlink elements and to 220 MB with nft text; over the API server
+// something besides the sync keeps the peak where it was (the informers'
+// initial list is the likely one: not measured). A lower GC target during the full sync would cut the sync's share
+// (GOGC 50: 133 MB, 25: 113 MB), not tried in the command. The same command
 // with BENCH_PROXIES=nodeproxy on the code before the startup-page release
 // and GC changes, minutes earlier at load 16: 21.4 s, 66 / 68 / 205 MB,
 // heap 46 MB. At the end the nodeproxy's RSS is 49.6 MiB anonymous and
@@ -219,17 +254,21 @@
 //
 // # Where the first sync's time goes
 //
-// The full transaction of 10k × 10 is 210,073 operations and 20.0 MB of
-// nft text, one `add element` command per element (knftables writes one
-// command per Element). In-process, nft -f takes 4.2-4.9 s of the
-// 5.4-7.0 s sync at load 10; building it 0.9-1.2 s (go test -run '^$'
-// -bench BuildFullSync ./nodeproxy/, 1.4-2.3 s before the full sync
-// stopped sorting its 210,000 elements). The same text with each set's
-// elements in one command took nft 3.35 s instead of 7.06 s (and 8.1 s
-// instead of 11.4 s a minute later): batching, which knftables cannot
-// express, is the next step for the 2 s goal, as is a transaction written
-// to nft's stdin as it is built rather than held whole (20 MB, plus the
-// 210,000 objects behind it, at the peak).
+// Before: the full transaction of 10k × 10 was 210,073 operations and
+// 20.0 MB of nft text, one `add element` command per element; nft -f took
+// 4.2-4.9 s of a 5.4-7.0 s sync at load 10. Now: an nft transaction of the
+// skeleton (about a hundred operations: table, base and group chains, set
+// declarations), one netlink batch of the rest (the 36 shared sets and
+// maps flushed, then filled; about 15 MB of messages in one sendmsg),
+// and a netlink listing of the table's chains and sets to delete leftovers
+// (`nft --json list table` would print every element: 14 s at 10k). The
+// sync costs about 1.5 s of CPU at 10k (process and nft): in the Go
+// profile, building the ports and elements about 0.35 s and encoding them
+// about 0.2 s (google/nftables marshals each element into several
+// attribute buffers: 135 MB allocated); the rest, the kernel's insertion
+// and commit, nft and the GC, was not split further.
+// On this machine at load 11-13, the command's own log gave 1.79 s for
+// the 10k first sync and 0.35 s for 1k (bench/nodeproxy.sh below).
 //
 // # Not done
 //
