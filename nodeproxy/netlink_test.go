@@ -20,8 +20,9 @@ import (
 // compares what `nft list table` prints (elements sorted within each set:
 // the kernel's hash order is its own). Both go through the golden test
 // cluster's full sync, its partial syncs (endpoint change, affinity
-// endpoint gone, service deleted) and a second full sync over the first,
-// then one hand-made element (with a comment and, for the verdict maps,
+// endpoint gone, service deleted), a second full sync over the first and
+// the first sync of a new Proxier (a restart) after the affinity service
+// was deleted, then one hand-made element (with a comment and, for the verdict maps,
 // a goto and a drop) into every set and map the netlink writer handles:
 // IPv4 and IPv6, TCP, UDP and SCTP, verdict maps, endpoint, local and
 // NodePort maps, reject, firewall and hairpin sets.
@@ -32,12 +33,15 @@ func TestNetlinkElementsEncodeAsNft(t *testing.T) {
 	if viaText == "" || viaNetlink == "" {
 		t.Fatal("nothing listed")
 	}
+	if strings.Contains(viaNetlink, "affinity-") {
+		t.Errorf("the affinity chains and sets of the deleted service are left:\n%s", viaNetlink)
+	}
 	if viaText != viaNetlink {
 		t.Errorf("the table differs when its elements go over netlink\n--- nft text:\n%s\n--- netlink:\n%s",
 			viaText, viaNetlink)
 	}
 	for _, want := range []string{
-		"10.96.1.100 . 80 . 0 : 10.244.14.10 . 8080",
+		"10.96.1.100 . 80 . 1 : 10.244.14.10 . 8080", // the endpoint added (slots afresh after the restart)
 		`10.96.1.100 . tcp . 80 comment "default/web/tcp/80" : goto cluster-v4-tcp-n2`,
 		"fd00:10:96::7 . 9 . 3 : fd00:10:244::7 . 9",     // hand-made, v6 endpoint map
 		`sctp . 30009 comment "probe" : goto probe`,      // hand-made, NodePort verdict map
@@ -93,6 +97,13 @@ func writeAndList(t *testing.T, useNetlink bool) string {
 		snap = store.Flush()
 		sync("partial sync (delete)", snap, snap.Changed, false)
 		sync("second full sync", snap, nil, true)
+		// A restart: a new Proxier's first sync over the table in place
+		// (with netlink: refreshed, and the affinity chains and sets of the
+		// deleted service and its unused group chains deleted as leftovers).
+		store.DeleteService(registry.Key{Namespace: "apps", Name: "sticky"})
+		snap = store.Flush()
+		p = NewProxier(cfg)
+		sync("first sync after a restart", snap, nil, true)
 
 		tx := nft.NewTransaction()
 		tx.Add(&knftables.Chain{Name: "probe"})
