@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/knftables"
 
 	"github.com/clusterdns/clusterdns/registry"
@@ -116,7 +117,12 @@ func TestElementBatchFailure(t *testing.T) {
 	fake := knftables.NewFake(knftables.InetFamily, DefaultTable)
 	counted := &countingNFT{Interface: fake}
 	elems := &failingElements{TransactionElements: TransactionElements{NFT: fake}}
-	p := NewProxier(ProxierConfig{NFT: counted, Elements: elems})
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewProxier(ProxierConfig{NFT: counted, Elements: elems, Metrics: m})
 	if _, err := p.Sync(ctx, store.Snapshot(), nil, true); err != nil {
 		t.Fatal(err)
 	}
@@ -129,6 +135,10 @@ func TestElementBatchFailure(t *testing.T) {
 	elems.fails = 1
 	if _, err := p.Sync(ctx, snap, snap.Changed, false); err == nil || !strings.Contains(err.Error(), "batch refused") {
 		t.Fatalf("partial sync with a failing batch: %v", err)
+	}
+	const failures = "kubeproxy_sync_proxy_rules_nftables_sync_failures_total"
+	if got := counter(t, reg, failures); got != 1 {
+		t.Errorf("%s = %v after a failed batch, want 1", failures, got)
 	}
 	res, err := p.Sync(ctx, snap, snap.Changed, false)
 	if err != nil || !res.Full {
@@ -148,6 +158,9 @@ func TestElementBatchFailure(t *testing.T) {
 	elems.fails = 1
 	if _, err := p.Sync(ctx, snap, nil, true); err == nil {
 		t.Fatal("full sync with a failing batch succeeded")
+	}
+	if got := counter(t, reg, failures); got != 2 {
+		t.Errorf("%s = %v after two failed batches, want 2", failures, got)
 	}
 	before := len(counted.txs)
 	if _, err := p.Sync(ctx, snap, nil, true); err != nil {
