@@ -33,7 +33,7 @@ import (
 // forwarding until step 2 swaps every element at once. A failure at any
 // step fails the sync; the next full sync then cleans up. It blocks for the
 // nft processes and the kernel.
-func (p *Proxier) apply(ctx context.Context, b *txBuilder, full bool) (ops int, err error) {
+func (p *Proxier) apply(ctx context.Context, b *txBuilder, full bool, stream *elementStream) (ops int, err error) {
 	if p.elems == nil || (full && p.recreate) {
 		tx := p.nft.NewTransaction()
 		if full {
@@ -108,12 +108,8 @@ func (p *Proxier) apply(ctx context.Context, b *txBuilder, full bool) (ops int, 
 	// The builder's lists are no longer needed: let the GC have them
 	// while the batch is encoded.
 	b.delElems, b.addElems = nil, nil
-	if full {
-		for _, name := range sortedKeys(elementLayouts()) {
-			if p.elems.Handles(name) {
-				batch.Flush = append(batch.Flush, name)
-			}
-		}
+	if stream != nil && stream.err != nil {
+		return ops, fmt.Errorf("element stream: %w", stream.err)
 	}
 
 	if n := pre.NumOperations(); n > 0 {
@@ -128,7 +124,17 @@ func (p *Proxier) apply(ctx context.Context, b *txBuilder, full bool) (ops int, 
 		p.groupChains = map[string]bool{}
 	}
 	p.noteGroups(b)
-	if n := len(batch.Flush) + len(batch.Delete) + len(batch.Add); n > 0 {
+	if stream != nil {
+		// A full sync: every element the writer handles was streamed (the
+		// flushes first); what the builder kept is none of its.
+		if len(batch.Delete)+len(batch.Add) > 0 {
+			return ops, fmt.Errorf("element batch: %d elements not streamed", len(batch.Delete)+len(batch.Add))
+		}
+		ops += stream.ops
+		if err := stream.s.Send(ctx); err != nil {
+			return ops, fmt.Errorf("element batch (full=%v): %w", full, err)
+		}
+	} else if n := len(batch.Flush) + len(batch.Delete) + len(batch.Add); n > 0 {
 		ops += n
 		if err := p.elems.WriteElements(ctx, batch); err != nil {
 			return ops, fmt.Errorf("element batch (full=%v): %w", full, err)
@@ -148,6 +154,41 @@ func (p *Proxier) apply(ctx context.Context, b *txBuilder, full bool) (ops int, 
 		}
 	}
 	return ops, nil
+}
+
+// elementStream is a full sync's stream of elements and what it counted.
+type elementStream struct {
+	s   ElementStream
+	ops int
+	err error // the first Add error: the sync fails with it
+}
+
+// streamElements opens the ElementWriter's stream for a full sync (every
+// set and map it handles flushed first) and points b's sink at it, so
+// that each element is encoded as it is made rather than all kept.
+func (p *Proxier) streamElements(b *txBuilder) (*elementStream, error) {
+	var flush []string
+	for _, name := range sortedKeys(elementLayouts()) {
+		if p.elems.Handles(name) {
+			flush = append(flush, name)
+		}
+	}
+	s, err := p.elems.Stream(flush)
+	if err != nil {
+		return nil, fmt.Errorf("element stream: %w", err)
+	}
+	st := &elementStream{s: s, ops: len(flush)}
+	b.sink = func(e *knftables.Element) bool {
+		if !p.elems.Handles(elemSet(e)) {
+			return false
+		}
+		if st.err == nil {
+			st.err = s.Add(e)
+		}
+		st.ops++
+		return true
+	}
+	return st, nil
 }
 
 // noteGroups records the group chains that b created as present (and
@@ -196,6 +237,24 @@ func (p *Proxier) deleteLeftovers(ctx context.Context, tx *knftables.Transaction
 		}
 	}
 	return nil
+}
+
+// transactionStream collects a stream into one batch.
+type transactionStream struct {
+	w TransactionElements
+	b ElementBatch
+}
+
+func (s *transactionStream) Add(e *knftables.Element) error {
+	s.b.Add = append(s.b.Add, e)
+	return nil
+}
+
+func (s *transactionStream) Send(ctx context.Context) error { return s.w.WriteElements(ctx, &s.b) }
+
+// Stream implements ElementWriter: the batch is one transaction at Send.
+func (w TransactionElements) Stream(flush []string) (ElementStream, error) {
+	return &transactionStream{w: w, b: ElementBatch{Flush: flush}}, nil
 }
 
 // TransactionElements is the ElementWriter that writes each batch as one

@@ -106,6 +106,25 @@ func (f *failingElements) WriteElements(ctx context.Context, b *ElementBatch) er
 	return f.TransactionElements.WriteElements(ctx, b)
 }
 
+// Stream fails at Send while fails is positive, as WriteElements does.
+func (f *failingElements) Stream(flush []string) (ElementStream, error) {
+	s, err := f.TransactionElements.Stream(flush)
+	return failingStream{ElementStream: s, f: f}, err
+}
+
+type failingStream struct {
+	ElementStream
+	f *failingElements
+}
+
+func (s failingStream) Send(ctx context.Context) error {
+	if s.f.fails > 0 {
+		s.f.fails--
+		return errors.New("batch refused")
+	}
+	return s.ElementStream.Send(ctx)
+}
+
 // TestElementBatchFailure checks that a failed element batch fails the
 // sync (the error wrapped), that the next full sync rewrites the table in
 // place, and that after a failed full sync the one after it recreates the

@@ -34,10 +34,23 @@ type ElementWriter interface {
 	// Handles reports whether the elements of the set or map of that
 	// name are the writer's; it must not block.
 	Handles(set string) bool
+	// Stream starts a batch that empties the sets and maps in flush and
+	// then adds the elements given to its Add, encoded as they come (a
+	// full sync's: they need not all be kept); Send applies it all or
+	// nothing. Neither blocks but Send, for the kernel.
+	Stream(flush []string) (ElementStream, error)
 	// Objects lists the names of the table's chains, sets and maps (keys
 	// "chain", "set", "map", as knftables' ListAll), without their rules
 	// and elements. It blocks for the kernel.
 	Objects(ctx context.Context) (map[string][]string, error)
+}
+
+// ElementStream is a batch given element by element (ElementWriter.Stream).
+type ElementStream interface {
+	// Add adds one element of a set or map the writer handles.
+	Add(e *knftables.Element) error
+	// Send applies the batch: the flushes, then the elements.
+	Send(ctx context.Context) error
 }
 
 // ElementBatch is one atomic step of an ElementWriter. Each element names
@@ -440,4 +453,96 @@ func protoNumber(name string) (byte, error) {
 		return unix.IPPROTO_SCTP, nil
 	}
 	return 0, fmt.Errorf("protocol %q", name)
+}
+
+// netlinkStream is NetlinkElements' stream: a socket of its own (a full
+// sync's batch is large: its buffers are forced to the batch's size when
+// Send dials) and, per set, the elements encoded since its last message.
+type netlinkStream struct {
+	w        *NetlinkElements
+	conn     *nftables.Conn
+	size     int // bytes of the messages so far
+	messages int
+	pending  map[string]*pendingElems
+}
+
+type pendingElems struct {
+	elems []nftables.SetElement
+	bytes int
+}
+
+// Stream implements ElementWriter.
+func (w *NetlinkElements) Stream(flush []string) (ElementStream, error) {
+	s := &netlinkStream{w: w, pending: map[string]*pendingElems{}}
+	conn, err := nftables.New(nftables.WithNetNSFd(int(w.netns.Fd())), nftables.WithSockOptions(
+		func(c *netlink.Conn) error { return forceBuffers(c, s.size+64<<10, s.messages*1024+256<<10) }))
+	if err != nil {
+		return nil, fmt.Errorf("netlink: %w", err)
+	}
+	s.conn = conn
+	for _, name := range flush {
+		conn.FlushSet(&nftables.Set{Table: w.table, Name: name})
+		s.messages++
+	}
+	return s, nil
+}
+
+// Add implements ElementStream: the element is encoded at once, and a
+// set's encoded elements become a message when they reach the attribute
+// limit.
+func (s *netlinkStream) Add(e *knftables.Element) error {
+	name := elemSet(e)
+	l, ok := s.w.layouts[name]
+	if !ok {
+		return fmt.Errorf("element of %s: not a set that netlink writes", name)
+	}
+	se, err := encodeElement(l, e, true)
+	if err != nil {
+		return fmt.Errorf("element %s of %s: %w", strings.Join(e.Key, " . "), name, err)
+	}
+	p := s.pending[name]
+	if p == nil {
+		p = &pendingElems{}
+		s.pending[name] = p
+	}
+	n := elemBytes(&se)
+	if p.bytes+n > maxElemListBytes {
+		if err := s.emit(name, p); err != nil {
+			return err
+		}
+	}
+	p.elems = append(p.elems, se)
+	p.bytes += n
+	return nil
+}
+
+// emit turns a set's pending elements into one message.
+func (s *netlinkStream) emit(name string, p *pendingElems) error {
+	if len(p.elems) == 0 {
+		return nil
+	}
+	if err := s.conn.SetAddElements(&nftables.Set{Table: s.w.table, Name: name}, p.elems); err != nil {
+		return fmt.Errorf("elements of %s: %w", name, err)
+	}
+	s.size += p.bytes + 128
+	s.messages++
+	clear(p.elems)
+	p.elems, p.bytes = p.elems[:0], 0
+	return nil
+}
+
+// Send implements ElementStream.
+func (s *netlinkStream) Send(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for _, name := range sortedKeys(s.pending) {
+		if err := s.emit(name, s.pending[name]); err != nil {
+			return err
+		}
+	}
+	if err := s.conn.Flush(); err != nil {
+		return fmt.Errorf("netlink batch of %d messages: %w", s.messages, err)
+	}
+	return nil
 }

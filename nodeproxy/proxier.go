@@ -186,6 +186,16 @@ func (p *Proxier) Sync(ctx context.Context, snap *registry.Snapshot, changed []r
 		hairpin: newHairpinRefs(),
 	}
 	b := txBuilder{masqMark: p.table.masqMark}
+	var stream *elementStream
+	if full && p.elems != nil && !p.recreate {
+		var err error
+		if stream, err = p.streamElements(&b); err != nil {
+			p.synced = false
+			res.Took = time.Since(start)
+			p.metrics.observe(res, err)
+			return res, err
+		}
+	}
 	var stale []staleFlow
 	if full {
 		keys := make(map[registry.Key]bool, snap.ServiceCount()+len(p.ports))
@@ -217,7 +227,7 @@ func (p *Proxier) Sync(ctx context.Context, snap *registry.Snapshot, changed []r
 	}
 	b.hairpin(p.hairpin.changes(next.hairpin, full))
 	b.groupChanges(countChanges(p.groups, next.groups, full))
-	ops, err := p.apply(ctx, &b, full)
+	ops, err := p.apply(ctx, &b, full, stream)
 	res.Operations = ops
 	if err != nil {
 		p.synced = false

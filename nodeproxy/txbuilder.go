@@ -21,6 +21,10 @@ type txBuilder struct {
 	delChains   []string
 	delGroups   []string // group chains no longer used
 	delSets     []string
+	// sink, when set, takes the elements to add that it accepts (true)
+	// instead of addElems: a full sync's go to the ElementWriter's stream
+	// as they are made.
+	sink func(e *knftables.Element) bool
 }
 
 // diff records what turns prev into next (either may be nil).
@@ -56,7 +60,9 @@ func (b *txBuilder) diff(prev, next *portObjects) {
 	from = len(b.addElems)
 	for ref, e := range next.Elems {
 		if o, ok := prev.Elems[ref]; !ok || !sameElement(o, e) {
-			b.addElems = append(b.addElems, e)
+			if b.sink == nil || !b.sink(e) {
+				b.addElems = append(b.addElems, e)
+			}
 		}
 	}
 	sortElems(b.addElems[from:])
@@ -106,7 +112,9 @@ func (b *txBuilder) hairpin(added, removed []netip.Addr) {
 		return &knftables.Element{Set: hairpinSet(familyOf(a)), Key: []string{a.String(), a.String()}}
 	}
 	for _, a := range added {
-		b.addElems = append(b.addElems, elem(a))
+		if e := elem(a); b.sink == nil || !b.sink(e) {
+			b.addElems = append(b.addElems, e)
+		}
 	}
 	for _, a := range removed {
 		b.delElems = append(b.delElems, elem(a))
