@@ -205,10 +205,13 @@
 //	  nodeproxy     5.7 s       16.5 ms / 111 ms           57 /  65 / 244 MB    45 MB  (nft text)
 //
 //	BENCH_ONLY=compare BENCH_SERVICES=1000,10000 BENCH_PROXIES=nodeproxy bash bench/nodeproxy.sh
-//	with netlink elements (load 11-12):
+//	with netlink elements, the full sync's batch built whole (load 11-12):
 //	               first sync (own log)  change p50/p99 (own mean)  RSS first/end/peak  heap
 //	  1,000 svc     0.37 s (0.35 s)      14.4 / 96.4 ms (2.0 ms)     14 / 20 /  46 MB     8 MB
 //	 10,000 svc     4.58 s (1.79 s)      8.2 / 26.8 ms (0.87 ms)     58 / 66 / 253 MB    44 MB
+//	and with the full sync's elements streamed (minutes later, load 8):
+//	  1,000 svc     0.66 s (0.20 s)      6.6 / 90.3 ms (1.0 ms)      14 / 20 /  40 MB     8 MB
+//	 10,000 svc     3.68 s (1.79 s)      8.5 / 24.4 ms (1.8 ms)      54 / 63 / 163 MB    44 MB
 //
 // (first sync: process start → the probe ClusterIP connects, informer
 // lists included, and own log the full sync alone; change: from the
@@ -216,13 +219,14 @@
 // the API server and the informers, and own mean the proxy's partial
 // sync; RSS end: after 20 endpoint changes.) The change's p99 of 20
 // samples at 1k is the API path on a loaded machine: the proxy's own
-// partial syncs averaged 2 ms. The first sync's peak did not move: in
-// process (a 10k cluster built in the test, then one full sync, VmHWM
-// before and after) the sync raises the peak from 54 to 154 MB with
-// netlink elements and to 220 MB with nft text; over the API server
-// something besides the sync keeps the peak where it was (the informers'
-// initial list is the likely one: not measured). A lower GC target during the full sync would cut the sync's share
-// (GOGC 50: 133 MB, 25: 113 MB), not tried in the command. The same command
+// partial syncs averaged 2 ms. In process (a 10k cluster built in the
+// test, then one full sync, VmHWM before and after) the sync raises the
+// peak from 54 MB to 220 MB with nft text, to 154 MB with the netlink
+// batch built whole, and to 104 MB with the elements streamed; over the
+// API server the peak went from 253 to 163 MB with streaming. A lower GC
+// target during the full sync would cut the sync's share further (GOGC
+// 50: 133 MB, 25: 113 MB in process, measured before streaming), not
+// tried in the command. (Before netlink elements:) the same command
 // with BENCH_PROXIES=nodeproxy on the code before the startup-page release
 // and GC changes, minutes earlier at load 16: 21.4 s, 66 / 68 / 205 MB,
 // heap 46 MB. At the end the nodeproxy's RSS is 49.6 MiB anonymous and
@@ -279,10 +283,10 @@
 // a port is written with per-port chains (see above), the one part whose
 // cost grows with its endpoints.
 //
-// A full sync still builds every element as a knftables.Element before
-// encoding it (about 44 MB at 10k); encoding each port's elements as they
-// are made would take the sync's share of the peak down further. The
-// netlink batch of a full sync cannot be cancelled once sent (ctx is
-// checked before). After a failed full sync the next one recreates the
+// A full sync still makes each element as a knftables.Element (and
+// parses its words back) before encoding it, and google/nftables
+// allocates several buffers per element: about 250 MB allocated per 10k
+// full sync. The netlink batch of a full sync cannot be cancelled once
+// sent (ctx is checked before). After a failed full sync the next one recreates the
 // table in one nft transaction, the slow path (5-20 s at 10k here).
 package nodeproxy
