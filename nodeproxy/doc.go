@@ -31,14 +31,19 @@
 //
 // cmd/nodeproxy builds a registry.Store fed by a source (the cluster files,
 // or the Kubernetes API), a Tracker subscribed to it (Store.Subscribe(
-// tracker.OnSnapshot)), a Proxier over knftables, and a Runner that loops
-// over both. The Tracker only records which services changed (it runs under
-// the Store's lock and never blocks); the Runner wakes on a change, waits so
-// that syncs are at least MinInterval apart, takes all pending changes and
-// has the Proxier write them in ONE nftables transaction that touches only
-// the changed services. A failed transaction leaves the kernel as it was,
-// and the Runner retries with backoff as a full resync (the whole table
-// rewritten in one transaction). Proxier.Sync blocks for the nft process.
+// tracker.OnSnapshot)), a Proxier over knftables and NetlinkElements, and a
+// Runner that loops over both. The Tracker only records which services
+// changed (it runs under the Store's lock and never blocks); the Runner
+// wakes on a change, waits so that syncs are at least MinInterval apart,
+// takes all pending changes and has the Proxier write them, touching only
+// the changed services: an nft transaction for new chains and sets (when
+// there are any), ONE netlink batch for the set and map elements, an nft
+// transaction for deletions (when there are any); see Proxier.apply. Each
+// step is atomic and leaves a consistent table; after a failed one the
+// Runner retries with backoff as a full resync, which rewrites the table
+// in place while the previous rules keep forwarding (and, after a failed
+// full sync, recreates it in one nft transaction). Proxier.Sync blocks for
+// nft and the kernel.
 //
 // # Rule layout
 //
@@ -102,7 +107,7 @@
 // endpoint (kube-proxy's scheme) and a cascade of `numgen random mod k`
 // picks (k = n, n-1, …, 2: equal probability). They are few in practice.
 //
-// # Why knftables
+// # Why knftables for structure, netlink for elements
 //
 // sigs.k8s.io/knftables is what kube-proxy's nftables mode uses and is kept
 // by the Kubernetes SIG Network maintainers. It writes transactions as nft
@@ -110,41 +115,82 @@
 // and `nft list table inet clusterdns-nodeproxy` on a node all read the
 // same, and nft does the expression encoding: numgen in concatenated map
 // keys, typeof maps, fib, dynamic sets with timeouts, reject, NAT to
-// concatenated map data. github.com/google/nftables speaks netlink directly
-// and saves the nft process (about 5 ms per transaction here), but every
-// one of those expressions would have to be assembled register by register
-// by hand, untested against nft's own encoding, and there is no fake that
-// dumps readable rules. The cost that made kube-proxy slow is in the kernel
-// (the layout), not in the text, so the layout was fixed instead: with
-// knftables a full sync of 10,000 services × 10 endpoints and a single
-// endpoint change are measured by the benchmarks in bench_test.go.
+// concatenated map data. Those are in the chains and set declarations,
+// which are few (a few dozen group chains, whatever the cluster size) and
+// change rarely, so they stay nft text.
+//
+// What is many and hot is elements: 210,000 at 10,000 services × 10
+// endpoints, and every endpoint change is elements only. Written as nft
+// text they were 20 MB and 4-5 s of `nft -f` for a full sync (knftables
+// writes one command per element), and each change paid an nft process
+// that rebuilds its cache of the table. So the elements of the shared sets
+// and maps (elementLayouts: every one but the interval sets, whose few
+// elements stay text) go through github.com/google/nftables as one netlink
+// batch, which the kernel applies as one transaction. An element is only
+// bytes: each field of a concatenation padded to 4 bytes (addresses in
+// network order, inet_proto one byte, inet_service two bytes big-endian,
+// the `numgen random mod N` slot a 32-bit integer in host order, as the
+// typeof declaration makes it), verdicts as goto/drop, comments in the
+// element's userdata as nft writes them. TestNetlinkElementsEncodeAsNft
+// proves it: it writes the golden cluster (full and partial syncs) and one
+// element of every layout once as nft text and once over netlink into two
+// network namespaces of the real kernel, and compares `nft list table`.
+// A batch goes out in one sendmsg with the socket buffers forced to its
+// size (SO_SNDBUFFORCE, SO_RCVBUFFORCE), each message's element list under
+// the 16-bit attribute length. The golden tests keep knftables.Fake and see
+// every element (no ElementWriter: one transaction, as before; or
+// TransactionElements, a knftables transaction per batch, for the steps).
+// --netlink-elements=false runs a node the old way.
+//
+// Group chains are created on first use and deleted only by full syncs,
+// so that an endpoint count change, too, is one batch and no nft process.
 //
 // # Measured (2 cores, nft 1.0.6, kernel 6.18; real kernel, fresh netns)
 //
-//	go test -run '^$' -bench FullSync -benchtime 3x ./nodeproxy/
-//	  1,000 services × 10 endpoints:  0.48 s  (21,053 nft operations)
-//	 10,000 services × 10 endpoints:  5.8 s   (210,053 nft operations;
-//	                                   about 3.9 s of it is nft itself, the
-//	                                   rest building the transaction)
-//	go test -run '^$' -bench EndpointChange -benchtime 200x ./nodeproxy/
-//	  one endpoint change, 1,000 services loaded:  18.5 ms (5 operations)
-//	  one endpoint change, 10,000 services loaded: 24.9 ms (5 operations)
+// The machine is shared (load average 10-15 throughout), so wall times
+// vary two- to threefold from run to run; the benchmarks also report the
+// CPU time of the sync (the process and its nft children), which load
+// does not inflate. Old = the code before netlink elements (one nft
+// transaction per sync, the same as --netlink-elements=false), its test
+// binary run alternately with the new one in the same minutes:
 //
-// (kube-proxy v1.37.2 on the same kind of machine: 64–73 s for the full
-// 10k sync, partial syncs at 10k p50 364 ms.) One change costs an nft
-// process start and the commit; what grows with the cluster is nft's own
-// cache of the table's sets, not the transaction. In the end-to-end test a
-// cluster-file edit reaches the kernel in about 80–90 ms, most of it the
-// file watcher's debounce.
+//	go test -run '^$' -bench FullSync -benchtime 3x ./nodeproxy/
+//	                        old (nft text)     new (netlink elements)
+//	  1,000 svc × 10 ep:    0.61-1.86 s        0.12-0.81 s  (CPU 0.11-0.19 s)
+//	 10,000 svc × 10 ep:    5.6-20.9 s         1.97-5.2 s   (CPU 1.3-1.7 s;
+//	                                           1.3 s and 2.25 s once the
+//	                                           elements were streamed)
+//	                        (210,073 ops)      (210,120 ops: about a hundred
+//	                                           nft, the rest one batch)
+//	go test -run '^$' -bench EndpointChange -benchtime 40x ./nodeproxy/
+//	  (one service's endpoint count goes 10 → 9 → 10: a verdict element
+//	  repointed, one endpoint element deleted or added)
+//	  1,000 services:       17-32 ms           0.9-3.6 ms   (CPU 1.0-1.7 ms)
+//	 10,000 services:       36-110 ms          3.3-8.8 ms   (CPU 3.0-3.4 ms)
+//	  (means of 40; the first change of a run creates the 9-endpoint group
+//	  chain with nft, the others are one netlink batch each)
+//
+// The same benchmarks run both ways (elements=netlink, elements=nft) in
+// one binary. An endpoint change is now one netlink batch on a kept-open
+// socket: no nft process, no nft cache of the table. Two things had made
+// it slow besides nft: a group chain created and deleted at each count
+// flip (now kept until the next full sync), and closing the netlink
+// socket after each batch, which waits for the kernel to free the deleted
+// elements (an RCU grace period, 5-50 ms here: seen in the thread's
+// kernel stack, __flush_work from nft_rcv_nl_event in netlink_release).
+// What remains grows with the cluster only where the kernel revalidates
+// the chains that a changed verdict element can reach (nft_table_validate).
 //
 // # Memory
 //
 // The Proxier keeps, per service port, its addresses and endpoint lists
 // in slot order (one list when the ClusterIP and external ones are the
 // same), not the rule objects: those are regenerated from the previous
-// port when a diff needs them. After a full sync it takes a fresh
-// knftables interface (knftables keeps the buffer of its largest
-// transaction) and returns the freed memory to the kernel; after the
+// port when a diff needs them. A full sync's elements are never nft text
+// (NetlinkElements encodes them and lets each go as it is encoded). After
+// a full sync the Proxier takes a fresh knftables interface (knftables
+// keeps the buffer of its largest transaction) and returns the freed
+// memory to the kernel; after the
 // first one also the executable's pages that only starting up touched
 // (internal/pages, as clusterdns does), and the garbage of partial syncs
 // once they settle. The command runs the GC at 100 until the first full
@@ -152,16 +198,37 @@
 // at 10 (--gc-percent) otherwise, the heap being mostly long-lived state.
 //
 // Side by side at 10,000 services × 10 endpoints over a real API server
-// (a shared 2-core machine at load average 9-12, so every time is
+// (a shared 2-core machine at load average 9-13, so every time is
 // pessimistic):
 //
 //	BENCH_ONLY=compare BENCH_SERVICES=10000 bash bench/nodeproxy.sh
 //	               first sync   endpoint change p50/p99   RSS first/end/peak   heap
 //	  kube-proxy   55.6 s       753 ms / 1.49 s           255 / 288 / 288 MB   142 MB
-//	  nodeproxy     5.7 s       16.5 ms / 111 ms           57 /  65 / 244 MB    45 MB
+//	  nodeproxy     5.7 s       16.5 ms / 111 ms           57 /  65 / 244 MB    45 MB  (nft text)
+//
+//	BENCH_ONLY=compare BENCH_SERVICES=1000,10000 BENCH_PROXIES=nodeproxy bash bench/nodeproxy.sh
+//	with netlink elements, the full sync's batch built whole (load 11-12):
+//	               first sync (own log)  change p50/p99 (own mean)  RSS first/end/peak  heap
+//	  1,000 svc     0.37 s (0.35 s)      14.4 / 96.4 ms (2.0 ms)     14 / 20 /  46 MB     8 MB
+//	 10,000 svc     4.58 s (1.79 s)      8.2 / 26.8 ms (0.87 ms)     58 / 66 / 253 MB    44 MB
+//	and with the full sync's elements streamed (minutes later, load 8):
+//	  1,000 svc     0.66 s (0.20 s)      6.6 / 90.3 ms (1.0 ms)      14 / 20 /  40 MB     8 MB
+//	 10,000 svc     3.68 s (1.79 s)      8.5 / 24.4 ms (1.8 ms)      54 / 63 / 163 MB    44 MB
 //
 // (first sync: process start → the probe ClusterIP connects, informer
-// lists included; RSS end: after 20 endpoint changes.) The same command
+// lists included, and own log the full sync alone; change: from the
+// EndpointSlice update call to the client seeing the new endpoint, over
+// the API server and the informers, and own mean the proxy's partial
+// sync; RSS end: after 20 endpoint changes.) The change's p99 of 20
+// samples at 1k is the API path on a loaded machine: the proxy's own
+// partial syncs averaged 2 ms. In process (a 10k cluster built in the
+// test, then one full sync, VmHWM before and after) the sync raises the
+// peak from 54 MB to 220 MB with nft text, to 154 MB with the netlink
+// batch built whole, and to 104 MB with the elements streamed; over the
+// API server the peak went from 253 to 163 MB with streaming. A lower GC
+// target during the full sync would cut the sync's share further (GOGC
+// 50: 133 MB, 25: 113 MB in process, measured before streaming), not
+// tried in the command. (Before netlink elements:) the same command
 // with BENCH_PROXIES=nodeproxy on the code before the startup-page release
 // and GC changes, minutes earlier at load 16: 21.4 s, 66 / 68 / 205 MB,
 // heap 46 MB. At the end the nodeproxy's RSS is 49.6 MiB anonymous and
@@ -193,17 +260,21 @@
 //
 // # Where the first sync's time goes
 //
-// The full transaction of 10k × 10 is 210,073 operations and 20.0 MB of
-// nft text, one `add element` command per element (knftables writes one
-// command per Element). In-process, nft -f takes 4.2-4.9 s of the
-// 5.4-7.0 s sync at load 10; building it 0.9-1.2 s (go test -run '^$'
-// -bench BuildFullSync ./nodeproxy/, 1.4-2.3 s before the full sync
-// stopped sorting its 210,000 elements). The same text with each set's
-// elements in one command took nft 3.35 s instead of 7.06 s (and 8.1 s
-// instead of 11.4 s a minute later): batching, which knftables cannot
-// express, is the next step for the 2 s goal, as is a transaction written
-// to nft's stdin as it is built rather than held whole (20 MB, plus the
-// 210,000 objects behind it, at the peak).
+// Before: the full transaction of 10k × 10 was 210,073 operations and
+// 20.0 MB of nft text, one `add element` command per element; nft -f took
+// 4.2-4.9 s of a 5.4-7.0 s sync at load 10. Now: an nft transaction of the
+// skeleton (about a hundred operations: table, base and group chains, set
+// declarations), one netlink batch of the rest (the 36 shared sets and
+// maps flushed, then filled; about 15 MB of messages in one sendmsg),
+// and a netlink listing of the table's chains and sets to delete leftovers
+// (`nft --json list table` would print every element: 14 s at 10k). The
+// sync costs about 1.5 s of CPU at 10k (process and nft): in the Go
+// profile, building the ports and elements about 0.35 s and encoding them
+// about 0.2 s (google/nftables marshals each element into several
+// attribute buffers: 135 MB allocated); the rest, the kernel's insertion
+// and commit, nft and the GC, was not split further.
+// On this machine at load 11-13, the command's own log gave 1.79 s for
+// the 10k first sync and 0.35 s for 1k (bench/nodeproxy.sh below).
 //
 // # Not done
 //
@@ -213,4 +284,11 @@
 // rules are checked against the kernel either way). ClientIP affinity for
 // a port is written with per-port chains (see above), the one part whose
 // cost grows with its endpoints.
+//
+// A full sync still makes each element as a knftables.Element (and
+// parses its words back) before encoding it, and google/nftables
+// allocates several buffers per element: about 250 MB allocated per 10k
+// full sync. The netlink batch of a full sync cannot be cancelled once
+// sent (ctx is checked before). After a failed full sync the next one recreates the
+// table in one nft transaction, the slow path (5-20 s at 10k here).
 package nodeproxy

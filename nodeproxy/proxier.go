@@ -32,6 +32,11 @@ type ProxierConfig struct {
 	// keeps the text buffer of its largest transaction for good, and the
 	// full sync's is the whole table (tens of MB at 10,000 services).
 	NewNFT func() (knftables.Interface, error)
+	// Elements, when set, writes the elements of the shared sets and maps
+	// in a batch of their own (NetlinkElements on a node: no nft process
+	// and no 20 MB of text for them); nil writes them into the nft
+	// transaction with everything else (see Proxier.apply).
+	Elements ElementWriter
 	// Conntrack deletes stale UDP flows after an endpoint goes away; nil
 	// skips that (tests of the rules alone).
 	Conntrack Conntrack
@@ -79,12 +84,15 @@ const FullSyncGCPercent = 100
 
 // Proxier writes a snapshot's services as nftables rules. It keeps the
 // ports it last wrote (compact: addresses and endpoint lists, not rule
-// objects, which it regenerates when it needs them), so that a partial Sync rewrites only the elements, chains and
-// sets of the services named as changed, in one transaction. Its methods
-// are safe for concurrent use but serialize: one Sync at a time.
+// objects, which it regenerates when it needs them), so that a partial
+// Sync rewrites only the elements, chains and sets of the services named
+// as changed (in one nft transaction, or in apply's steps with an
+// ElementWriter). Its methods are safe for concurrent use but serialize:
+// one Sync at a time.
 type Proxier struct {
 	nft     knftables.Interface
 	newNFT  func() (knftables.Interface, error)
+	elems   ElementWriter
 	ct      Conntrack
 	log     *slog.Logger
 	metrics *Metrics
@@ -95,12 +103,19 @@ type Proxier struct {
 	gcPercent    int
 	trimmer      *pages.SettleTrimmer
 
-	mu      sync.Mutex
-	node    node
-	synced  bool // the last full sync succeeded and nothing failed since
-	ports   map[registry.Key][]*servicePort
-	groups  map[string]int // group chain → ports that use it
-	hairpin hairpinRefs
+	mu     sync.Mutex
+	node   node
+	synced bool // the last full sync succeeded and nothing failed since
+	// recreate: a full sync in steps failed, so the next one recreates
+	// the table in one nft transaction (see apply).
+	recreate bool
+	// groupChains are the group chains in the kernel, used or not: with an
+	// ElementWriter an unused one stays until the next full sync, so that
+	// a service whose endpoint count flips needs no nft process.
+	groupChains map[string]bool
+	ports       map[registry.Key][]*servicePort
+	groups      map[string]int // group chain → ports that use it
+	hairpin     hairpinRefs
 }
 
 // NewProxier returns a Proxier that has written nothing yet: its first Sync
@@ -117,6 +132,7 @@ func NewProxier(cfg ProxierConfig) *Proxier {
 	return &Proxier{
 		nft:          cfg.NFT,
 		newNFT:       cfg.NewNFT,
+		elems:        cfg.Elements,
 		ct:           cfg.Conntrack,
 		log:          log,
 		metrics:      cfg.Metrics,
@@ -140,15 +156,16 @@ func NewProxier(cfg ProxierConfig) *Proxier {
 type SyncResult struct {
 	Full       bool          // the whole table was rewritten
 	Services   int           // services looked at
-	Operations int           // nft commands in the transaction
+	Operations int           // nft commands and batch operations (flushes, element deletes and adds)
 	Took       time.Duration // building, nft and conntrack cleanup
 }
 
 // Sync brings the kernel in line with snap. With full set (or before a
-// full sync has succeeded) it rewrites the whole table in one transaction;
-// otherwise it rewrites only the services in changed. It blocks for the nft
-// transaction (and the conntrack commands, after it). On error nothing of
-// the transaction is applied and the next Sync is full whatever it asks.
+// full sync has succeeded) it rewrites the whole table; otherwise it
+// rewrites only the services in changed (see apply for the transactions).
+// It blocks for nft, the kernel (and the conntrack commands, after them).
+// On error the table stays consistent and forwarding (each step is
+// atomic) and the next Sync is full whatever it asks.
 func (p *Proxier) Sync(ctx context.Context, snap *registry.Snapshot, changed []registry.Key, full bool) (SyncResult, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -168,8 +185,17 @@ func (p *Proxier) Sync(ctx context.Context, snap *registry.Snapshot, changed []r
 		groups:  map[string]int{},
 		hairpin: newHairpinRefs(),
 	}
-	tx := p.nft.NewTransaction()
 	b := txBuilder{masqMark: p.table.masqMark}
+	var stream *elementStream
+	if full && p.elems != nil && !p.recreate {
+		var err error
+		if stream, err = p.streamElements(&b); err != nil {
+			p.synced = false
+			res.Took = time.Since(start)
+			p.metrics.observe(res, err)
+			return res, err
+		}
+	}
 	var stale []staleFlow
 	if full {
 		keys := make(map[registry.Key]bool, snap.ServiceCount()+len(p.ports))
@@ -189,11 +215,6 @@ func (p *Proxier) Sync(ctx context.Context, snap *registry.Snapshot, changed []r
 		order := slices.SortedFunc(maps.Keys(keys), func(a, b registry.Key) int {
 			return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
 		})
-		// The table is recreated in the same transaction: packets see the
-		// old rules until the commit, then the new ones.
-		tx.Add(&knftables.Table{})
-		tx.Delete(&knftables.Table{})
-		baseObjects(tx, &p.table)
 		for _, k := range order {
 			stale = append(stale, p.updateService(next, &b, snap, k, true)...)
 		}
@@ -206,16 +227,13 @@ func (p *Proxier) Sync(ctx context.Context, snap *registry.Snapshot, changed []r
 	}
 	b.hairpin(p.hairpin.changes(next.hairpin, full))
 	b.groupChanges(countChanges(p.groups, next.groups, full))
-	b.flush(tx, full)
-	res.Operations = tx.NumOperations()
-
-	if res.Operations > 0 {
-		if err := p.nft.Run(ctx, tx); err != nil {
-			p.synced = false
-			res.Took = time.Since(start)
-			p.metrics.observe(res, err)
-			return res, fmt.Errorf("nftables transaction of %d operations (full=%v): %w", res.Operations, full, err)
-		}
+	ops, err := p.apply(ctx, &b, full, stream)
+	res.Operations = ops
+	if err != nil {
+		p.synced = false
+		res.Took = time.Since(start)
+		p.metrics.observe(res, err)
+		return res, err
 	}
 	p.synced = true
 	if full {

@@ -351,11 +351,37 @@ type tableConfig struct {
 
 // baseObjects adds the table and every shared object to tx: the hooks, the
 // dispatch chains and all shared maps and sets, empty but for the
-// configured address sets.
-func baseObjects(tx *knftables.Transaction, c *tableConfig) {
+// configured address sets. With refresh the table may already hold them
+// (a full sync over the table in place): the chains and the interval sets
+// (whose elements are written as nft text) are flushed before they are
+// filled. Every name it adds is recorded in keep when that is not nil.
+func baseObjects(tx *knftables.Transaction, c *tableConfig, refresh bool, keep map[string]bool) {
 	tx.Add(&knftables.Table{Comment: knftables.PtrTo("clusterdns node proxy: service virtual IPs")})
+	note := func(name string) {
+		if keep != nil {
+			keep[name] = true
+		}
+	}
+	chain := func(ch *knftables.Chain) {
+		note(ch.Name)
+		tx.Add(ch)
+		if refresh {
+			tx.Flush(&knftables.Chain{Name: ch.Name})
+		}
+	}
+	set := func(s *knftables.Set) {
+		note(s.Name)
+		tx.Add(s)
+		if refresh && slices.Contains(s.Flags, knftables.IntervalFlag) {
+			tx.Flush(&knftables.Set{Name: s.Name})
+		}
+	}
+	addMap := func(m *knftables.Map) {
+		note(m.Name)
+		tx.Add(m)
+	}
 	base := func(name string, t knftables.BaseChainType, h knftables.BaseChainHook, prio string) {
-		tx.Add(&knftables.Chain{Name: name, Type: &t, Hook: &h, Priority: knftables.PtrTo(knftables.BaseChainPriority(prio))})
+		chain(&knftables.Chain{Name: name, Type: &t, Hook: &h, Priority: knftables.PtrTo(knftables.BaseChainPriority(prio))})
 	}
 	base(chainFilterPrerouting, knftables.FilterType, knftables.PreroutingHook, "-110")
 	base(chainFilterOutput, knftables.FilterType, knftables.OutputHook, "-110")
@@ -363,7 +389,7 @@ func baseObjects(tx *knftables.Transaction, c *tableConfig) {
 	base(chainNATOutput, knftables.NATType, knftables.OutputHook, "-100")
 	base(chainNATPostrouting, knftables.NATType, knftables.PostroutingHook, "srcnat")
 	for _, ch := range []string{chainServices, chainRejectServices, chainMasquerading} {
-		tx.Add(&knftables.Chain{Name: ch})
+		chain(&knftables.Chain{Name: ch})
 	}
 	rule := func(chain string, rules ...string) {
 		for _, r := range rules {
@@ -383,7 +409,7 @@ func baseObjects(tx *knftables.Transaction, c *tableConfig) {
 			nodePorts = "fib daddr type local ip6 daddr != ::1"
 		}
 		addrSet := func(name, comment string, prefixes []netip.Prefix) {
-			tx.Add(&knftables.Set{Name: name, Type: at, Flags: []knftables.SetFlag{knftables.IntervalFlag},
+			set(&knftables.Set{Name: name, Type: at, Flags: []knftables.SetFlag{knftables.IntervalFlag},
 				Comment: knftables.PtrTo(comment)})
 			for _, p := range prefixes {
 				if familyOf(p.Addr()) == f {
@@ -396,31 +422,31 @@ func baseObjects(tx *knftables.Transaction, c *tableConfig) {
 			addrSet(nodePortAddrsSet(f), "node addresses that NodePorts answer on (--nodeport-addresses)", c.nodePortAddrs)
 			nodePorts = fmt.Sprintf("%s daddr @%s", ip, nodePortAddrsSet(f))
 		}
-		tx.Add(&knftables.Map{Name: serviceIPsMap(f), Type: at + " . inet_proto . inet_service : verdict",
+		addMap(&knftables.Map{Name: serviceIPsMap(f), Type: at + " . inet_proto . inet_service : verdict",
 			Comment: knftables.PtrTo("ClusterIP, LoadBalancer IP or externalIP . protocol . port: the chain that picks an endpoint")})
-		tx.Add(&knftables.Map{Name: serviceNodePortsMap(f), Type: "inet_proto . inet_service : verdict",
+		addMap(&knftables.Map{Name: serviceNodePortsMap(f), Type: "inet_proto . inet_service : verdict",
 			Comment: knftables.PtrTo("protocol . node port: the chain that picks an endpoint")})
-		tx.Add(&knftables.Set{Name: noEndpointServicesSet(f), Type: at + " . inet_proto . inet_service",
+		set(&knftables.Set{Name: noEndpointServicesSet(f), Type: at + " . inet_proto . inet_service",
 			Comment: knftables.PtrTo("service addresses without endpoints: rejected")})
-		tx.Add(&knftables.Set{Name: noEndpointNodePortsSet(f), Type: "inet_proto . inet_service",
+		set(&knftables.Set{Name: noEndpointNodePortsSet(f), Type: "inet_proto . inet_service",
 			Comment: knftables.PtrTo("node ports without endpoints: rejected")})
-		tx.Add(&knftables.Set{Name: firewallSet(f), Type: at + " . inet_proto . inet_service",
+		set(&knftables.Set{Name: firewallSet(f), Type: at + " . inet_proto . inet_service",
 			Comment: knftables.PtrTo("LoadBalancer IP . protocol . port with loadBalancerSourceRanges")})
-		tx.Add(&knftables.Set{Name: firewallAllowSet(f), Type: at + " . inet_proto . inet_service . " + at,
+		set(&knftables.Set{Name: firewallAllowSet(f), Type: at + " . inet_proto . inet_service . " + at,
 			Flags:   []knftables.SetFlag{knftables.IntervalFlag},
 			Comment: knftables.PtrTo("LoadBalancer IP . protocol . port . allowed source range")})
-		tx.Add(&knftables.Set{Name: hairpinSet(f), Type: at + " . " + at,
+		set(&knftables.Set{Name: hairpinSet(f), Type: at + " . " + at,
 			Comment: knftables.PtrTo("endpoint . endpoint: a pod reaching itself through a service is masqueraded")})
 		for _, pr := range protocols {
 			byAddr := fmt.Sprintf("%s daddr . %s dport . numgen random mod 1 : %s daddr . %s dport", ip, pr, ip, pr)
 			byPort := fmt.Sprintf("%s dport . numgen random mod 1 : %s daddr . %s dport", pr, ip, pr)
-			tx.Add(&knftables.Map{Name: endpointsMap(f, pr), TypeOf: byAddr,
+			addMap(&knftables.Map{Name: endpointsMap(f, pr), TypeOf: byAddr,
 				Comment: knftables.PtrTo("service address . port . slot: endpoint")})
-			tx.Add(&knftables.Map{Name: localEndpointsMap(f, pr), TypeOf: byAddr,
+			addMap(&knftables.Map{Name: localEndpointsMap(f, pr), TypeOf: byAddr,
 				Comment: knftables.PtrTo("external address . port . slot: endpoint on this node (policy Local)")})
-			tx.Add(&knftables.Map{Name: nodePortEndpointsMap(f, pr), TypeOf: byPort,
+			addMap(&knftables.Map{Name: nodePortEndpointsMap(f, pr), TypeOf: byPort,
 				Comment: knftables.PtrTo("node port . slot: endpoint")})
-			tx.Add(&knftables.Map{Name: nodePortLocalEndpointsMap(f, pr), TypeOf: byPort,
+			addMap(&knftables.Map{Name: nodePortLocalEndpointsMap(f, pr), TypeOf: byPort,
 				Comment: knftables.PtrTo("node port . slot: endpoint on this node (policy Local)")})
 		}
 		rule(chainServices,

@@ -53,8 +53,10 @@ type config struct {
 	NodeIPs       []netip.Addr
 	Conntrack     string
 	Cleanup       bool
-	LogLevel      slog.Level
-	GCPercent     int
+	// NetlinkElements writes set and map elements over netlink (--netlink-elements).
+	NetlinkElements bool
+	LogLevel        slog.Level
+	GCPercent       int
 }
 
 func parseFlags(args []string) (*config, error) {
@@ -77,6 +79,7 @@ func parseFlags(args []string) (*config, error) {
 	nodeIPs := fl.String("node-ip", "", "comma-separated IPs of this node, for --nodeport-addresses=primary; empty: the Node's InternalIPs (Kubernetes source)")
 	fl.StringVar(&cfg.Conntrack, "conntrack", "conntrack", "the conntrack tool, used to delete stale UDP flows; empty: never")
 	fl.BoolVar(&cfg.Cleanup, "cleanup", false, "remove everything the node proxy wrote and exit")
+	fl.BoolVar(&cfg.NetlinkElements, "netlink-elements", true, "write the elements of the shared sets and maps (service addresses, endpoints) over netlink in one batch, the chains and sets through nft; false: everything through nft")
 	fl.IntVar(&cfg.GCPercent, "gc-percent", 10, "Go GC target percentage (GOGC) from the first full sync on (before it and during every full sync: 100): the heap is then mostly the long-lived cluster model and a sync allocates little, so a low value keeps the resident size near it at little CPU cost; 0: Go's default throughout; the GOGC environment variable overrides it")
 	level := fl.String("log-level", "info", "debug, info, warn or error")
 	var err error
@@ -240,8 +243,17 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) error {
 	}
 	serviceHealth := nodeproxy.NewServiceHealth(log, health)
 	defer serviceHealth.Close(context.Background())
+	var elems nodeproxy.ElementWriter
+	if cfg.NetlinkElements {
+		nl, err := nodeproxy.NewNetlinkElements(cfg.Table)
+		if err != nil {
+			return err
+		}
+		defer nl.Close()
+		elems = nl
+	}
 	proxier := nodeproxy.NewProxier(nodeproxy.ProxierConfig{
-		NFT: nft, Conntrack: ct,
+		NFT: nft, Conntrack: ct, Elements: elems,
 		NewNFT: func() (knftables.Interface, error) { return knftables.New(knftables.InetFamily, cfg.Table) }, NodeName: cfg.NodeName, Zone: zone,
 		ClusterCIDRs: cfg.ClusterCIDRs, NodePortAddresses: nodePortAddrs, Health: serviceHealth,
 		MasqueradeBit: cfg.MasqueradeBit, Metrics: metrics, Logger: log,
