@@ -24,6 +24,7 @@
 #   BENCH_SECONDS=5 bash bench/extra.sh  # quick check
 #   BENCH_ROUNDS=5 BENCH_RATES="5000 20000 100000" bash bench/extra.sh
 #   BENCH_SECTIONS="2 5" bash bench/extra.sh  # only the CPU per query and the throughput
+#   BENCH_BASELINE=main bash bench/extra.sh    # section 2 also runs that commit's build
 #   (also BENCH_LOADGEN_SOCKETS, 4, and BENCH_LOADGEN_WINDOW, 64)
 set -euo pipefail
 
@@ -46,6 +47,12 @@ cd "$ROOT"
 source "$ROOT/bench/knot.sh"
 go build -o "$OUT/clusterdns" ./cmd/clusterdns
 go build -o "$OUT/gencluster" ./bench/gencluster
+BASELINE=${BENCH_BASELINE:-}
+if [[ -n $BASELINE ]]; then # a commit to compare with in section 2, built from git
+	mkdir -p "$OUT/baseline-src"
+	git -C "$ROOT" archive "$BASELINE" | tar -x -C "$OUT/baseline-src"
+	(cd "$OUT/baseline-src" && go build -o "$OUT/clusterdns-baseline" ./cmd/clusterdns)
+fi
 
 cputicks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_mib() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
@@ -67,6 +74,36 @@ start() { # name cpu args...; sets $started to the PID
 stop() { kill "$1" 2>/dev/null || true; while kill -0 "$1" 2>/dev/null; do sleep 0.05; done; }
 qps() { awk '/Queries per second/ {print $4}' "$1"; }
 on() { [[ " $SECTIONS " == *" $1 "* ]]; } # section N is to run
+busy_ticks() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; } # the whole machine
+child_ticks() { awk '{print $16 + $17}' /proc/$$/stat; }                              # this script's waited-for children
+# start_server clusterdns|baseline|knot LOG [free]: a fresh server on CPU 0
+# (free: unpinned; clusterdns then with GOMAXPROCS = CPUs), answering on
+# 127.0.0.1; sets $spid and $sport.
+start_server() {
+	local name=$1 logname=$2 pin=${3:-} bin=$OUT/clusterdns
+	case $name in
+	knot)
+		sport=$KPORT
+		if [[ $pin == free ]]; then knotd -c "$OUT/knot/knot.conf" >"$OUT/$logname-knot.log" 2>&1 &
+		else taskset -c 0 knotd -c "$OUT/knot/knot.conf" >"$OUT/$logname-knot.log" 2>&1 &
+		fi
+		spid=$!
+		pids+=("$spid")
+		;;
+	*)
+		sport=$PORT
+		[[ $name == baseline ]] && bin=$OUT/clusterdns-baseline
+		if [[ $pin == free ]]; then
+			"$bin" --health-listen= --metrics-listen= --lame-duck 0s --log-level warn --listen 127.0.0.1:$PORT --upstreams= --zones-dir "$zdir" >"$OUT/$logname.log" 2>&1 &
+		else
+			taskset -c 0 env GOMAXPROCS=1 "$bin" --health-listen= --metrics-listen= --lame-duck 0s --log-level warn --listen 127.0.0.1:$PORT --upstreams= --zones-dir "$zdir" >"$OUT/$logname.log" 2>&1 &
+		fi
+		spid=$!
+		pids+=("$spid")
+		;;
+	esac
+	wait_dns 127.0.0.1 "$sport" cluster.local
+}
 # The 10k-service cluster and its query file (sections 2 and 5), Knot's
 # configuration serving it.
 "$OUT/gencluster" -out "$OUT/c10k" -queries 200000 -check=false >"$OUT/gen10k.txt" 2>&1
@@ -106,43 +143,36 @@ if on 2; then
 	# Each run starts a fresh server on CPU 0 (clusterdns with GOMAXPROCS=1, Knot
 	# with one UDP worker, bench/knot.sh) and dnsperf -Q RATE on CPU 1; the
 	# server's utime+stime over the dnsperf run, divided by dnsperf's "Queries
-	# completed", is its CPU per answered query. The two servers alternate, the
-	# first one changing every round, so that a busy spell of the shared machine
-	# falls on both; the table shows the median and every round.
+	# completed", is its CPU per answered query. The servers alternate, the
+	# order turning every round, so that a busy spell of the shared machine
+	# falls on each; the table shows the median and every round, and what the
+	# machine's other processes used meanwhile (cores).
 	ctxsw() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s + 0}'; }
 	rss10k=
 	# fixed_run SERVER RATE ROUND: appends "server rate round answered ticks
-	# ctxsw latency-ms load" to $OUT/fixed.tsv.
+	# ctxsw latency-ms load others-ticks" to $OUT/fixed.tsv.
 	fixed_run() {
-		local name=$1 rate=$2 round=$3 port pid t0 t1 c0 c1 f="$OUT/fixed-$1-$2-$3.txt"
-		if [[ $name == knot ]]; then
-			port=$KPORT
-			taskset -c 0 knotd -c "$OUT/knot/knot.conf" >"$OUT/knot-$rate-$round.log" 2>&1 &
-			pid=$!
-			pids+=("$pid")
-		else
-			port=$PORT
-			start "fixed-$rate-$round" 0 --listen 127.0.0.1:$PORT --upstreams= --zones-dir "$zdir"
-			pid=$started
-		fi
-		wait_dns 127.0.0.1 "$port" cluster.local
-		t0=$(cputicks "$pid") c0=$(ctxsw "$pid")
-		taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$qfile" -l "$SECS" -Q "$rate" -c 2 -q 200 -T 1 -e >"$f" 2>&1
-		t1=$(cputicks "$pid") c1=$(ctxsw "$pid")
-		[[ $name == clusterdns && $rate == 5000 && -z $rss10k ]] && rss10k=$(rss_mib "$pid")
-		stop "$pid"
-		echo "$name $rate $round $(awk '/Queries completed/ {print $3}' "$f") $((t1 - t0)) $((c1 - c0)) $(awk '/Average Latency/ {printf "%.3f", $4 * 1000}' "$f") $(cut -d' ' -f1 /proc/loadavg)" >>"$OUT/fixed.tsv"
+		local name=$1 rate=$2 round=$3 t0 t1 c0 c1 b0 b1 g0 g1 f="$OUT/fixed-$1-$2-$3.txt"
+		start_server "$name" "fixed-$rate-$round"
+		t0=$(cputicks "$spid") c0=$(ctxsw "$spid") b0=$(busy_ticks) g0=$(child_ticks)
+		taskset -c 1 dnsperf -s 127.0.0.1 -p "$sport" -d "$qfile" -l "$SECS" -Q "$rate" -c 2 -q 200 -T 1 -e >"$f" 2>&1
+		t1=$(cputicks "$spid") c1=$(ctxsw "$spid") b1=$(busy_ticks) g1=$(child_ticks)
+		[[ $name == clusterdns && $rate == 5000 && -z $rss10k ]] && rss10k=$(rss_mib "$spid")
+		stop "$spid"
+		echo "$name $rate $round $(awk '/Queries completed/ {print $3}' "$f") $((t1 - t0)) $((c1 - c0)) $(awk '/Average Latency/ {printf "%.3f", $4 * 1000}' "$f") $(cut -d' ' -f1 /proc/loadavg) $((b1 - b0 - (t1 - t0) - (g1 - g0)))" >>"$OUT/fixed.tsv"
 	}
 	: >"$OUT/fixed.tsv"
+	servers="clusterdns knot${BASELINE:+ baseline}"
 	for rate in $RATES; do
 		for round in $(seq "$ROUNDS"); do
-			if ((round % 2)); then order="clusterdns knot"; else order="knot clusterdns"; fi
+			order=$servers
+			((round % 2)) || order=$(tr ' ' '\n' <<<"$servers" | tac | tr '\n' ' ')
 			for s in $order; do fixed_run "$s" "$rate" "$round"; done
 		done
 	done
 	# fixed_table: per rate and server the median µs of CPU per answered query,
 	# every round's value, the answered rate, context switches per query, the
-	# average latency and the load averages seen; then the ratio.
+	# average latency, the load averages and the others' cores; then the ratios.
 	fixed_table() {
 		sort -k2,2n -k1,1 -k3,3n "$OUT/fixed.tsv" | awk -v hz="$HZ" -v secs="$SECS" '
 			function flush(   i, j, t, m) {
@@ -150,14 +180,18 @@ if on 2; then
 				for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
 				m = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
 				med[key] = m
-				printf "  %-7s %-10s %9.0f %9.2f   %-24s %6.2f %8.3f   %s\n", rate, srv, ans / n / secs, m, rounds, cs / ans, lat / n, loads
+				printf "  %-7s %-10s %9.0f %9.2f   %-22s %6.2f %8.3f   %-16s %s\n", rate, srv, ans / n / secs, m, rounds, cs / ans, lat / n, loads, others
 			}
-			{ k = $2 " " $1; if (k != key) { flush(); key = k; n = 0; rounds = ""; loads = ""; ans = 0; cs = 0; lat = 0; srv = $1; rate = $2; rates[$2] = 1 }
+			{ k = $2 " " $1; if (k != key) { flush(); key = k; n = 0; rounds = ""; loads = ""; others = ""; ans = 0; cs = 0; lat = 0; srv = $1; rate = $2; rates[$2] = 1 }
 			  n++; v[n] = 1e6 * $5 / hz / $4; rounds = rounds sprintf("%s%.1f", (n > 1 ? "/" : ""), v[n]); loads = loads (n > 1 ? "/" : "") $8
+			  o = $9 / hz / secs; if (o < 0) o = 0; others = others sprintf("%s%.1f", (n > 1 ? "/" : ""), o)
 			  ans += $4; cs += $6; lat += $7 }
 			END {
 				flush()
-				for (r in rates) if (med[r " knot"] > 0) printf "  ratio clusterdns/Knot at %s QPS: %.2f (median CPU per answered query)\n", r, med[r " clusterdns"] / med[r " knot"]
+				for (r in rates) {
+					if (med[r " knot"] > 0) printf "  ratio clusterdns/Knot at %s QPS: %.2f (median CPU per answered query)\n", r, med[r " clusterdns"] / med[r " knot"]
+					if (med[r " baseline"] > 0) printf "  ratio clusterdns/baseline at %s QPS: %.2f\n", r, med[r " clusterdns"] / med[r " baseline"]
+				}
 			}'
 	}
 
@@ -174,8 +208,9 @@ if on 2; then
 	stop "$cpid"
 	{
 		echo "CPU per answered query at fixed rates, 10k-service cluster mix (server alone on CPU 0: clusterdns GOMAXPROCS=1, Knot 1 UDP worker;"
-		echo "  dnsperf -Q RATE -c 2 -q 200 -T 1 -e on CPU 1; ${SECS}s runs, $ROUNDS rounds alternating; load averages of the machine at each run's end):"
-		echo "  rate    server      answered/s  µs/query   every round (µs)         ctxsw/q  avg ms   load"
+		echo "  dnsperf -Q RATE -c 2 -q 200 -T 1 -e on CPU 1; ${SECS}s runs, $ROUNDS rounds alternating${BASELINE:+, baseline = $BASELINE}; load average at"
+		echo "  each run's end, and the cores other processes used during it):"
+		echo "  rate    server      answered/s  µs/query   every round (µs)       ctxsw/q  avg ms   load             others"
 		fixed_table
 		echo "fixed 5,000 QPS unpinned (GOMAXPROCS and UDP sockets = CPUs): server CPU $free_cpu core, average latency $free_lat"
 		echo "RSS with 10,000 services / 10,000 endpoints (after a 5,000 QPS run): $rss10k MiB"
@@ -223,64 +258,45 @@ fi
 if on 5; then
 	# bench/loadgen (several sockets, sendmmsg/recvmmsg batches) on CPU 1 against
 	# the server alone on CPU 0, then dnsperf the same way; each line shows the
-	# server's and the generator's CPU, so the saturated side shows itself. Last,
-	# clusterdns and loadgen both unpinned: the ceiling of the whole machine.
+	# server's, the generator's and the other processes' CPU, so the saturated
+	# side shows itself. Last, clusterdns and loadgen both unpinned: the
+	# ceiling of the whole machine.
 	go build -o "$OUT/loadgen" ./bench/loadgen
-	# tput_run SERVER GEN: one fresh pinned server, one run of GEN (loadgen|dnsperf)
-	# on CPU 1; appends one summary line to $OUT/tput.txt.
-	tput_run() {
-		local name=$1 gen=$2 port pid f="$OUT/tput-$1-$2.txt" t0 t1 g
-		if [[ $name == knot ]]; then
-			port=$KPORT
-			taskset -c 0 knotd -c "$OUT/knot/knot.conf" >"$OUT/knot-tput-$gen.log" 2>&1 &
-			pid=$!
-			pids+=("$pid")
-		else
-			port=$PORT
-			start "tput-$gen" 0 --listen 127.0.0.1:$PORT --upstreams= --zones-dir "$zdir"
-			pid=$started
-		fi
-		wait_dns 127.0.0.1 "$port" cluster.local
-		if [[ $gen == loadgen ]]; then
-			taskset -c 1 "$OUT/loadgen" -s 127.0.0.1:"$port" -d "$qfile" -l "${SECS}s" -sockets "$LG_SOCKETS" -q "$LG_WINDOW" -pid "$pid" >"$f" 2>&1
-			awk -v n="$name" -v la="$(cut -d' ' -f1 /proc/loadavg)" '
-				/Queries per second/ {q = $4} /Queries lost/ {lost = $4}
-				/Latency/ {p50 = $6; p99 = $10} /CPU loadgen/ {g = $4} /CPU pid/ {s = $5}
-				END {printf "  %-11s loadgen  %9.0f QPS  lost %-8s p50 %6.3f ms  p99 %7.3f ms  server CPU %5.2f  generator CPU %5.2f  load %s\n", n, q, lost, p50, p99, s, g, la}' "$f" >>"$OUT/tput.txt"
-		else
-			t0=$(cputicks "$pid")
-			taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$qfile" -l "$SECS" -c 2 -q 200 -T 1 -e >"$f" 2>&1 &
-			g=$!
-			sleep "$SECS"
-			local gt=$(cputicks "$g" 2>/dev/null || echo 0) t1s=$(cputicks "$pid")
-			wait "$g" || true
-			awk -v n="$name" -v d=$((t1s - t0)) -v gt="$gt" -v hz="$HZ" -v s="$SECS" -v la="$(cut -d' ' -f1 /proc/loadavg)" '
-				/Queries per second/ {q = $4} /Queries lost/ {lost = $4}
-				/Average Latency/ {avg = $4 * 1000}
-				END {printf "  %-11s dnsperf  %9.0f QPS  lost %-8s avg %6.3f ms                  server CPU %5.2f  generator CPU %5.2f  load %s\n", n, q, lost, avg, d / hz / s, gt / hz / s, la}' "$f" >>"$OUT/tput.txt"
-		fi
-		stop "$pid"
-	}
 	LG_SOCKETS=${BENCH_LOADGEN_SOCKETS:-4}
 	LG_WINDOW=${BENCH_LOADGEN_WINDOW:-64}
+	# tput_run SERVER GEN [PIN]: one fresh server (on CPU 0, or free with
+	# PIN=free), one run of GEN (loadgen|dnsperf) on CPU 1 (or free); appends
+	# one line to $OUT/tput.txt. CPU figures are over the whole generator run.
+	tput_run() {
+		local name=$1 gen=$2 pin=${3:-} f="$OUT/tput-$1-$2${3:+-$3}.txt" t0 t1 b0 b1 g0 g1 w0 w1 cmd
+		start_server "$name" "tput-$gen${pin:+-$pin}" "$pin"
+		if [[ $gen == loadgen ]]; then
+			cmd=("$OUT/loadgen" -s 127.0.0.1:"$sport" -d "$qfile" -l "${SECS}s" -sockets "$LG_SOCKETS" -q "$LG_WINDOW" -pid "$spid")
+		else
+			cmd=(dnsperf -s 127.0.0.1 -p "$sport" -d "$qfile" -l "$SECS" -c 2 -q 200 -T 1 -e)
+		fi
+		[[ $pin == free ]] || cmd=(taskset -c 1 "${cmd[@]}")
+		t0=$(cputicks "$spid") b0=$(busy_ticks) g0=$(child_ticks) w0=$(date +%s.%N)
+		"${cmd[@]}" >"$f" 2>&1
+		t1=$(cputicks "$spid") b1=$(busy_ticks) g1=$(child_ticks) w1=$(date +%s.%N)
+		stop "$spid"
+		awk -v n="$name${pin:+ ($pin)}" -v g="$gen" -v s=$((t1 - t0)) -v gt=$((g1 - g0)) -v b=$((b1 - b0)) -v hz="$HZ" -v w="$(awk -v a="$w0" -v b="$w1" 'BEGIN {print b - a}')" -v la="$(cut -d' ' -f1 /proc/loadavg)" '
+			/Queries per second/ {q = $4} /Queries lost/ {lost = $4}
+			/Latency \(ms\)/ {lat = sprintf("p50 %.3f p99 %.3f", $6, $10)} /Average Latency/ {lat = sprintf("avg %.3f", $4 * 1000)}
+			END {o = (b - s - gt) / hz / w; if (o < 0) o = 0
+				printf "  %-18s %-8s %8.0f QPS  lost %-8s %-22s  server %4.2f  generator %4.2f  others %4.2f  load %s\n", n, g, q, lost, lat " ms", s / hz / w, gt / hz / w, o, la}' "$f" >>"$OUT/tput.txt"
+	}
 	: >"$OUT/tput.txt"
 	for s in clusterdns knot; do
 		tput_run "$s" loadgen
 		tput_run "$s" dnsperf
 	done
-	# Both free on both CPUs: clusterdns with GOMAXPROCS=2 and two UDP sockets.
-	"$OUT/clusterdns" --health-listen= --metrics-listen= --lame-duck 0s --log-level warn --listen 127.0.0.1:$PORT --upstreams= --zones-dir "$zdir" >"$OUT/tput-free.log" 2>&1 &
-	cpid=$!
-	pids+=("$cpid")
-	wait_dns 127.0.0.1 $PORT cluster.local
-	"$OUT/loadgen" -s 127.0.0.1:$PORT -d "$qfile" -l "${SECS}s" -sockets "$LG_SOCKETS" -q "$LG_WINDOW" -pid "$cpid" >"$OUT/tput-free.txt" 2>&1
-	awk -v la="$(cut -d' ' -f1 /proc/loadavg)" '/Queries per second/ {q = $4} /Latency/ {p50 = $6; p99 = $10} /CPU loadgen/ {g = $4} /CPU pid/ {s = $5}
-		END {printf "  clusterdns and loadgen unpinned (2 CPUs): %.0f QPS, p50 %.3f ms, p99 %.3f ms, server CPU %.2f, generator CPU %.2f, load %s\n", q, p50, p99, s, g, la}' "$OUT/tput-free.txt" >>"$OUT/tput.txt"
-	stop "$cpid"
+	tput_run clusterdns loadgen free
 	{
-		echo "throughput with the server alone on CPU 0 and the generator on CPU 1 (${SECS}s; loadgen -sockets $LG_SOCKETS -q $LG_WINDOW, dnsperf -c 2 -q 200 -T 1 -e; CPU in cores):"
+		echo "throughput, the server alone on CPU 0 and the generator on CPU 1 unless (free) (${SECS}s; loadgen -sockets $LG_SOCKETS -q $LG_WINDOW,"
+		echo "  dnsperf -c 2 -q 200 -T 1 -e; CPU in cores over the generator's run, including its start and drain):"
 		cat "$OUT/tput.txt"
-		echo "  a side at 0.9 core or more is the ceiling; below that on both, the machine's other users were"
+		echo "  the side near 1 core is the ceiling; when neither is, the machine's other processes were"
 	} >"$OUT/summary-5.txt"
 fi
 
