@@ -150,16 +150,16 @@ if on 2; then
 	ctxsw() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s + 0}'; }
 	rss10k=
 	# fixed_run SERVER RATE ROUND: appends "server rate round answered ticks
-	# ctxsw latency-ms load others-ticks" to $OUT/fixed.tsv.
+	# ctxsw latency-ms load others-ticks wall-seconds" to $OUT/fixed.tsv.
 	fixed_run() {
-		local name=$1 rate=$2 round=$3 t0 t1 c0 c1 b0 b1 g0 g1 f="$OUT/fixed-$1-$2-$3.txt"
+		local name=$1 rate=$2 round=$3 t0 t1 c0 c1 b0 b1 g0 g1 w0 w1 f="$OUT/fixed-$1-$2-$3.txt"
 		start_server "$name" "fixed-$rate-$round"
-		t0=$(cputicks "$spid") c0=$(ctxsw "$spid") b0=$(busy_ticks) g0=$(child_ticks)
+		t0=$(cputicks "$spid") c0=$(ctxsw "$spid") b0=$(busy_ticks) g0=$(child_ticks) w0=$(date +%s.%N)
 		taskset -c 1 dnsperf -s 127.0.0.1 -p "$sport" -d "$qfile" -l "$SECS" -Q "$rate" -c 2 -q 200 -T 1 -e >"$f" 2>&1
-		t1=$(cputicks "$spid") c1=$(ctxsw "$spid") b1=$(busy_ticks) g1=$(child_ticks)
+		t1=$(cputicks "$spid") c1=$(ctxsw "$spid") b1=$(busy_ticks) g1=$(child_ticks) w1=$(date +%s.%N)
 		[[ $name == clusterdns && $rate == 5000 && -z $rss10k ]] && rss10k=$(rss_mib "$spid")
 		stop "$spid"
-		echo "$name $rate $round $(awk '/Queries completed/ {print $3}' "$f") $((t1 - t0)) $((c1 - c0)) $(awk '/Average Latency/ {printf "%.3f", $4 * 1000}' "$f") $(cut -d' ' -f1 /proc/loadavg) $((b1 - b0 - (t1 - t0) - (g1 - g0)))" >>"$OUT/fixed.tsv"
+		echo "$name $rate $round $(awk '/Queries completed/ {print $3}' "$f") $((t1 - t0)) $((c1 - c0)) $(awk '/Average Latency/ {printf "%.3f", $4 * 1000}' "$f") $(cut -d' ' -f1 /proc/loadavg) $((b1 - b0 - (t1 - t0) - (g1 - g0))) $(awk -v a="$w0" -v b="$w1" 'BEGIN {print b - a}')" >>"$OUT/fixed.tsv"
 	}
 	: >"$OUT/fixed.tsv"
 	servers="clusterdns knot${BASELINE:+ baseline}"
@@ -184,7 +184,7 @@ if on 2; then
 			}
 			{ k = $2 " " $1; if (k != key) { flush(); key = k; n = 0; rounds = ""; loads = ""; others = ""; ans = 0; cs = 0; lat = 0; srv = $1; rate = $2; rates[$2] = 1 }
 			  n++; v[n] = 1e6 * $5 / hz / $4; rounds = rounds sprintf("%s%.1f", (n > 1 ? "/" : ""), v[n]); loads = loads (n > 1 ? "/" : "") $8
-			  o = $9 / hz / secs; if (o < 0) o = 0; others = others sprintf("%s%.1f", (n > 1 ? "/" : ""), o)
+			  o = $9 / hz / $10; if (o < 0) o = 0; others = others sprintf("%s%.1f", (n > 1 ? "/" : ""), o)
 			  ans += $4; cs += $6; lat += $7 }
 			END {
 				flush()
