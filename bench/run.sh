@@ -70,6 +70,8 @@ fi
 ((NCPU >= 2)) || die "need at least 2 CPUs to pin the server and dnsperf apart (have $NCPU)"
 
 # ---- servers ---------------------------------------------------------------
+# shellcheck source=bench/knot.sh
+source "$ROOT/bench/knot.sh"
 PIDS=()
 cleanup() {
 	local p
@@ -99,27 +101,7 @@ start_clusterdns() {
 start_knot() {
 	local pin=$1 workers=$2 logf=$3 dir=$RUN/knot-w$2
 	port_free "$KNOT_PORT" || die "port $KNOT_PORT is in use (set BENCH_PORT)"
-	rm -rf "$dir" && mkdir -p "$dir/run" "$dir/storage"
-	cat >"$dir/knot.conf" <<-EOF
-		# Written by bench/run.sh: one zone, $workers UDP worker(s), everything under $dir.
-		server:
-		    rundir: "$dir/run"
-		    listen: 127.0.0.1@$KNOT_PORT
-		    udp-workers: $workers
-		    tcp-workers: 1
-		    background-workers: 1
-		log:
-		  - target: stderr
-		    any: warning
-		database:
-		    storage: "$dir/storage"
-		zone:
-		  - domain: cluster.local.
-		    storage: "$DATA"
-		    file: "cluster.local.zone"
-		    journal-content: none
-		    zonefile-sync: -1
-	EOF
+	knot_conf "$dir" "$DATA" "$KNOT_PORT" "$workers"
 	${pin:+taskset -c $pin} knotd -c "$dir/knot.conf" >"$logf" 2>&1 &
 	SERVER_PID=$!
 	PIDS+=("$SERVER_PID")

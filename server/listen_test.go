@@ -227,3 +227,53 @@ func dialExampleQuery(t *testing.T, l *Listener) (*net.UDPConn, []byte) {
 	}
 	return c, q
 }
+
+// TestUDPBurstsOfEverySizeAroundABatch sends bursts of 1, batch-1, batch,
+// batch+1 and 2*batch+1 queries, reading every answer before the next
+// burst: the read loop parks after a recvmmsg that returned fewer than its
+// limit (udp_linux.go), so the next query, arriving on an empty socket,
+// must wake it, and a burst longer than a batch must be read to its end.
+// The first burst is queued before Serve starts. (Whether a wrong rule
+// fails here depends on when the runtime's poller sees the readiness
+// events, so this checks the answers, not the rule.)
+func TestUDPBurstsOfEverySizeAroundABatch(t *testing.T) {
+	l, err := Listen(exampleHandler(t, nil), ListenOptions{Addr: "127.0.0.1:0", UDPSockets: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	c, q := dialExampleQuery(t, l)
+	c.SetReadBuffer(1 << 20)
+	const batch = 16 // udpBatch on Linux; any size works elsewhere
+	buf := make([]byte, 65535)
+	id := uint16(0)
+	sizes := []int{2*batch + 1, 1, batch - 1, batch, batch + 1, 2*batch + 1, 1, 1}
+	for round := 0; round < 3; round++ {
+		for k, size := range sizes {
+			first := id
+			for i := 0; i < size; i++ {
+				q[0], q[1] = byte(id>>8), byte(id)
+				if _, err := c.Write(q); err != nil {
+					t.Fatal(err)
+				}
+				id++
+			}
+			if round == 0 && k == 0 {
+				go l.Serve()
+			}
+			seen := map[uint16]bool{}
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			for len(seen) < size {
+				n, err := c.Read(buf)
+				if err != nil {
+					t.Fatalf("round %d, burst of %d: %d answers: %v", round, size, len(seen), err)
+				}
+				got := uint16(buf[0])<<8 | uint16(buf[1])
+				if n < 12 || got-first >= uint16(size) || seen[got] || buf[3]&0xf != dns.RcodeSuccess {
+					t.Fatalf("round %d, burst of %d: answer ID %d (rcode %d): not one of this burst's, or twice", round, size, got, buf[3]&0xf)
+				}
+				seen[got] = true
+			}
+		}
+	}
+}
