@@ -152,22 +152,13 @@ type mergeScratch struct {
 
 type labelSpan struct{ ep, start, end int }
 
-// mergeEndpoints builds a service's endpoint list from its slices. The
+// mergeEndpoints builds a service's endpoint list from its slices (in
+// name order). The
 // labels it generates (dashed addresses, lower-case pod names) share one
 // string per service.
-func mergeEndpoints(slicesOf map[string]*EndpointSlice, podNames bool, sc *mergeScratch) []MergedEndpoint {
+func mergeEndpoints(slicesOf []*EndpointSlice, podNames bool, sc *mergeScratch) []MergedEndpoint {
 	if len(slicesOf) == 0 {
 		return nil
-	}
-	var names []string
-	var one [1]string
-	if len(slicesOf) == 1 {
-		for n := range slicesOf {
-			one[0] = n
-		}
-		names = one[:]
-	} else {
-		names = slices.Sorted(maps.Keys(slicesOf))
 	}
 	n := 0
 	for _, sl := range slicesOf {
@@ -188,8 +179,7 @@ func mergeEndpoints(slicesOf map[string]*EndpointSlice, podNames bool, sc *merge
 		sc.text = appendLabel(sc.text, ep, podNames)
 		sc.labels = append(sc.labels, labelSpan{ep: i, start: start, end: len(sc.text)})
 	}
-	for _, n := range names {
-		sl := slicesOf[n]
+	for _, sl := range slicesOf { // in name order
 		for j := range sl.Endpoints {
 			ep := &sl.Endpoints[j]
 			if i, dup := sc.seen[ep.Address]; dup {
