@@ -30,7 +30,8 @@ type MergedEndpoint struct {
 	*Endpoint // shared with the slice it came from
 	// DNSName is the endpoint's label under the service: its hostname, else
 	// the pod name (with Options.EndpointPodNames), else the dashed address
-	// (10-1-2-3, fd00--1). Stable for a given endpoint.
+	// (10-1-2-3, fd00--1). Stable for a given endpoint; empty with
+	// Options.NoDNSLabels.
 	DNSName string
 	// ports is the port list of the endpoint's slice (a pointer to it: 8
 	// bytes an endpoint rather than 24), or the union of its slices'.
@@ -145,9 +146,10 @@ func (s *Snapshot) Pods() iter.Seq[*Pod] { return s.pods.Values() }
 // service behind as garbage among the lists it keeps (which would hold the
 // heap's pages).
 type mergeScratch struct {
-	seen   map[netip.Addr]int
-	text   []byte      // generated labels of one service
-	labels []labelSpan // where each is in text
+	noLabels bool // Options.NoDNSLabels: leave DNSName empty
+	seen     map[netip.Addr]int
+	text     []byte      // generated labels of one service
+	labels   []labelSpan // where each is in text
 }
 
 type labelSpan struct{ ep, start, end int }
@@ -171,6 +173,9 @@ func mergeEndpoints(slicesOf []*EndpointSlice, podNames bool, sc *mergeScratch) 
 	clear(sc.seen)
 	sc.text, sc.labels = sc.text[:0], sc.labels[:0]
 	label := func(i int, ep *Endpoint) {
+		if sc.noLabels {
+			return
+		}
 		if ep.Hostname != "" {
 			out[i].DNSName = ep.Hostname
 			return
@@ -208,7 +213,7 @@ func mergeEndpoints(slicesOf []*EndpointSlice, podNames bool, sc *mergeScratch) 
 		}
 	}
 	if len(sc.seen) > 1<<12 {
-		*sc = mergeScratch{} // do not keep the tables of a rare huge service
+		*sc = mergeScratch{noLabels: sc.noLabels} // do not keep the tables of a rare huge service
 	}
 	return slices.Clip(out)
 }

@@ -13,6 +13,10 @@ type Options struct {
 	// EndpointPodNames names endpoints without a hostname after their pod
 	// (CoreDNS endpoint_pod_names) instead of their dashed address.
 	EndpointPodNames bool
+	// NoDNSLabels leaves MergedEndpoint.DNSName empty: for consumers that
+	// do not answer DNS (the node proxy), which then do not pay for a
+	// generated label per endpoint.
+	NoDNSLabels bool
 	// Logger receives build logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -69,6 +73,7 @@ func NewStore(opts Options) *Store {
 		imports:     map[Key]*ServiceImport{},
 		mcsSlices:   map[Key]*EndpointSlice{},
 		nsChanged:   true,
+		merge:       mergeScratch{noLabels: opts.NoDNSLabels},
 		kick:        make(chan struct{}, 1),
 	}
 }
