@@ -23,6 +23,7 @@ import (
 	"github.com/miekg/dns"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -371,13 +372,35 @@ func measureScale(t *testing.T, k *cluster, api *testenv.APIServer, sc *scaleClu
 	t.Logf("3 s after the last change: %v", procMemory(t, s.Cmd.Process.Pid))
 
 	// A steady stream: 100 endpoint changes a second for 60 s.
+	cpu0 := procCPU(t, s.Cmd.Process.Pid)
 	ch := churnEndpoints(t, k, sc.headless[1:], 100, 60*time.Second, s.Cmd.Process.Pid)
-	t.Logf("churn: %d endpoint changes in %v (%.0f/s) over %d slices; VmRSS sampled every 100 ms: max %d MiB (at %v), median %d MiB; at the end %v; Go runtime: %v",
+	cpu := procCPU(t, s.Cmd.Process.Pid) - cpu0
+	t.Logf("churn: %d endpoint changes in %v (%.0f/s) over %d slices; server CPU %v (%.1f%% of a core); VmRSS sampled every 100 ms: max %d MiB (at %v), median %d MiB; at the end %v; Go runtime: %v",
 		ch.changes, ch.took.Round(time.Millisecond), float64(ch.changes)/ch.took.Seconds(), len(sc.headless)-1,
+		cpu, 100*cpu.Seconds()/ch.took.Seconds(),
 		ch.max.RSS>>20, ch.maxAt.Round(time.Second), ch.median>>20, procMemory(t, s.Cmd.Process.Pid), rt)
 	rt.saveHeap("churn")
 	time.Sleep(3 * time.Second)
 	t.Logf("3 s after the churn: %v", procMemory(t, s.Cmd.Process.Pid))
+}
+
+// procCPU is the user and system CPU time process pid has used
+// (/proc/<pid>/stat, in clock ticks of 1/100 s).
+func procCPU(t *testing.T, pid int) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The fields after the command name, which is in parentheses: state is
+	// the first; utime and stime the 12th and 13th.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		t.Fatalf("/proc/%d/stat: %q", pid, b)
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 // churn is what churnEndpoints measured.
@@ -454,9 +477,12 @@ func churnEndpoints(t *testing.T, k *cluster, targets []objKey, rate int, d time
 				}
 				ep.Addresses = []string{netip.AddrFrom4(a).String()}
 				got, err := k.c.DiscoveryV1().EndpointSlices(sl.Namespace).Update(ctx, sl, metav1.UpdateOptions{})
+				if apierrors.IsConflict(err) {
+					latest.Delete(i) // another writer: read it again next time
+					continue
+				}
 				if err != nil {
 					firstErr.CompareAndSwap(nil, err)
-					latest.Delete(i) // read it again next time
 					continue
 				}
 				latest.Store(i, got)
