@@ -10,6 +10,8 @@ import (
 
 	"sigs.k8s.io/knftables"
 
+	"github.com/clusterdns/clusterdns/registry"
+
 	"github.com/clusterdns/clusterdns/internal/testbin"
 )
 
@@ -55,7 +57,7 @@ func TestFootprint10k(t *testing.T) {
 	}
 	requireNetAdmin(t)
 	h0 := liveHeap()
-	store := benchCluster(10000)
+	store := commandCluster(10000)
 	h1 := liveHeap()
 	inFreshNetns(t, func() {
 		real, err := knftables.New(knftables.InetFamily, DefaultTable)
@@ -97,6 +99,19 @@ func TestFootprint10k(t *testing.T) {
 		runtime.KeepAlive(p)
 	})
 	runtime.KeepAlive(store)
+}
+
+// commandCluster is benchCluster in a store with cmd/nodeproxy's options
+// (no DNS labels), for measuring what the command holds.
+func commandCluster(n int) *registry.Store {
+	store := registry.NewStore(registry.Options{NoDNSLabels: true})
+	for i := range n {
+		store.UpsertService(benchService(i))
+		store.UpsertEndpointSlice(benchSlice(i, 10))
+	}
+	store.MarkSynced()
+	store.Flush()
+	return store
 }
 
 // discardNFT is a knftables.Interface whose Run writes the transaction's

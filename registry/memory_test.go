@@ -2,8 +2,12 @@ package registry
 
 import (
 	"fmt"
+	"log/slog"
 	"net/netip"
+	"runtime"
+	"sync/atomic"
 	"testing"
+	"time"
 	"unsafe"
 
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -121,4 +125,50 @@ func TestTextArenaImmutable(t *testing.T) {
 			t.Fatalf("copy %d became %q, want %q", i, got[i], want[i])
 		}
 	}
+}
+
+// A service's first endpoints do not outlive a change: once its slice is
+// replaced and the change published, the first slice is collected. (The
+// first snapshot's entries shared one block, in which a replaced entry
+// stayed reachable with its endpoints and slices.)
+func TestReplacedSlicesCollected(t *testing.T) {
+	st := NewStore(Options{Logger: slog.New(slog.DiscardHandler)})
+	const n = 200
+	slice := func(i, gen int) *EndpointSlice {
+		name := fmt.Sprintf("s%d", i)
+		return &EndpointSlice{Key: Key{Namespace: "ns", Name: name + "-1"}, Service: name,
+			Ports:     []EndpointPort{{Name: "http", Protocol: TCP, Port: 80}},
+			Endpoints: []Endpoint{{Address: netip.AddrFrom4([4]byte{10, byte(gen), byte(i >> 8), byte(i)}), Ready: true}}}
+	}
+	// Half the services change (their first slices are tracked), half do
+	// not (and keep whatever block they were built in alive).
+	var alive atomic.Int64
+	for i := range 2 * n {
+		st.UpsertService(&Service{Key: Key{Namespace: "ns", Name: fmt.Sprintf("s%d", i)}, Kind: KindClusterIP,
+			ClusterIPs: []netip.Addr{netip.AddrFrom4([4]byte{10, 96, byte(i >> 8), byte(i)})}})
+		sl := slice(i, 1)
+		if i < n {
+			alive.Add(1)
+			runtime.SetFinalizer(sl, func(*EndpointSlice) { alive.Add(-1) })
+		}
+		st.UpsertEndpointSlice(sl)
+	}
+	st.MarkSynced()
+	st.Flush()
+	for i := range n {
+		st.UpsertEndpointSlice(slice(i, 2))
+	}
+	snap := st.Flush()
+	deadline := time.Now().Add(10 * time.Second)
+	for alive.Load() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of the %d replaced first slices still reachable", alive.Load(), n)
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := snap.Service(Key{Namespace: "ns", Name: "s7"}).Endpoints[0].Address; got != netip.AddrFrom4([4]byte{10, 2, 0, 7}) {
+		t.Fatalf("s7 serves %s after the change", got)
+	}
+	runtime.KeepAlive(st)
 }

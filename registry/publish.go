@@ -51,8 +51,12 @@ func (s *Store) flushLocked() (*Snapshot, bool) {
 	next := &Snapshot{Full: prev == nil}
 	if prev == nil {
 		next.Serial = uint32(time.Now().Unix())
-		// The first snapshot's entries and keys in one block each (not
-		// scattered among the merge's garbage); later ones come one by one.
+		// The first snapshot's keys, and the entries of services without
+		// endpoints, in one block each (not scattered among the merge's
+		// garbage); later ones come one by one. An entry with endpoints
+		// comes on its own: in the block, its old version would stay
+		// reachable (the block lives on) and keep the service's first
+		// endpoints and slices in memory after every change.
 		ed := cow.New[string, *ServiceEntry]().Edit()
 		entries := make([]ServiceEntry, 0, len(s.services))
 		order := slices.Collect(maps.Keys(s.services))
@@ -71,7 +75,11 @@ func (s *Store) flushLocked() (*Snapshot, bool) {
 		for _, k := range order {
 			key := all[off : off+len(k.Namespace)+1+len(k.Name)]
 			off += len(key)
-			entries = append(entries, ServiceEntry{Service: s.services[k], Endpoints: s.mergeLocked(k), TriggerTime: s.triggerTimeLocked(k)})
+			if _, ok := s.slicesBySvc[k]; ok {
+				ed.Set(key, s.entryLocked(k, s.services[k]))
+				continue
+			}
+			entries = append(entries, ServiceEntry{Service: s.services[k]})
 			ed.Set(key, &entries[len(entries)-1])
 		}
 		next.services = ed.Done()

@@ -30,7 +30,8 @@ type MergedEndpoint struct {
 	*Endpoint // shared with the slice it came from
 	// DNSName is the endpoint's label under the service: its hostname, else
 	// the pod name (with Options.EndpointPodNames), else the dashed address
-	// (10-1-2-3, fd00--1). Stable for a given endpoint.
+	// (10-1-2-3, fd00--1). Stable for a given endpoint; empty with
+	// Options.NoDNSLabels.
 	DNSName string
 	// ports is the port list of the endpoint's slice (a pointer to it: 8
 	// bytes an endpoint rather than 24), or the union of its slices'.
@@ -145,29 +146,21 @@ func (s *Snapshot) Pods() iter.Seq[*Pod] { return s.pods.Values() }
 // service behind as garbage among the lists it keeps (which would hold the
 // heap's pages).
 type mergeScratch struct {
-	seen   map[netip.Addr]int
-	text   []byte      // generated labels of one service
-	labels []labelSpan // where each is in text
+	noLabels bool // Options.NoDNSLabels: leave DNSName empty
+	seen     map[netip.Addr]int
+	text     []byte      // generated labels of one service
+	labels   []labelSpan // where each is in text
 }
 
 type labelSpan struct{ ep, start, end int }
 
-// mergeEndpoints builds a service's endpoint list from its slices. The
+// mergeEndpoints builds a service's endpoint list from its slices (in
+// name order). The
 // labels it generates (dashed addresses, lower-case pod names) share one
 // string per service.
-func mergeEndpoints(slicesOf map[string]*EndpointSlice, podNames bool, sc *mergeScratch) []MergedEndpoint {
+func mergeEndpoints(slicesOf []*EndpointSlice, podNames bool, sc *mergeScratch) []MergedEndpoint {
 	if len(slicesOf) == 0 {
 		return nil
-	}
-	var names []string
-	var one [1]string
-	if len(slicesOf) == 1 {
-		for n := range slicesOf {
-			one[0] = n
-		}
-		names = one[:]
-	} else {
-		names = slices.Sorted(maps.Keys(slicesOf))
 	}
 	n := 0
 	for _, sl := range slicesOf {
@@ -180,6 +173,9 @@ func mergeEndpoints(slicesOf map[string]*EndpointSlice, podNames bool, sc *merge
 	clear(sc.seen)
 	sc.text, sc.labels = sc.text[:0], sc.labels[:0]
 	label := func(i int, ep *Endpoint) {
+		if sc.noLabels {
+			return
+		}
 		if ep.Hostname != "" {
 			out[i].DNSName = ep.Hostname
 			return
@@ -188,8 +184,7 @@ func mergeEndpoints(slicesOf map[string]*EndpointSlice, podNames bool, sc *merge
 		sc.text = appendLabel(sc.text, ep, podNames)
 		sc.labels = append(sc.labels, labelSpan{ep: i, start: start, end: len(sc.text)})
 	}
-	for _, n := range names {
-		sl := slicesOf[n]
+	for _, sl := range slicesOf { // in name order
 		for j := range sl.Endpoints {
 			ep := &sl.Endpoints[j]
 			if i, dup := sc.seen[ep.Address]; dup {
@@ -218,7 +213,7 @@ func mergeEndpoints(slicesOf map[string]*EndpointSlice, podNames bool, sc *merge
 		}
 	}
 	if len(sc.seen) > 1<<12 {
-		*sc = mergeScratch{} // do not keep the tables of a rare huge service
+		*sc = mergeScratch{noLabels: sc.noLabels} // do not keep the tables of a rare huge service
 	}
 	return slices.Clip(out)
 }

@@ -3,6 +3,7 @@ package registry
 import (
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -12,6 +13,10 @@ type Options struct {
 	// EndpointPodNames names endpoints without a hostname after their pod
 	// (CoreDNS endpoint_pod_names) instead of their dashed address.
 	EndpointPodNames bool
+	// NoDNSLabels leaves MergedEndpoint.DNSName empty: for consumers that
+	// do not answer DNS (the node proxy), which then do not pay for a
+	// generated label per endpoint.
+	NoDNSLabels bool
 	// Logger receives build logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -27,7 +32,7 @@ type Store struct {
 	mu          sync.Mutex
 	services    map[Key]*Service
 	slices      map[Key]*EndpointSlice
-	slicesBySvc map[Key]map[string]*EndpointSlice
+	slicesBySvc map[Key][]*EndpointSlice // by slice name
 	pods        map[Key]*Pod
 	namespaces  map[string]struct{} // declared Namespace objects
 	nsRefs      map[string]int      // services and pods per namespace
@@ -62,7 +67,7 @@ func NewStore(opts Options) *Store {
 		log:         log,
 		services:    map[Key]*Service{},
 		slices:      map[Key]*EndpointSlice{},
-		slicesBySvc: map[Key]map[string]*EndpointSlice{},
+		slicesBySvc: map[Key][]*EndpointSlice{},
 		pods:        map[Key]*Pod{},
 		namespaces:  map[string]struct{}{},
 		nsRefs:      map[string]int{},
@@ -71,6 +76,7 @@ func NewStore(opts Options) *Store {
 		imports:     map[Key]*ServiceImport{},
 		mcsSlices:   map[Key]*EndpointSlice{},
 		nsChanged:   true,
+		merge:       mergeScratch{noLabels: opts.NoDNSLabels},
 		kick:        make(chan struct{}, 1),
 	}
 }
@@ -143,13 +149,20 @@ func (s *Store) UpsertEndpointSlice(sl *EndpointSlice) {
 	s.deleteSliceLocked(sl.Key)
 	s.slices[sl.Key] = sl
 	svc := Key{Namespace: sl.Namespace, Name: sl.Service}
-	m := s.slicesBySvc[svc]
-	if m == nil {
-		m = map[string]*EndpointSlice{}
-		s.slicesBySvc[svc] = m
-	}
-	m[sl.Name] = sl
+	s.slicesBySvc[svc] = insertSlice(s.slicesBySvc[svc], sl)
 	s.markLocked(svc)
+}
+
+// insertSlice adds sl to the slices of its service, ordered by name. A
+// service's slices are a short list rather than a map: most services have
+// one, and a map each would cost a few hundred bytes per service.
+func insertSlice(list []*EndpointSlice, sl *EndpointSlice) []*EndpointSlice {
+	i, found := slices.BinarySearchFunc(list, sl.Name, func(e *EndpointSlice, name string) int { return strings.Compare(e.Name, name) })
+	if found {
+		list[i] = sl
+		return list
+	}
+	return slices.Insert(list, i, sl)
 }
 
 // DeleteEndpointSlice removes a slice.
@@ -166,11 +179,11 @@ func (s *Store) deleteSliceLocked(k Key) {
 	}
 	delete(s.slices, k)
 	svc := Key{Namespace: old.Namespace, Name: old.Service}
-	if m := s.slicesBySvc[svc]; m != nil {
-		delete(m, k.Name)
-		if len(m) == 0 {
-			delete(s.slicesBySvc, svc)
-		}
+	rest := slices.DeleteFunc(s.slicesBySvc[svc], func(e *EndpointSlice) bool { return e.Name == k.Name })
+	if len(rest) == 0 {
+		delete(s.slicesBySvc, svc)
+	} else {
+		s.slicesBySvc[svc] = rest
 	}
 	s.markLocked(svc)
 }
@@ -271,15 +284,10 @@ func (s *Store) Replace(objs Objects) {
 		}
 	}
 	s.slices = nextSl
-	s.slicesBySvc = map[Key]map[string]*EndpointSlice{}
+	s.slicesBySvc = map[Key][]*EndpointSlice{}
 	for _, sl := range nextSl {
 		svc := Key{Namespace: sl.Namespace, Name: sl.Service}
-		m := s.slicesBySvc[svc]
-		if m == nil {
-			m = map[string]*EndpointSlice{}
-			s.slicesBySvc[svc] = m
-		}
-		m[sl.Name] = sl
+		s.slicesBySvc[svc] = insertSlice(s.slicesBySvc[svc], sl)
 	}
 
 	nextPods := make(map[Key]*Pod, len(objs.Pods))

@@ -107,3 +107,28 @@ func TestMergedLabels(t *testing.T) {
 		}
 	}
 }
+
+// With NoDNSLabels (the node proxy) no endpoint gets a label, and the
+// merge is otherwise the same: every address once, the ready copy kept.
+func TestMergedNoDNSLabels(t *testing.T) {
+	old := registrytest.NotReady("10.0.0.4")
+	renamed := registrytest.Ready("10.0.0.4")
+	snap := registrytest.NewWith(t, registry.Options{NoDNSLabels: true}).
+		Headless("ns/svc").
+		Slice("ns/a", "svc", nil, registrytest.Host("web-0", "10.0.0.1"), registrytest.Ready("fd00::3"), old).
+		Slice("ns/b", "svc", nil, renamed).
+		Publish()
+	var addrs []string
+	for _, ep := range snap.Service(svcKey).Endpoints {
+		if ep.DNSName != "" {
+			t.Errorf("endpoint %s has the label %q", ep.Address, ep.DNSName)
+		}
+		if ep.Address.String() == "10.0.0.4" && !ep.Ready {
+			t.Error("the not-ready duplicate was kept over the ready one")
+		}
+		addrs = append(addrs, ep.Address.String())
+	}
+	if want := []string{"10.0.0.1", "fd00::3", "10.0.0.4"}; !reflect.DeepEqual(addrs, want) {
+		t.Errorf("endpoints %q, want %q", addrs, want)
+	}
+}

@@ -17,7 +17,11 @@ import (
 // few pieces are not worth a block).
 //
 // Handed-out bytes are never written again, so keys may be strings over
-// them. A block lives as long as any piece of it does.
+// them. A block lives as long as any piece of it does, and so does what
+// its pieces point at: pieces that point at a service's entry (the live
+// answers' sources, and the nodes and rrset lists that hold them) are
+// never taken from a block, or a changed service's first entry would stay
+// in memory with its endpoints for as long as the block does.
 //
 // Invariants (arena_test.go): a piece is never handed out twice nor moved
 // (a full block is replaced by a new one, never grown, so pointers into it
@@ -28,9 +32,6 @@ type arena struct {
 	bytes  []byte
 	nodes  []node
 	rrsets []rrset
-	srvs   []srvSource
-	addrs  []addrSource
-	hosts  []hostIndex
 }
 
 // arenaNew returns a zeroed T from the block *chunk (a new block of n when
@@ -50,7 +51,6 @@ const (
 	arenaBytes  = 64 << 10
 	arenaNodes  = 1024 // 48 KiB
 	arenaRRsets = 1024 // 48 KiB
-	arenaPieces = 1024 // srvSources, addrSources, hostIndexes: 40 to 48 KiB
 )
 
 // copyBytes returns a copy of b that is never written again.
@@ -89,26 +89,20 @@ func (a *arena) node() *node {
 }
 
 // srvSource, addrSource and hostIndex return zeroed values for a service's
-// index entries.
-func (a *arena) srvSource() *srvSource {
-	if a == nil {
-		return &srvSource{}
-	}
-	return arenaNew(a, &a.srvs, arenaPieces)
+// index entries. They point at the service's entry, so they never come
+// from a block: an old one there would keep the entry (its endpoints and
+// slices) reachable after the service changed, for as long as the block
+// lives.
+func (*arena) srvSource() *srvSource {
+	return &srvSource{}
 }
 
-func (a *arena) addrSource() *addrSource {
-	if a == nil {
-		return &addrSource{}
-	}
-	return arenaNew(a, &a.addrs, arenaPieces)
+func (*arena) addrSource() *addrSource {
+	return &addrSource{}
 }
 
-func (a *arena) hostIndex() *hostIndex {
-	if a == nil {
-		return &hostIndex{}
-	}
-	return arenaNew(a, &a.hosts, arenaPieces)
+func (*arena) hostIndex() *hostIndex {
+	return &hostIndex{}
 }
 
 // rrsetList returns a copy of rs, which the caller no longer modifies.

@@ -83,6 +83,13 @@ func (r *recSet) pack(name string, ar *arena) (string, *node, error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("name %q: %w", name, err)
 	}
+	// A node answered live from a service entry (SRV, TXT, headless
+	// addresses, endpoint names) comes on its own, not from a block: in a
+	// block its old version would stay reachable after the service
+	// changes, and keep the entry's endpoints and slices in memory.
+	if r.srv[name] != nil || r.txt[name] != nil || len(r.addrs[name]) > 0 || r.hosts[name] != nil {
+		ar = nil
+	}
 	n := ar.node()
 	n.zone, n.hosts = r.zone[name], r.hosts[name]
 	types := r.recs[name]

@@ -233,7 +233,8 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) error {
 		nodePortAddrs, _ = parsePrefixes(cfg.NodePortAddrs)
 	}
 
-	store := registry.NewStore(registry.Options{Logger: log})
+	// No DNS labels: the node proxy reads endpoints' addresses, not names.
+	store := registry.NewStore(registry.Options{Logger: log, NoDNSLabels: true})
 	tracker := nodeproxy.NewTracker(metrics)
 	tracker.ReportTo(health)
 	store.Subscribe(tracker.OnSnapshot)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -41,7 +42,10 @@ type answerer struct {
 	stopFwd   context.CancelFunc
 	listener  *server.Listener
 	parentCtx context.Context
-	released  sync.Once // pages.ReleaseStartupPages, after the first full build
+	released  sync.Once // gc_percent, after the first full build
+	// releasedPages: pages.ReleaseStartupPages, after the first full build.
+	releasedPages sync.Once
+	gcPercent     int // gc_percent (a restart key)
 	// trimmer returns the garbage of snapshot changes to the OS once they
 	// settle (releaseMemory).
 	trimmer *pages.SettleTrimmer
@@ -122,11 +126,19 @@ func (a *answerer) build(cfg *Config) (h *server.Handler, unsub func(), stopFwd 
 }
 
 // releaseMemory returns the garbage of the builds to the OS and, the first
-// time (after the first full build), the pages of the binary that only
-// starting up used. The trimmer calls it.
+// time (after the first full build), sets the GC target (gc_percent) and
+// gives back the pages of the binary that only starting up used. The
+// trimmer calls it.
 func (a *answerer) releaseMemory() {
-	debug.FreeOSMemory()
 	a.released.Do(func() {
+		// From now on the heap is mostly the long-lived model and index.
+		if pct := a.gcPercent; pct > 0 && os.Getenv("GOGC") == "" {
+			debug.SetGCPercent(pct)
+			a.log.Debug("GC target set", "gc_percent", pct)
+		}
+	})
+	debug.FreeOSMemory()
+	a.releasedPages.Do(func() {
 		n, err := pages.ReleaseStartupPages()
 		if err != nil {
 			a.log.Debug("startup pages kept", "err", err)

@@ -76,6 +76,10 @@ type Config struct {
 	// MemoryLimit is the Go runtime's soft memory limit in bytes
 	// (debug.SetMemoryLimit); -1 leaves it to $GOMEMLIMIT.
 	MemoryLimit int64
+	// GCPercent is the GC target percentage set after the first full
+	// index build (debug.SetGCPercent); 0 leaves Go's default, and $GOGC
+	// overrides it.
+	GCPercent int
 
 	// Names answered from hosts lines, and question rewrites (CoreDNS's
 	// hosts and rewrite name).

@@ -369,6 +369,13 @@ var keys = []key{
 		parse:   parseRewriteName,
 	},
 	{
+		name:    "gc_percent",
+		def:     25,
+		meaning: "Go GC target percentage (`GOGC`) from the first full index build on (before it: 100, so the initial sync runs fast): the heap is then mostly the long-lived cluster model and answering allocates nothing, so a low value keeps the resident size near the live heap through endpoint changes at little CPU cost; `0` leaves Go's default (`$GOGC` overrides it)",
+		restart: func(c *Config) any { return c.GCPercent },
+		parse:   whole(0, 1000, func(c *Config) *int { return &c.GCPercent }),
+	},
+	{
 		name:    "memory_limit",
 		def:     "",
 		shown:   "(`$GOMEMLIMIT`)",

@@ -53,7 +53,7 @@ func Run(ctx context.Context, cfg *Config) error {
 	metrics.SetServer(cfg.Listen) // the server label of the coredns_* metrics
 	fwdMetrics.SetServer(cfg.Listen)
 	metrics.CountPanics(fwdMetrics.Panics) // coredns_panics_total: the listeners' and the forwarder's
-	ans := &answerer{log: log, store: store, metrics: metrics, fwdStat: fwdMetrics}
+	ans := &answerer{log: log, store: store, metrics: metrics, fwdStat: fwdMetrics, gcPercent: cfg.GCPercent}
 	ans.trimmer = pages.NewSettleTrimmer(time.Second, 10*time.Second, ans.releaseMemory)
 	// The cluster comes from the Kubernetes API or from files; zone files
 	// come from zones_dir (or the embedded example with the file source).

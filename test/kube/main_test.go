@@ -124,7 +124,13 @@ func kubeArgs(api *testenv.APIServer, extra ...string) []string {
 // log is printed when the test failed.
 func startServer(t testing.TB, args ...string) *server {
 	t.Helper()
-	bin := serverBinary(t)
+	return startServerBin(t, serverBinary(t), args...)
+}
+
+// startServerBin is startServer with another clusterdns binary (the scale
+// benchmark compares this tree's with an older build).
+func startServerBin(t testing.TB, bin string, args ...string) *server {
+	t.Helper()
 	for attempt := 0; ; attempt++ {
 		s := &server{t: t, port: freeDNSPort(t)}
 		hp := freeTCPPort(t)
