@@ -197,67 +197,46 @@
 // sync and during full syncs (their garbage is large and short-lived) and
 // at 10 (--gc-percent) otherwise, the heap being mostly long-lived state.
 //
-// Side by side at 10,000 services × 10 endpoints over a real API server
-// (a shared 2-core machine at load average 9-13, so every time is
-// pessimistic):
+// Side by side over a real API server, 10 endpoints per service, 50
+// endpoint changes each, on a quiet 2-core machine (load average 1-5;
+// kube-proxy v1.37.2 in nftables mode, same run):
 //
-//	BENCH_ONLY=compare BENCH_SERVICES=10000 bash bench/nodeproxy.sh
-//	               first sync   endpoint change p50/p99   RSS first/end/peak   heap
-//	  kube-proxy   55.6 s       753 ms / 1.49 s           255 / 288 / 288 MB   142 MB
-//	  nodeproxy     5.7 s       16.5 ms / 111 ms           57 /  65 / 244 MB    45 MB  (nft text)
-//
-//	BENCH_ONLY=compare BENCH_SERVICES=1000,10000 BENCH_PROXIES=nodeproxy bash bench/nodeproxy.sh
-//	with netlink elements, the full sync's batch built whole (load 11-12):
-//	               first sync (own log)  change p50/p99 (own mean)  RSS first/end/peak  heap
-//	  1,000 svc     0.37 s (0.35 s)      14.4 / 96.4 ms (2.0 ms)     14 / 20 /  46 MB     8 MB
-//	 10,000 svc     4.58 s (1.79 s)      8.2 / 26.8 ms (0.87 ms)     58 / 66 / 253 MB    44 MB
-//	and with the full sync's elements streamed (minutes later, load 8):
-//	  1,000 svc     0.66 s (0.20 s)      6.6 / 90.3 ms (1.0 ms)      14 / 20 /  40 MB     8 MB
-//	 10,000 svc     3.68 s (1.79 s)      8.5 / 24.4 ms (1.8 ms)      54 / 63 / 163 MB    44 MB
+//	BENCH_ONLY=compare BENCH_SERVICES=1000,10000 BENCH_CHANGES=50 bash bench/nodeproxy.sh
+//	                    first sync (own log)   change from the ack p50/p99 (own mean)   RSS first/end/peak   heap
+//	  kube-proxy  1k    1.26 s (0.52 s)        334 ms / 931 ms (65.7 ms)                 84 /  92 /  92 MB    30 MB
+//	  nodeproxy   1k    0.51 s (0.21 s)        2.5 ms / 14.2 ms (0.62 ms)                16 /  22 /  38 MB     7 MB
+//	  kube-proxy  10k   47.1 s (43.9 s)        542 ms / 1.55 s (471 ms)                 276 / 296 / 296 MB   156 MB
+//	  nodeproxy   10k   2.05 s (0.98 s)        2.1 ms / 16.6 ms (0.46 ms)                50 /  56 / 147 MB    41 MB
 //
 // (first sync: process start → the probe ClusterIP connects, informer
-// lists included, and own log the full sync alone; change: from the
-// EndpointSlice update call to the client seeing the new endpoint, over
-// the API server and the informers, and own mean the proxy's partial
-// sync; RSS end: after 20 endpoint changes.) The change's p99 of 20
-// samples at 1k is the API path on a loaded machine: the proxy's own
-// partial syncs averaged 2 ms. In process (a 10k cluster built in the
-// test, then one full sync, VmHWM before and after) the sync raises the
-// peak from 54 MB to 220 MB with nft text, to 154 MB with the netlink
-// batch built whole, and to 104 MB with the elements streamed; over the
-// API server the peak went from 253 to 163 MB with streaming. A lower GC
-// target during the full sync would cut the sync's share further (GOGC
-// 50: 133 MB, 25: 113 MB in process, measured before streaming), not
-// tried in the command. (Before netlink elements:) the same command
-// with BENCH_PROXIES=nodeproxy on the code before the startup-page release
-// and GC changes, minutes earlier at load 16: 21.4 s, 66 / 68 / 205 MB,
-// heap 46 MB. At the end the nodeproxy's RSS is 49.6 MiB anonymous and
-// 12.3 MiB file-backed (the binary's pages: about 19 MB when none were
-// released).
+// lists included; own log: the full sync alone. change: from the
+// EndpointSlice update call's return to a client's TCP connect (tried
+// every millisecond) reaching the new endpoint, through the API server's
+// watch and the informers; own mean: the proxy's partial sync. The update
+// call itself took p50 4-7 ms more. RSS end: after the 50 changes. p90 of
+// the change at 10k: 2.7 ms; its p99 is the largest of 50.) In the run
+// before (20 changes): 10k first sync 2.62 s (1.24 s), RSS 48 / 55 MB.
+// Before the netlink elements, on a loaded machine: 5.7 s, change p50
+// 16.5 ms / p99 111 ms from the update call, RSS 57 / 65 / 244 MB.
 //
-// With the same 10k cluster from files (bench/gencluster's manifests,
-// --zones-dir, in a fresh netns; VmRSS after the first sync and 5 s
-// later, two runs each alternating with the previous code): 47.1 / 47.4
-// MB (44.9 MiB), was 56.6-57.0 MB; the first sync 5.3 and 3.8 s, was 8.0
-// and 5.0 s. So the 50 MB goal is met from files and not over the API
-// server, where the informers' caches and client-go add about 10 MB. At
-// 1,000 services over the API server (BENCH_SERVICES=1000,10000
-// BENCH_PROXIES=nodeproxy): first sync 2.2 s, RSS 15 / 21 MB, one
-// endpoint change p50 15.7 ms, p99 54 ms; at 10,000 in the same run p50
-// 19 ms, p99 383 ms (another 10k sync ran beside it), i.e. the p50 is
-// within 2x, the p99 of 20 changes on this loaded machine is not a
-// measurement of the proxy.
+// In process (a 10k cluster built in the test, then one full sync, VmHWM
+// before and after) the sync raises the peak from 54 MB to 220 MB with
+// nft text, to 154 MB with the netlink batch built whole, and to 104 MB
+// with the elements streamed. A lower GC target during the full sync
+// would cut the sync's share further (GOGC 50: 133 MB, 25: 113 MB in
+// process, measured before streaming), not tried in the command.
 //
 // In-process, without an API server (CLUSTERDNS_BENCH=1 go test -run
 // Footprint10k -v ./nodeproxy/): the registry's model and snapshot of 10k ×
-// 10 are 24.3 MB of live heap, the Proxier's state 8.0 MB (the hairpin
-// counts about 1.6 MB of it, the endpoint lists 3.5 MB, the ports 2.5 MB).
-// The rest of the process's heap (about 40 MB allocated at the end) is
-// the informers' caches, client-go and the metrics. The 50 MB goal is not
-// reached: it needs a smaller model (a store without the DNS server's
-// per-service slice maps and names) and fewer live bytes after the
-// informers' initial list, which also sets the peak.
-//
+// 10 are 20.9 MB of live heap (24.5 MB before the store skipped the DNS
+// labels the proxy never reads, registry.Options.NoDNSLabels), the
+// Proxier's state 8.0 MB (the hairpin counts about 1.6 MB of it, the
+// endpoint lists 3.5 MB, the ports 2.5 MB); the rest of the heap is the
+// informers' caches, client-go and the metrics. RSS ≤ 50 MB holds after
+// the first sync and not through changes (56 MB after 50): the GC's
+// headroom and the changes' garbage until it is returned once they
+// settle.
+
 // # Where the first sync's time goes
 //
 // Before: the full transaction of 10k × 10 was 210,073 operations and
