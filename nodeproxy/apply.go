@@ -245,11 +245,13 @@ type transactionStream struct {
 	b ElementBatch
 }
 
+// Add implements ElementStream: it keeps e for Send.
 func (s *transactionStream) Add(e *knftables.Element) error {
 	s.b.Add = append(s.b.Add, e)
 	return nil
 }
 
+// Send implements ElementStream: one WriteElements of everything added.
 func (s *transactionStream) Send(ctx context.Context) error { return s.w.WriteElements(ctx, &s.b) }
 
 // Stream implements ElementWriter: the batch is one transaction at Send.
